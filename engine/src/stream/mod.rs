@@ -1,0 +1,32 @@
+//! Stream state machines, one per connection type, all driven the same way
+//! (DESIGN.md, the engine contract): `handle_*` inputs, `poll_action` outputs.
+
+pub mod c2s;
+mod error;
+
+pub use error::{StanzaError, StanzaErrorType, StreamError};
+
+use std::time::Instant;
+
+use crate::hub::{HubInput, RequestId};
+use crate::instrument::Event;
+use crate::storage::StorageRequest;
+
+/// An output of a connection state machine, drained by the runtime until `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Write these bytes to the socket, in order.
+    Transmit(Vec<u8>),
+    /// Pass this input to the hub.
+    Hub(HubInput),
+    /// Carry out a storage request and answer with `handle_reply(id, ..)`.
+    Request(RequestId, StorageRequest),
+    /// Call `handle_timeout` at this instant (replaces any earlier deadline).
+    SetTimer(Instant),
+    /// The shaper asks to stop reading the socket until this instant.
+    PauseReading(Instant),
+    /// An instrumentation event.
+    Instrument(Event),
+    /// Flush what was transmitted, then close the connection. Nothing follows.
+    Close,
+}

@@ -1,0 +1,1 @@
+//! Meerkat on smol: an empty shell until issue 3 fills it; it will drive the same engine API as the tokio adapter.

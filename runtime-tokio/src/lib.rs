@@ -1,0 +1,1 @@
+//! Meerkat on tokio: accept loops, one driver per connection, timers, storage executor.

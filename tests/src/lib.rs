@@ -1,0 +1,1 @@
+//! Test harness for Meerkat: in-memory clients driving the engine.
