@@ -15,38 +15,69 @@ use crate::sasl::StoredCredentials;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageRequest {
     /// SCRAM credentials of `user` (answered by [`StorageReply::Credentials`]).
-    GetCredentials { user: Jid },
+    GetCredentials {
+        /// The account.
+        user: Jid,
+    },
     /// Creates `user` (answered by [`StorageReply::Done`] or [`StorageReply::Conflict`]).
     CreateUser {
+        /// The new account.
         user: Jid,
+        /// Its credentials.
         credentials: StoredCredentials,
     },
     /// Replaces the credentials of an existing user (Done or [`StorageReply::NotFound`]).
     SetCredentials {
+        /// The account.
         user: Jid,
+        /// The new credentials.
         credentials: StoredCredentials,
     },
     /// Removes the user with their roster and offline messages (Done or NotFound).
-    RemoveUser { user: Jid },
+    RemoveUser {
+        /// The account.
+        user: Jid,
+    },
     /// Users of `domain`, sorted (answered by [`StorageReply::Users`]).
-    ListUsers { domain: String },
+    ListUsers {
+        /// The served domain.
+        domain: String,
+    },
     /// Whether `user` exists and their roster (answered by [`StorageReply::User`]).
-    LoadUser { user: Jid },
+    LoadUser {
+        /// The account.
+        user: Jid,
+    },
     /// Inserts or replaces the roster item `item.jid` of `owner` (Done).
-    PutRosterItem { owner: Jid, item: RosterItem },
-    /// Deletes the roster item `contact` of `owner` (Done).
-    DeleteRosterItem { owner: Jid, contact: Jid },
-    /// Stores a message for an unavailable user (XEP-0160). `stanza` is the
-    /// serialised `<message/>` with its delay stamp (Done, or [`StorageReply::LimitReached`]
-    /// when the user's offline store holds `limit` messages already).
-    StoreOffline {
+    PutRosterItem {
+        /// The roster's owner.
         owner: Jid,
+        /// The item.
+        item: RosterItem,
+    },
+    /// Deletes the roster item `contact` of `owner` (Done).
+    DeleteRosterItem {
+        /// The roster's owner.
+        owner: Jid,
+        /// The contact to remove.
+        contact: Jid,
+    },
+    /// Stores a message for an unavailable user (XEP-0160). Answered by Done, or
+    /// [`StorageReply::LimitReached`] when the user's store holds `limit` messages.
+    StoreOffline {
+        /// The recipient.
+        owner: Jid,
+        /// The serialised `<message/>` with its delay stamp.
         stanza: String,
+        /// Most messages kept for one user.
         limit: usize,
     },
     /// Removes and returns the offline messages of `owner`, oldest first
     /// (answered by [`StorageReply::Offline`]).
-    TakeOffline { owner: Jid },
+    TakeOffline {
+        /// The recipient.
+        owner: Jid,
+    },
 }
 
 /// The backend's answer to a [`StorageRequest`].

@@ -1,0 +1,539 @@
+//! The client-to-server stream (RFC 6120): stream open and restarts, features,
+//! STARTTLS and direct TLS, SASL, in-band registration, resource binding, then stanzas
+//! to and from the hub.
+//!
+//! Inputs are `handle_*` calls, outputs are drained with [`C2s::poll_action`]. Bytes
+//! written during one input are gathered into a single `Action::Transmit`.
+
+mod negotiation;
+mod session;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand_core::RngCore;
+
+use super::{Action, StreamError};
+use crate::hub::{HubInput, RequestId, SessionId};
+use crate::instrument::{ConnectionType, Direction, ElementKind, Event};
+use crate::jid::Jid;
+use crate::ns;
+use crate::sasl::{Mechanism, SaslServer};
+use crate::shaper::Shaper;
+use crate::storage::StorageReply;
+use crate::tls::{TlsIdentity, TlsSession};
+use crate::xml::{Element, ParseLimits, StreamEvent, StreamParser};
+
+/// MongooseIM's `tls.mode` for a C2S listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// STARTTLS offered, optional.
+    StartTls,
+    /// STARTTLS offered and required before authentication.
+    StartTlsRequired,
+    /// Direct TLS (XEP-0368): TLS from the first byte.
+    Tls,
+    /// No TLS at all (no `tls` section); PLAIN is then never offered.
+    None,
+}
+
+/// Settings of a C2S listener, shared by its connections.
+#[derive(Debug, Clone)]
+pub struct C2sConfig {
+    /// Served domains.
+    pub hosts: Vec<String>,
+    /// TLS mode.
+    pub tls_mode: TlsMode,
+    /// Certificate and key; required unless `tls_mode` is `None`.
+    pub tls: Option<Arc<TlsIdentity>>,
+    /// Largest accepted top-level element (`max_stanza_size`).
+    pub max_stanza_size: usize,
+    /// Shaper rate in bytes per second (`shaper = "NAME"` resolved), if any.
+    pub shaper_max_rate: Option<u64>,
+    /// SASL mechanisms to offer, in order (`[auth] sasl_mechanisms`), before the
+    /// channel-binding and TLS filters are applied.
+    pub mechanisms: Vec<Mechanism>,
+    /// XEP-0077 in-band registration allowed (`[modules.mod_register]`).
+    pub registration: bool,
+    /// Time a connection may take to authenticate and bind before it is closed.
+    pub auth_timeout: Duration,
+    /// Whitespace keepalive interval once bound (RFC 6120 §4.6.1).
+    pub keepalive_interval: Duration,
+}
+
+impl C2sConfig {
+    /// A configuration for `hosts` with everything else at its default: no TLS,
+    /// all SCRAM mechanisms, no registration. Tests and simulations start from here.
+    pub fn new(hosts: Vec<String>) -> Self {
+        use crate::sasl::ScramHash::*;
+        let mut mechanisms = Vec::new();
+        for plus in [true, false] {
+            for hash in [Sha512, Sha256, Sha1] {
+                mechanisms.push(Mechanism::Scram { hash, plus });
+            }
+        }
+        mechanisms.push(Mechanism::Plain);
+        Self {
+            hosts,
+            tls_mode: TlsMode::None,
+            tls: None,
+            max_stanza_size: 65_536,
+            shaper_max_rate: None,
+            mechanisms,
+            registration: false,
+            auth_timeout: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where the stream is in its negotiation (RFC 6120 §4.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the initiating stream header (first, or after a restart).
+    AwaitingHeader,
+    /// Header answered, features sent; negotiating TLS, SASL or registration.
+    Negotiating,
+    /// Authenticated; waiting for resource binding.
+    Authenticated,
+    /// Resource bound: stanzas flow.
+    Bound,
+    /// The stream is closed; every input is ignored.
+    Closed,
+}
+
+/// What a pending storage request was for.
+#[derive(Debug)]
+enum Pending {
+    /// SASL asked for credentials.
+    Credentials,
+    /// In-band registration (XEP-0077) of a new account; answers the iq `id`.
+    Register { iq: Element },
+    /// Password change or account removal by an authenticated user (XEP-0077 §3.2–3.3).
+    AccountChange { iq: Element, remove: bool },
+}
+
+/// A C2S connection.
+pub struct C2s {
+    id: SessionId,
+    config: Arc<C2sConfig>,
+    rng: Box<dyn RngCore + Send>,
+    phase: Phase,
+    parser: StreamParser,
+    tls: Option<TlsSession>,
+    /// True once the initiating entity's first header on this connection was answered
+    /// (a stream error needs a header first, RFC 6120 §4.9.1.3).
+    header_sent: bool,
+    /// The served domain named by the client's `to`.
+    domain: Option<String>,
+    /// The authenticated bare JID.
+    user: Option<Jid>,
+    /// The bound full JID.
+    jid: Option<Jid>,
+    sasl: Option<SaslServer>,
+    sasl_failures: u32,
+    pending: Option<(RequestId, Pending)>,
+    next_request: RequestId,
+    shaper: Option<Shaper>,
+    auth_deadline: Instant,
+    keepalive_due: Option<Instant>,
+    out: Vec<u8>,
+    actions: VecDeque<Action>,
+    scratch: Vec<u8>,
+}
+
+/// RFC 6120 §6.4.5: retries allowed before the stream is closed.
+const MAX_SASL_FAILURES: u32 = 3;
+
+impl C2s {
+    /// A new connection accepted at `now`. `rng` provides stream ids, resources and
+    /// SASL nonces.
+    pub fn new(id: SessionId, config: Arc<C2sConfig>, rng: Box<dyn RngCore + Send>, now: Instant) -> Self {
+        let tls = match (config.tls_mode, &config.tls) {
+            (TlsMode::Tls, Some(identity)) => TlsSession::new(identity).ok(),
+            _ => None,
+        };
+        let mut c2s = Self {
+            id,
+            parser: StreamParser::new(ParseLimits {
+                max_stanza_size: config.max_stanza_size,
+            }),
+            shaper: config.shaper_max_rate.map(Shaper::new),
+            auth_deadline: now + config.auth_timeout,
+            config,
+            rng,
+            phase: Phase::AwaitingHeader,
+            tls,
+            header_sent: false,
+            domain: None,
+            user: None,
+            jid: None,
+            sasl: None,
+            sasl_failures: 0,
+            pending: None,
+            next_request: 1,
+            keepalive_due: None,
+            out: Vec::new(),
+            actions: VecDeque::new(),
+            scratch: Vec::new(),
+        };
+        if c2s.config.tls_mode == TlsMode::Tls && c2s.tls.is_none() {
+            // A direct-TLS listener without an identity cannot serve anyone.
+            c2s.phase = Phase::Closed;
+            c2s.actions.push_back(Action::Close);
+        } else {
+            c2s.actions.push_back(Action::SetTimer(c2s.auth_deadline));
+        }
+        c2s
+    }
+
+    /// The connection id given at creation.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The bound full JID, once bound.
+    pub fn jid(&self) -> Option<&Jid> {
+        self.jid.as_ref()
+    }
+
+    /// Bytes read from the socket.
+    pub fn handle_bytes(&mut self, bytes: &[u8], now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if let Some(shaper) = &mut self.shaper {
+            if let Some(pause) = shaper.consume(bytes.len(), now) {
+                self.actions.push_back(Action::PauseReading(now + pause));
+                self.actions.push_back(Action::Instrument(Event::ShaperDelay {
+                    micros: pause.as_micros() as u64,
+                }));
+            }
+        }
+        let mut plain = std::mem::take(&mut self.scratch);
+        plain.clear();
+        match &mut self.tls {
+            Some(tls) => {
+                let result = tls.read(bytes, &mut plain);
+                tls.take_output(&mut self.out);
+                if let Err(e) = result {
+                    tracing::debug!(session = self.id, error = %e, "TLS failure");
+                    self.flush();
+                    self.phase = Phase::Closed;
+                    self.unbind();
+                    self.actions.push_back(Action::Close);
+                    self.scratch = plain;
+                    return;
+                }
+            }
+            None => plain.extend_from_slice(bytes),
+        }
+        if !plain.is_empty() {
+            self.parser.feed(&plain);
+            self.process_events(now);
+        }
+        self.scratch = plain;
+        self.flush();
+    }
+
+    fn process_events(&mut self, now: Instant) {
+        while self.phase != Phase::Closed {
+            match self.parser.next_event() {
+                Ok(None) => break,
+                Ok(Some(StreamEvent::Header(h))) => self.on_header(&h),
+                Ok(Some(StreamEvent::Element(el, size))) => {
+                    self.instrument(Direction::In, el.name(), size);
+                    self.on_element(el, now);
+                }
+                Ok(Some(StreamEvent::Close)) => self.on_stream_close(),
+                Err(e) => {
+                    tracing::info!(session = self.id, error = %e, "bad XML from client");
+                    self.stream_error(StreamError::from(&e), None);
+                }
+            }
+        }
+    }
+
+    /// The deadline set by `Action::SetTimer` has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if self.phase != Phase::Bound && now >= self.auth_deadline {
+            self.stream_error(
+                StreamError::ConnectionTimeout,
+                Some("authentication took too long"),
+            );
+        } else if let Some(due) = self.keepalive_due {
+            if now >= due {
+                // RFC 6120 §4.6.1: a whitespace keepalive.
+                self.write_raw(b" ");
+                self.keepalive_due = Some(now + self.config.keepalive_interval);
+            }
+            self.arm_timer();
+        } else {
+            self.arm_timer();
+        }
+        self.flush();
+    }
+
+    /// A stanza the hub delivers to this session.
+    pub fn handle_routed(&mut self, stanza: Element, now: Instant) {
+        if self.phase != Phase::Bound {
+            return;
+        }
+        self.send(&stanza);
+        self.touch(now);
+        self.flush();
+    }
+
+    /// A serialised stanza the hub delivers as is (offline messages).
+    pub fn handle_routed_raw(&mut self, xml: &str, now: Instant) {
+        if self.phase != Phase::Bound {
+            return;
+        }
+        self.write_raw(xml.as_bytes());
+        self.instrument(Direction::Out, "message", xml.len());
+        self.touch(now);
+        self.flush();
+    }
+
+    /// The hub replaced this session by a new one with the same full JID.
+    pub fn handle_replaced(&mut self, _now: Instant) {
+        self.stream_error(StreamError::Conflict, Some("replaced by a new connection"));
+        self.flush();
+    }
+
+    /// The server is shutting down (`system-shutdown`).
+    pub fn handle_shutdown(&mut self, _now: Instant) {
+        self.stream_error(StreamError::SystemShutdown, None);
+        self.flush();
+    }
+
+    /// The peer closed the socket or it failed.
+    pub fn handle_closed(&mut self, _now: Instant) {
+        if self.phase != Phase::Closed {
+            self.phase = Phase::Closed;
+            self.unbind();
+        }
+    }
+
+    /// The answer to an `Action::Request`.
+    pub fn handle_reply(&mut self, id: RequestId, reply: StorageReply, now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        match self.pending.take() {
+            Some((pid, what)) if pid == id => self.on_reply(what, reply, now),
+            other => self.pending = other,
+        }
+        self.flush();
+    }
+
+    /// The next action, `None` when there is nothing more to do now.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    // ---- stream level ----
+
+    fn content_ns(&self) -> &'static str {
+        ns::CLIENT
+    }
+
+    fn on_header(&mut self, h: &crate::xml::StreamHeader) {
+        if self.phase != Phase::AwaitingHeader {
+            // A second header inside an open stream is not well-formed for us.
+            self.stream_error(StreamError::NotWellFormed, Some("unexpected stream header"));
+            return;
+        }
+        let domain = h
+            .attr("to")
+            .and_then(|to| Jid::domain_jid(to).ok())
+            .map(|j| j.domain().to_string());
+        // The header is answered before any error so that the error is well-formed
+        // (RFC 6120 §4.9.1.3); the `from` is the host asked for when we serve it.
+        let served = domain
+            .as_ref()
+            .filter(|d| self.config.hosts.iter().any(|h| h == *d))
+            .cloned();
+        let from = served
+            .clone()
+            .or_else(|| self.config.hosts.first().cloned())
+            .unwrap_or_default();
+        self.send_header(&from);
+        if h.name != "stream" || h.name_ns != ns::STREAMS {
+            return self.stream_error(
+                StreamError::InvalidNamespace,
+                Some("the root must be stream:stream"),
+            );
+        }
+        if h.default_ns.as_deref() != Some(self.content_ns()) {
+            return self.stream_error(
+                StreamError::InvalidNamespace,
+                Some("the content namespace must be jabber:client"),
+            );
+        }
+        match h.attr("version") {
+            Some(v) if v.split('.').next().and_then(|m| m.parse::<u32>().ok()) == Some(1) => {}
+            _ => return self.stream_error(StreamError::UnsupportedVersion, Some("version 1.0 is required")),
+        }
+        let Some(domain) = served else {
+            return self.stream_error(StreamError::HostUnknown, None);
+        };
+        if let Some(previous) = &self.domain {
+            if *previous != domain {
+                return self.stream_error(StreamError::HostUnknown, Some("the host changed on restart"));
+            }
+        }
+        self.domain = Some(domain);
+        self.phase = if self.user.is_some() {
+            Phase::Authenticated
+        } else {
+            Phase::Negotiating
+        };
+        let features = self.features();
+        self.send(&features);
+    }
+
+    fn send_header(&mut self, from: &str) {
+        let id = self.random_token(16);
+        let mut header = String::with_capacity(200);
+        header.push_str("<?xml version='1.0'?><stream:stream xmlns='");
+        header.push_str(self.content_ns());
+        header.push_str("' xmlns:stream='");
+        header.push_str(ns::STREAMS);
+        header.push_str("' id='");
+        header.push_str(&id);
+        header.push_str("' from='");
+        crate::xml::escape_attr(&mut header, from);
+        header.push_str("' version='1.0' xml:lang='en'>");
+        self.write_raw(header.as_bytes());
+        self.header_sent = true;
+    }
+
+    fn on_stream_close(&mut self) {
+        // RFC 6120 §4.4: answer the closing tag with ours, then close.
+        self.write_raw(b"</stream:stream>");
+        self.close();
+    }
+
+    /// Sends a stream error and closes (RFC 6120 §4.9.1.1).
+    fn stream_error(&mut self, error: StreamError, text: Option<&str>) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        tracing::info!(session = self.id, condition = error.condition(), "stream error");
+        if !self.header_sent {
+            let from = self.config.hosts.first().cloned().unwrap_or_default();
+            self.send_header(&from);
+        }
+        self.send(&error.to_element(text));
+        self.write_raw(b"</stream:stream>");
+        self.close();
+    }
+
+    fn close(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            tls.close();
+        }
+        self.flush();
+        self.phase = Phase::Closed;
+        self.unbind();
+        self.actions.push_back(Action::Close);
+    }
+
+    fn unbind(&mut self) {
+        if self.jid.take().is_some() {
+            self.actions
+                .push_back(Action::Hub(HubInput::Unbind { session: self.id }));
+        }
+    }
+
+    // ---- output ----
+
+    /// Serialises and writes an element, with its `xmpp_element_out` event.
+    fn send(&mut self, el: &Element) {
+        let mut s = String::with_capacity(128);
+        el.write_xml(&mut s, Some(self.content_ns()));
+        self.instrument(Direction::Out, el.name(), s.len());
+        self.write_raw(s.as_bytes());
+    }
+
+    fn write_raw(&mut self, bytes: &[u8]) {
+        match &mut self.tls {
+            Some(tls) => tls.write(bytes),
+            None => self.out.extend_from_slice(bytes),
+        }
+    }
+
+    /// Gathers everything written since the last flush into one `Transmit`.
+    fn flush(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            tls.take_output(&mut self.out);
+        }
+        if !self.out.is_empty() {
+            let bytes = std::mem::take(&mut self.out);
+            // Keep Close last: a Transmit must precede the Close that ends the stream.
+            match self.actions.iter().position(|a| matches!(a, Action::Close)) {
+                Some(i) => self.actions.insert(i, Action::Transmit(bytes)),
+                None => self.actions.push_back(Action::Transmit(bytes)),
+            }
+        }
+    }
+
+    fn instrument(&mut self, direction: Direction, name: &str, bytes: usize) {
+        self.actions.push_back(Action::Instrument(Event::Element {
+            direction,
+            connection_type: ConnectionType::C2s,
+            host_type: self.domain.clone().unwrap_or_default(),
+            kind: ElementKind::of(name),
+            bytes,
+        }));
+    }
+
+    /// Pushes the keepalive deadline after traffic.
+    fn touch(&mut self, now: Instant) {
+        if self.phase == Phase::Bound {
+            let due = now + self.config.keepalive_interval;
+            // Re-arm only when the deadline moved noticeably, to keep timer churn low.
+            if self
+                .keepalive_due
+                .is_none_or(|d| due > d + Duration::from_secs(1))
+            {
+                self.keepalive_due = Some(due);
+                self.arm_timer();
+            }
+        }
+    }
+
+    fn arm_timer(&mut self) {
+        let deadline = match self.phase {
+            Phase::Bound => self.keepalive_due,
+            Phase::Closed => None,
+            _ => Some(self.auth_deadline),
+        };
+        if let Some(d) = deadline {
+            self.actions.push_back(Action::SetTimer(d));
+        }
+    }
+
+    fn request(&mut self, what: Pending, request: crate::storage::StorageRequest) {
+        let id = self.next_request;
+        self.next_request += 1;
+        self.pending = Some((id, what));
+        self.actions.push_back(Action::Request(id, request));
+    }
+
+    fn random_token(&mut self, bytes: usize) -> String {
+        let mut buf = vec![0u8; bytes];
+        self.rng.fill_bytes(&mut buf);
+        let mut s = String::with_capacity(bytes * 2);
+        for b in buf {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+        }
+        s
+    }
+}
