@@ -184,3 +184,6 @@ pub trait Storage: Send + Sync {
     /// Carries out one request.
     fn execute(&self, request: StorageRequest) -> StorageReply;
 }
+
+mod memory;
+pub use memory::MemoryStorage;

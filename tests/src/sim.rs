@@ -1,0 +1,205 @@
+//! The in-memory server: one hub, many C2S connections, storage answered at once,
+//! time advanced by hand.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use meerkat_engine::hub::{Hub, HubAction, HubConfig, HubInput, RequestId, SessionId};
+use meerkat_engine::instrument::Event;
+use meerkat_engine::sasl::{StoredCredentials, DEFAULT_ITERATIONS};
+use meerkat_engine::storage::{MemoryStorage, Storage, StorageReply, StorageRequest};
+use meerkat_engine::stream::c2s::{C2s, C2sConfig};
+use meerkat_engine::stream::Action;
+use meerkat_engine::Jid;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+struct Conn {
+    c2s: C2s,
+    output: Vec<u8>,
+    closed: bool,
+    timer: Option<Instant>,
+}
+
+/// A server in memory. See the crate docs.
+pub struct Simulation {
+    hub: Hub,
+    storage: Arc<dyn Storage>,
+    config: Arc<C2sConfig>,
+    conns: BTreeMap<SessionId, Conn>,
+    next_id: SessionId,
+    rng: ChaCha20Rng,
+    start: Instant,
+    now: Instant,
+    wall: SystemTime,
+    events: Vec<Event>,
+}
+
+impl Simulation {
+    /// A simulation with the given C2S and hub settings and random seed.
+    pub fn new(config: C2sConfig, hub: HubConfig, seed: u64) -> Self {
+        let start = Instant::now();
+        Self {
+            hub: Hub::new(hub),
+            storage: Arc::new(MemoryStorage::new()),
+            config: Arc::new(config),
+            conns: BTreeMap::new(),
+            next_id: 1,
+            rng: ChaCha20Rng::seed_from_u64(seed),
+            start,
+            now: start,
+            // A fixed wall clock so that delay stamps are repeatable.
+            wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_072_000),
+            events: Vec::new(),
+        }
+    }
+
+    /// Plain-text C2S (no TLS) for `localhost` with default settings.
+    pub fn plain(seed: u64) -> Self {
+        Self::new(C2sConfig::new(vec!["localhost".into()]), HubConfig::default(), seed)
+    }
+
+    /// Creates an account directly in storage (as `meerkat user add` does).
+    pub fn add_user(&mut self, jid: &str, password: &str) {
+        let user = Jid::parse(jid).expect("valid JID");
+        let credentials = StoredCredentials::derive(password, DEFAULT_ITERATIONS, &mut self.rng);
+        let reply = self.storage.execute(StorageRequest::CreateUser { user, credentials });
+        assert_eq!(reply, StorageReply::Done, "creating {jid}");
+    }
+
+    /// The storage, to inspect what the server wrote.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Opens a connection and returns its id.
+    pub fn connect(&mut self) -> SessionId {
+        let id = self.next_id;
+        self.next_id += 1;
+        let rng = ChaCha20Rng::seed_from_u64(self.rng.next_u64());
+        let c2s = C2s::new(id, self.config.clone(), Box::new(rng), self.now);
+        self.conns.insert(id, Conn { c2s, output: Vec::new(), closed: false, timer: None });
+        self.settle();
+        id
+    }
+
+    /// Bytes from the client of connection `id`.
+    pub fn client_bytes(&mut self, id: SessionId, bytes: &[u8]) {
+        let now = self.now;
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.c2s.handle_bytes(bytes, now);
+        }
+        self.settle();
+    }
+
+    /// The client of connection `id` hangs up.
+    pub fn disconnect(&mut self, id: SessionId) {
+        let now = self.now;
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.c2s.handle_closed(now);
+            c.closed = true;
+        }
+        self.settle();
+    }
+
+    /// Takes what the server wrote to connection `id` since the last call.
+    pub fn take_output(&mut self, id: SessionId) -> Vec<u8> {
+        self.conns.get_mut(&id).map(|c| std::mem::take(&mut c.output)).unwrap_or_default()
+    }
+
+    /// [`Simulation::take_output`] as text (for plain-text connections).
+    pub fn output_string(&mut self, id: SessionId) -> String {
+        String::from_utf8_lossy(&self.take_output(id)).into_owned()
+    }
+
+    /// True once the server closed connection `id`.
+    pub fn is_closed(&self, id: SessionId) -> bool {
+        self.conns.get(&id).is_none_or(|c| c.closed)
+    }
+
+    /// Instrumentation events seen so far.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Virtual time elapsed since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// Moves the virtual clock forward, firing due timers.
+    pub fn advance(&mut self, by: Duration) {
+        self.now += by;
+        let now = self.now;
+        for c in self.conns.values_mut() {
+            if c.timer.is_some_and(|t| t <= now) && !c.closed {
+                c.timer = None;
+                c.c2s.handle_timeout(now);
+            }
+        }
+        self.settle();
+    }
+
+    /// Runs every machine until none has anything left to do.
+    fn settle(&mut self) {
+        let mut hub_inputs: VecDeque<HubInput> = VecDeque::new();
+        let mut replies: VecDeque<(SessionId, RequestId, StorageReply)> = VecDeque::new();
+        loop {
+            let mut progressed = false;
+            for (&id, conn) in self.conns.iter_mut() {
+                while let Some(action) = conn.c2s.poll_action() {
+                    progressed = true;
+                    match action {
+                        Action::Transmit(bytes) => conn.output.extend_from_slice(&bytes),
+                        Action::Hub(input) => hub_inputs.push_back(input),
+                        Action::Request(rid, request) => {
+                            replies.push_back((id, rid, self.storage.execute(request)));
+                        }
+                        Action::SetTimer(at) => conn.timer = Some(at),
+                        // Virtual time: the shaper's pause costs nothing here.
+                        Action::PauseReading(_) => {}
+                        Action::Instrument(e) => self.events.push(e),
+                        Action::Close => conn.closed = true,
+                    }
+                }
+            }
+            while let Some(input) = hub_inputs.pop_front() {
+                progressed = true;
+                self.hub.handle(input, self.wall);
+                while let Some(action) = self.hub.poll_action() {
+                    self.on_hub_action(action, &mut hub_inputs);
+                }
+            }
+            while let Some((id, rid, reply)) = replies.pop_front() {
+                progressed = true;
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.c2s.handle_reply(rid, reply, self.now);
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn on_hub_action(&mut self, action: HubAction, hub_inputs: &mut VecDeque<HubInput>) {
+        let now = self.now;
+        match action {
+            HubAction::Deliver { session, stanza } => {
+                if let Some(c) = self.conns.get_mut(&session) {
+                    c.c2s.handle_routed(stanza, now);
+                }
+            }
+            HubAction::Replaced { session } => {
+                if let Some(c) = self.conns.get_mut(&session) {
+                    c.c2s.handle_replaced(now);
+                }
+            }
+            HubAction::Request { id, request } => {
+                let reply = self.storage.execute(request);
+                hub_inputs.push_back(HubInput::Reply { id, reply });
+            }
+        }
+    }
+}
