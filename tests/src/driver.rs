@@ -28,7 +28,11 @@ impl Driver {
     /// Connects a new client.
     pub fn connect(sim: &mut Simulation) -> Self {
         let id = sim.connect();
-        Self { id, tls: None, transcript: Transcript::new() }
+        Self {
+            id,
+            tls: None,
+            transcript: Transcript::new(),
+        }
     }
 
     /// Connects a new client to a direct-TLS listener and completes the handshake.
@@ -93,7 +97,14 @@ impl Driver {
     }
 
     /// SCRAM authentication with a fixed client nonce; returns the server's last answer.
-    pub fn scram(&mut self, sim: &mut Simulation, mechanism: &str, hash: Hash, user: &str, password: &str) -> String {
+    pub fn scram(
+        &mut self,
+        sim: &mut Simulation,
+        mechanism: &str,
+        hash: Hash,
+        user: &str,
+        password: &str,
+    ) -> String {
         let mut client = ScramClient::new(hash, user, password, "cl13ntn0nc3");
         self.scram_with(sim, mechanism, &mut client)
     }
@@ -115,7 +126,10 @@ impl Driver {
         let fin = client.finish(&server_first).expect("server-first");
         self.send(
             sim,
-            &format!("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>", B64.encode(fin)),
+            &format!(
+                "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+                B64.encode(fin)
+            ),
         );
         let answer = self.recv(sim);
         if let Some(data) = element_text(&answer, "success") {

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod driver;
+pub mod recording;
 pub mod scram;
 pub mod sim;
 pub mod tls;

@@ -95,7 +95,10 @@ impl ScramClient {
 
     /// Checks server-final-message (`v=...`).
     pub fn verify(&self, server_final: &str) -> bool {
-        let expected = self.server_signature.as_ref().map(|s| format!("v={}", B64.encode(s)));
+        let expected = self
+            .server_signature
+            .as_ref()
+            .map(|s| format!("v={}", B64.encode(s)));
         expected.as_deref() == Some(server_final)
     }
 
@@ -141,8 +144,13 @@ mod tests {
     fn rfc5802_example() {
         let mut c = ScramClient::new(Hash::Sha1, "user", "pencil", "fyko+d2lbbFgONRv9qkxdawL");
         assert_eq!(c.first(), "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL");
-        let fin = c.finish("r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096").unwrap();
-        assert_eq!(fin, "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=");
+        let fin = c
+            .finish("r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096")
+            .unwrap();
+        assert_eq!(
+            fin,
+            "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts="
+        );
         assert!(c.verify("v=rmF9pqV8S7suAoZWja4dJRkFsKQ="));
     }
 }

@@ -57,14 +57,20 @@ impl Simulation {
 
     /// Plain-text C2S (no TLS) for `localhost` with default settings.
     pub fn plain(seed: u64) -> Self {
-        Self::new(C2sConfig::new(vec!["localhost".into()]), HubConfig::default(), seed)
+        Self::new(
+            C2sConfig::new(vec!["localhost".into()]),
+            HubConfig::default(),
+            seed,
+        )
     }
 
     /// Creates an account directly in storage (as `meerkat user add` does).
     pub fn add_user(&mut self, jid: &str, password: &str) {
         let user = Jid::parse(jid).expect("valid JID");
         let credentials = StoredCredentials::derive(password, DEFAULT_ITERATIONS, &mut self.rng);
-        let reply = self.storage.execute(StorageRequest::CreateUser { user, credentials });
+        let reply = self
+            .storage
+            .execute(StorageRequest::CreateUser { user, credentials });
         assert_eq!(reply, StorageReply::Done, "creating {jid}");
     }
 
@@ -79,7 +85,15 @@ impl Simulation {
         self.next_id += 1;
         let rng = ChaCha20Rng::seed_from_u64(self.rng.next_u64());
         let c2s = C2s::new(id, self.config.clone(), Box::new(rng), self.now);
-        self.conns.insert(id, Conn { c2s, output: Vec::new(), closed: false, timer: None });
+        self.conns.insert(
+            id,
+            Conn {
+                c2s,
+                output: Vec::new(),
+                closed: false,
+                timer: None,
+            },
+        );
         self.settle();
         id
     }
@@ -105,7 +119,10 @@ impl Simulation {
 
     /// Takes what the server wrote to connection `id` since the last call.
     pub fn take_output(&mut self, id: SessionId) -> Vec<u8> {
-        self.conns.get_mut(&id).map(|c| std::mem::take(&mut c.output)).unwrap_or_default()
+        self.conns
+            .get_mut(&id)
+            .map(|c| std::mem::take(&mut c.output))
+            .unwrap_or_default()
     }
 
     /// [`Simulation::take_output`] as text (for plain-text connections).

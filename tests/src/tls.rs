@@ -18,7 +18,10 @@ impl TestCert {
     /// Generates a fresh P-256 certificate for `localhost`.
     pub fn localhost() -> Self {
         let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
-        Self { cert_pem: ck.cert.pem(), key_pem: ck.key_pair.serialize_pem() }
+        Self {
+            cert_pem: ck.cert.pem(),
+            key_pem: ck.key_pair.serialize_pem(),
+        }
     }
 
     /// The server identity (ALPN as given).
@@ -51,7 +54,9 @@ impl TlsClient {
     /// Starts a handshake towards `localhost`.
     pub fn new(config: Arc<rustls::ClientConfig>) -> Self {
         let name = ServerName::try_from("localhost").expect("name");
-        Self { conn: rustls::ClientConnection::new(config, name).expect("client") }
+        Self {
+            conn: rustls::ClientConnection::new(config, name).expect("client"),
+        }
     }
 
     /// Ciphertext to send to the server.
@@ -93,7 +98,9 @@ impl TlsClient {
     /// RFC 9266 `tls-exporter` data as the client sees it.
     pub fn exporter(&self) -> Vec<u8> {
         let mut out = [0u8; 32];
-        self.conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None).expect("exporter");
+        self.conn
+            .export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None)
+            .expect("exporter");
         out.to_vec()
     }
 }

@@ -39,7 +39,13 @@ impl Storage for MemoryStorage {
                 if accounts.contains_key(&user) {
                     return StorageReply::Conflict;
                 }
-                accounts.insert(user, Account { credentials, ..Account::default() });
+                accounts.insert(
+                    user,
+                    Account {
+                        credentials,
+                        ..Account::default()
+                    },
+                );
                 StorageReply::Done
             }
             StorageRequest::SetCredentials { user, credentials } => match accounts.get_mut(&user) {
@@ -54,7 +60,11 @@ impl Storage for MemoryStorage {
                 None => StorageReply::NotFound,
             },
             StorageRequest::ListUsers { domain } => {
-                let mut users: Vec<Jid> = accounts.keys().filter(|j| j.domain() == domain).cloned().collect();
+                let mut users: Vec<Jid> = accounts
+                    .keys()
+                    .filter(|j| j.domain() == domain)
+                    .cloned()
+                    .collect();
                 users.sort();
                 StorageReply::Users(users)
             }
@@ -82,9 +92,12 @@ impl Storage for MemoryStorage {
                 }
                 None => StorageReply::NotFound,
             },
-            StorageRequest::TakeOffline { owner } => {
-                StorageReply::Offline(accounts.get_mut(&owner).map(|a| a.offline.drain(..).collect()).unwrap_or_default())
-            }
+            StorageRequest::TakeOffline { owner } => StorageReply::Offline(
+                accounts
+                    .get_mut(&owner)
+                    .map(|a| a.offline.drain(..).collect())
+                    .unwrap_or_default(),
+            ),
         }
     }
 }
