@@ -99,7 +99,7 @@ impl C2s {
     pub(super) fn on_element(&mut self, el: Element, now: Instant) {
         match self.phase {
             Phase::Negotiating => self.on_negotiation_element(el, now),
-            Phase::Authenticated => self.on_authenticated_element(el),
+            Phase::Authenticated => self.on_authenticated_element(el, now),
             Phase::Bound => self.on_stanza(el, now),
             Phase::AwaitingHeader | Phase::Closed => {}
         }
@@ -317,20 +317,20 @@ impl C2s {
     }
 
     /// After SASL success and the restart: only binding (and the legacy session iq).
-    fn on_authenticated_element(&mut self, el: Element) {
+    fn on_authenticated_element(&mut self, el: Element, now: Instant) {
         if !el.is("iq", ns::CLIENT) {
             return self.stream_error(StreamError::NotAuthorized, Some("bind a resource first"));
         }
         let child = el.first_child().cloned();
         match (el.attr("type"), child) {
-            (Some("set"), Some(bind)) if bind.is("bind", ns::BIND) => self.on_bind(&el, &bind),
+            (Some("set"), Some(bind)) if bind.is("bind", ns::BIND) => self.on_bind(&el, &bind, now),
             (Some("set"), Some(s)) if s.is("session", ns::SESSION) => self.send(&iq_result(&el, None)),
             _ => self.send(&StanzaError::NotAuthorized.reply_to(&el)),
         }
     }
 
     /// RFC 6120 §7: bind the client's resource, or one we make.
-    fn on_bind(&mut self, iq: &Element, bind: &Element) {
+    fn on_bind(&mut self, iq: &Element, bind: &Element, now: Instant) {
         let Some(user) = self.user.clone() else { return };
         let requested = bind
             .get_child("resource", ns::BIND)
