@@ -351,6 +351,8 @@ impl C2s {
             session: self.id,
             jid,
         }));
+        self.keepalive_due = Some(now + self.config.keepalive_interval);
+        self.arm_timer();
     }
 }
 
