@@ -1,1 +1,6 @@
+//! The `meerkat` binary.
+
+mod cert;
+mod config;
+
 fn main() {}
