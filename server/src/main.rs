@@ -2,5 +2,6 @@
 
 mod cert;
 mod config;
+mod storage;
 
 fn main() {}
