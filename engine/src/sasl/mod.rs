@@ -9,11 +9,14 @@
 //! profile and SASL2 (XEP-0388), which differ only in their wire wrapping.
 
 mod credentials;
+mod hash;
 mod mechanism;
 mod plain;
 mod scram;
 
-pub use credentials::{ScramCredential, StoredCredentials, DEFAULT_ITERATIONS};
+pub use credentials::{
+    prepare_password, PasswordError, ScramCredential, StoredCredentials, DEFAULT_ITERATIONS, SALT_LEN,
+};
 pub use mechanism::{ChannelBindingType, Mechanism, ScramHash};
 
 use rand_core::RngCore;
