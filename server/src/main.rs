@@ -1,6 +1,8 @@
-//! The `meerkat` binary: reads the config and serves with the tokio runtime.
+//! The `meerkat` binary: reads the config, then either manages users
+//! (`meerkat user ...`) or serves with the tokio runtime.
 
 mod cert;
+mod cli;
 mod config;
 mod spec;
 mod storage;
@@ -8,16 +10,19 @@ mod storage;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+use cli::{Cli, Command};
 use config::Config;
 
 fn main() -> ExitCode {
-    let config = match std::env::args_os().nth(1) {
-        Some(path) => Config::load(std::path::Path::new(&path)),
+    let cli = Cli::parse();
+    let loaded = match &cli.config {
+        Some(path) => Config::load(path),
         None => Config::embedded_default(),
     };
-    let config = match config {
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -25,7 +30,22 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
-    serve(&config)
+    match cli.command {
+        Some(Command::User(command)) => match cli::run_user(&config, command) {
+            Ok(output) => {
+                print!("{output}");
+                if !output.is_empty() && !output.ends_with('\n') {
+                    println!();
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("meerkat: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        None => serve(&config),
+    }
 }
 
 /// Logs go to standard error, so that `meerkat user list` output stays clean.
