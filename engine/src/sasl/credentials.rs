@@ -44,7 +44,7 @@ pub struct ScramCredential {
 
 impl ScramCredential {
     /// Derives the credential for `hash` from an already prepared password.
-    fn derive(hash: ScramHash, prepared: &[u8], salt: Vec<u8>, iterations: u32) -> Self {
+    pub(crate) fn derive(hash: ScramHash, prepared: &[u8], salt: Vec<u8>, iterations: u32) -> Self {
         let salted = hash.salted_password(prepared, &salt, iterations);
         let stored_key = hash.digest(&hash.client_key(&salted));
         let server_key = hash.server_key(&salted);
