@@ -1,28 +1,37 @@
 //! JIDs per RFC 7622: `[localpart@]domainpart[/resourcepart]`, each part prepared with
 //! its PRECIS profile (UsernameCaseMapped for the localpart, OpaqueString for the
-//! resourcepart, lower-cased IDNA-style domain) and limited to 1023 bytes.
+//! resourcepart, a width-mapped, lower-cased IDNA2008-style domain or an IP literal)
+//! and limited to 1023 octets (RFC 7622 §3.1).
+//!
+//! The part preparation functions are public so that other layers (SASL usernames,
+//! stream `to` attributes) apply exactly the same rules as JIDs do.
 
 use std::fmt;
 
-/// Why a string is not a JID (RFC 7622 §3).
+use precis_core::profile::Profile;
+
+/// Why a string is not a JID (RFC 7622 §3). Each variant maps to the XMPP `jid-malformed`
+/// condition (RFC 6120 §8.3.3.8) where a stanza carried it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JidError {
-    /// The domainpart is empty or not a valid domain label sequence.
+    /// RFC 7622 §3.2: the domainpart is empty, has an empty or over-long label, holds
+    /// a character a domain name may not, or is a malformed IP literal.
     #[error("invalid domainpart")]
     Domain,
-    /// The localpart is empty after `@`, contains a forbidden character or fails PRECIS.
+    /// RFC 7622 §3.3: the localpart is empty after `@`, contains a character of
+    /// §3.3.1 or fails the UsernameCaseMapped profile (spaces, symbols, controls).
     #[error("invalid localpart")]
     Local,
-    /// The resourcepart is empty after `/` or fails PRECIS.
+    /// RFC 7622 §3.4: the resourcepart is empty after `/` or fails OpaqueString.
     #[error("invalid resourcepart")]
     Resource,
-    /// A part is longer than 1023 bytes.
+    /// RFC 7622 §3.1: a part is longer than 1023 octets.
     #[error("part too long")]
     TooLong,
 }
 
-/// A prepared JID. Equality and hashing compare the prepared forms, so two JIDs that
-/// differ only in case of the localpart are the same JID.
+/// A prepared JID (RFC 7622 §3). Equality and hashing compare the prepared forms, so
+/// two JIDs that differ only in case of the localpart are the same JID (§3.3).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Jid {
     local: Option<String>,
@@ -31,7 +40,8 @@ pub struct Jid {
 }
 
 impl Jid {
-    /// Parses and prepares `s`.
+    /// Parses and prepares `s` (RFC 7622 §3.1: the first `/` starts the resourcepart,
+    /// the first `@` before it ends the localpart).
     pub fn parse(s: &str) -> Result<Self, JidError> {
         // RFC 7622 §3.1: the first '/' starts the resource; '@' before it ends the local.
         let (rest, resource) = match s.find('/') {
@@ -45,11 +55,11 @@ impl Jid {
         Self::new(local, domain, resource)
     }
 
-    /// Builds a JID from its parts, preparing each.
+    /// Builds a JID from its parts, preparing each (RFC 7622 §3.2, §3.3, §3.4).
     pub fn new(local: Option<&str>, domain: &str, resource: Option<&str>) -> Result<Self, JidError> {
-        let domain = prepare_domain(domain)?;
-        let local = local.map(prepare_local).transpose()?;
-        let resource = resource.map(prepare_resource).transpose()?;
+        let domain = prepare_domainpart(domain)?;
+        let local = local.map(prepare_localpart).transpose()?;
+        let resource = resource.map(prepare_resourcepart).transpose()?;
         Ok(Self {
             local,
             domain,
@@ -57,27 +67,27 @@ impl Jid {
         })
     }
 
-    /// A domain-only JID (a server or component address).
+    /// A domain-only JID (a server or component address, RFC 7622 §3.2).
     pub fn domain_jid(domain: &str) -> Result<Self, JidError> {
         Self::new(None, domain, None)
     }
 
-    /// The localpart, if any.
+    /// The prepared localpart, if any.
     pub fn local(&self) -> Option<&str> {
         self.local.as_deref()
     }
 
-    /// The domainpart.
+    /// The prepared domainpart.
     pub fn domain(&self) -> &str {
         &self.domain
     }
 
-    /// The resourcepart, if any.
+    /// The prepared resourcepart, if any.
     pub fn resource(&self) -> Option<&str> {
         self.resource.as_deref()
     }
 
-    /// True when there is no resourcepart.
+    /// True when there is no resourcepart (a "bare JID", RFC 6120 §1.4).
     pub fn is_bare(&self) -> bool {
         self.resource.is_none()
     }
@@ -96,7 +106,7 @@ impl Jid {
         Ok(Jid {
             local: self.local.clone(),
             domain: self.domain.clone(),
-            resource: Some(prepare_resource(resource)?),
+            resource: Some(prepare_resourcepart(resource)?),
         })
     }
 }
@@ -121,55 +131,115 @@ impl std::str::FromStr for Jid {
     }
 }
 
+/// RFC 7622 §3.1: every part is at most 1023 octets once prepared.
+pub const MAX_PART_LEN: usize = 1023;
+
+/// RFC 1034 §3.1 (kept by IDNA2008): an LDH label is at most 63 octets.
+const MAX_LABEL_LEN: usize = 63;
+
 fn check_len(s: &str) -> Result<(), JidError> {
-    if s.len() > 1023 {
+    if s.len() > MAX_PART_LEN {
         Err(JidError::TooLong)
     } else {
         Ok(())
     }
 }
 
-/// RFC 7622 §3.2: domainpart, lower-cased; a trailing dot is removed.
-fn prepare_domain(s: &str) -> Result<String, JidError> {
+/// RFC 7622 §3.2: prepares a domainpart.
+///
+/// A final dot is removed (§3.2). `[...]` must hold an IPv6 address and an IPv4
+/// dotted quad is accepted as such (RFC 3986 §3.2.2); both are returned in canonical
+/// form so that equal addresses compare equal. Anything else is a domain name: the
+/// label separators of IDNA2008 (U+3002, U+FF0E, U+FF61) become dots, and each label
+/// is width-mapped, lower-cased and NFC-normalised (§3.2.1) and must hold only
+/// letters and digits (PRECIS IdentifierClass, which excludes spaces, symbols and
+/// punctuation), ASCII hyphens inside the label, and at most 63 octets when ASCII.
+/// This approximates IDNA2008's U-label rules without converting to A-labels.
+pub fn prepare_domainpart(s: &str) -> Result<String, JidError> {
     let s = s.strip_suffix('.').unwrap_or(s);
     check_len(s)?;
-    if s.is_empty() || s.split('.').any(str::is_empty) {
+    if s.is_empty() {
         return Err(JidError::Domain);
     }
-    let s = s.to_lowercase();
-    if s.chars()
-        .any(|c| c.is_whitespace() || "@/\"&'<>:".contains(c) && !is_ipv6_literal(&s))
-    {
+    if let Some(inner) = s.strip_prefix('[') {
+        let addr = inner
+            .strip_suffix(']')
+            .and_then(|a| a.parse::<std::net::Ipv6Addr>().ok())
+            .ok_or(JidError::Domain)?;
+        return Ok(format!("[{addr}]"));
+    }
+    if let Ok(addr) = s.parse::<std::net::Ipv4Addr>() {
+        return Ok(addr.to_string());
+    }
+    let mapped: String = s
+        .chars()
+        .map(|c| match c {
+            '\u{3002}' | '\u{FF0E}' | '\u{FF61}' => '.',
+            c => c,
+        })
+        .collect();
+    let mut out = String::with_capacity(mapped.len());
+    for (i, label) in mapped.split('.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(&prepare_label(label)?);
+    }
+    check_len(&out)?;
+    Ok(out)
+}
+
+/// One label of a domain name (see [`prepare_domainpart`]).
+fn prepare_label(label: &str) -> Result<String, JidError> {
+    if label.is_empty() {
         return Err(JidError::Domain);
     }
-    Ok(s)
+    // UsernameCaseMapped applies exactly RFC 7622 §3.2.1's width mapping, case
+    // mapping and NFC on top of IdentifierClass, which is what a label needs.
+    let p = precis_profiles::UsernameCaseMapped::new();
+    let out = p.enforce(label).map_err(|_| JidError::Domain)?;
+    let ascii_ok = out
+        .chars()
+        .all(|c| !c.is_ascii() || c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !ascii_ok || out.starts_with('-') || out.ends_with('-') {
+        return Err(JidError::Domain);
+    }
+    if out.is_ascii() && out.len() > MAX_LABEL_LEN {
+        return Err(JidError::Domain);
+    }
+    Ok(out.into_owned())
 }
 
-fn is_ipv6_literal(s: &str) -> bool {
-    s.starts_with('[') && s.ends_with(']')
-}
+/// Characters RFC 7622 §3.3.1 forbids in a localpart on top of UsernameCaseMapped.
+const LOCALPART_FORBIDDEN: &str = "\"&'/:<>@";
 
-/// RFC 7622 §3.3: localpart via the UsernameCaseMapped profile (RFC 8265), with the
-/// extra characters RFC 7622 forbids.
-fn prepare_local(s: &str) -> Result<String, JidError> {
+/// RFC 7622 §3.3: prepares a localpart with the PRECIS UsernameCaseMapped profile
+/// (RFC 8265 §3.3: width mapping, lower case, NFC, no spaces), then refuses the
+/// characters of §3.3.1, also when width mapping produced them (`＠` → `@`).
+pub fn prepare_localpart(s: &str) -> Result<String, JidError> {
     check_len(s)?;
-    if s.is_empty() || s.chars().any(|c| "\"&'/:<>@".contains(c)) {
+    if s.is_empty() || s.chars().any(|c| LOCALPART_FORBIDDEN.contains(c)) {
         return Err(JidError::Local);
     }
     let p = precis_profiles::UsernameCaseMapped::new();
-    let out = precis_core::profile::Profile::enforce(&p, s).map_err(|_| JidError::Local)?;
+    let out = p.enforce(s).map_err(|_| JidError::Local)?;
+    if out.chars().any(|c| LOCALPART_FORBIDDEN.contains(c)) {
+        return Err(JidError::Local);
+    }
     check_len(&out)?;
     Ok(out.into_owned())
 }
 
-/// RFC 7622 §3.4: resourcepart via the OpaqueString profile (RFC 8265).
-fn prepare_resource(s: &str) -> Result<String, JidError> {
+/// RFC 7622 §3.4: prepares a resourcepart with the PRECIS OpaqueString profile
+/// (RFC 8265 §4.2: non-ASCII spaces become U+0020, NFC, no control characters;
+/// case and `@`/`/` are kept).
+pub fn prepare_resourcepart(s: &str) -> Result<String, JidError> {
     check_len(s)?;
     if s.is_empty() {
         return Err(JidError::Resource);
     }
     let p = precis_profiles::OpaqueString::new();
-    let out = precis_core::profile::Profile::enforce(&p, s).map_err(|_| JidError::Resource)?;
+    let out = p.enforce(s).map_err(|_| JidError::Resource)?;
     check_len(&out)?;
     Ok(out.into_owned())
 }
@@ -199,6 +269,157 @@ mod tests {
         assert_eq!(Jid::parse("@example.com"), Err(JidError::Local));
         assert_eq!(Jid::parse("a@"), Err(JidError::Domain));
         assert_eq!(Jid::parse("a@b/"), Err(JidError::Resource));
-        assert_eq!(Jid::parse("a@b c"), Err(JidError::Domain));
+        assert_eq!(Jid::parse(""), Err(JidError::Domain));
+        assert_eq!(Jid::parse("/r"), Err(JidError::Domain));
+        assert_eq!(Jid::parse("a@."), Err(JidError::Domain));
+        assert_eq!(Jid::parse("a@b..c"), Err(JidError::Domain));
+        assert_eq!(Jid::parse("a@.b"), Err(JidError::Domain));
+    }
+
+    #[test]
+    fn case_maps_localpart_and_domain_but_not_resource() {
+        let j = Jid::parse("ROMEO@MONTAGUE.Example/Orchard").unwrap();
+        assert_eq!(j.to_string(), "romeo@montague.example/Orchard");
+        assert_eq!(j, Jid::parse("romeo@montague.example/Orchard").unwrap());
+        assert_ne!(j, Jid::parse("romeo@montague.example/orchard").unwrap());
+        // Unicode case mapping (RFC 8265 §3.3.1 step 2).
+        assert_eq!(Jid::parse("ÇA@example.com").unwrap().local(), Some("ça"));
+        assert_eq!(Jid::parse("x@ÜBER.example").unwrap().domain(), "über.example");
+    }
+
+    #[test]
+    fn width_maps_fullwidth_characters() {
+        // RFC 8265 §3.3.1 step 1 and RFC 7622 §3.2.1: fullwidth forms map to ASCII.
+        let j = Jid::parse("\u{FF4A}\u{FF55}\u{FF4C}\u{FF49}\u{FF45}\u{FF54}@example.com").unwrap();
+        assert_eq!(j.local(), Some("juliet"));
+        let d = Jid::domain_jid("\u{FF45}\u{FF58}.\u{FF43}\u{FF4F}\u{FF4D}").unwrap();
+        assert_eq!(d.domain(), "ex.com");
+        // Ideographic full stop separates labels like a dot.
+        assert_eq!(
+            Jid::domain_jid("example\u{3002}com").unwrap().domain(),
+            "example.com"
+        );
+        // A fullwidth '@' that maps to '@' is still forbidden in a localpart.
+        assert_eq!(
+            Jid::new(Some("a\u{FF20}b"), "example.com", None),
+            Err(JidError::Local)
+        );
+    }
+
+    #[test]
+    fn rejects_forbidden_localpart_characters() {
+        for bad in [
+            "a\"b",
+            "a&b",
+            "a'b",
+            "a:b",
+            "a<b",
+            "a>b",
+            "a b",
+            "a\u{0007}b",
+            "a\tb",
+        ] {
+            assert_eq!(
+                Jid::new(Some(bad), "example.com", None),
+                Err(JidError::Local),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(Jid::new(Some("a/b"), "example.com", None), Err(JidError::Local));
+        assert_eq!(Jid::new(Some("a@b"), "example.com", None), Err(JidError::Local));
+        // Allowed: punctuation not listed in RFC 7622 §3.3.1.
+        assert!(Jid::new(Some("o.brien+tag_1"), "example.com", None).is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_domainparts() {
+        for bad in [
+            "exa mple.com",
+            "exa_mple.com",
+            "-example.com",
+            "example-.com",
+            "exa!mple.com",
+            "a\"b",
+            "a<b",
+            "a:b",
+            "[::1",
+            "[not-an-address]",
+            "[127.0.0.1]",
+            "ex\u{00A0}ample.com",
+            "ex\u{2603}ample.com",
+        ] {
+            assert_eq!(Jid::domain_jid(bad), Err(JidError::Domain), "{bad:?}");
+        }
+        assert_eq!(Jid::parse("a@b@c"), Err(JidError::Domain));
+    }
+
+    #[test]
+    fn accepts_ip_literals_in_canonical_form() {
+        assert_eq!(Jid::domain_jid("127.0.0.1").unwrap().domain(), "127.0.0.1");
+        assert_eq!(Jid::domain_jid("[::1]").unwrap().domain(), "[::1]");
+        assert_eq!(
+            Jid::parse("u@[2001:DB8:0::1]/r").unwrap().domain(),
+            "[2001:db8::1]"
+        );
+    }
+
+    #[test]
+    fn strips_one_trailing_dot() {
+        assert_eq!(Jid::parse("a@example.com.").unwrap().domain(), "example.com");
+        assert_eq!(Jid::parse("a@example.com.."), Err(JidError::Domain));
+    }
+
+    #[test]
+    fn resourcepart_uses_opaque_string() {
+        let j = Jid::parse("a@b/x\u{00A0}y").unwrap();
+        assert_eq!(j.resource(), Some("x y"));
+        assert_eq!(Jid::parse("a@b/x\u{0000}"), Err(JidError::Resource));
+        assert_eq!(
+            Jid::parse("a@b")
+                .unwrap()
+                .with_resource("e\u{0301}")
+                .unwrap()
+                .resource(),
+            Some("\u{00E9}")
+        );
+    }
+
+    #[test]
+    fn enforces_length_limits() {
+        let max = "a".repeat(MAX_PART_LEN);
+        let over = "a".repeat(MAX_PART_LEN + 1);
+        assert!(Jid::new(Some(&max), "example.com", None).is_ok());
+        assert_eq!(Jid::new(Some(&over), "example.com", None), Err(JidError::TooLong));
+        assert!(Jid::new(None, "example.com", Some(&max)).is_ok());
+        assert_eq!(Jid::new(None, "example.com", Some(&over)), Err(JidError::TooLong));
+        // Labels: 63 octets at most.
+        let label63 = "b".repeat(63);
+        assert!(Jid::domain_jid(&format!("{label63}.com")).is_ok());
+        assert_eq!(Jid::domain_jid(&format!("{label63}b.com")), Err(JidError::Domain));
+        // Whole domain: 1023 octets at most.
+        let long_domain = vec![label63.as_str(); 17].join(".");
+        assert!(long_domain.len() > MAX_PART_LEN);
+        assert_eq!(Jid::domain_jid(&long_domain), Err(JidError::TooLong));
+        let ok_domain = vec![label63.as_str(); 16].join(".");
+        assert!(Jid::domain_jid(&ok_domain).is_ok());
+    }
+
+    #[test]
+    fn never_panics_on_odd_input() {
+        for s in [
+            "@",
+            "/",
+            "@/",
+            "a@/",
+            "[",
+            "]",
+            "[]",
+            "@@@",
+            "\u{FFFF}",
+            "a@\u{0300}",
+            "...",
+        ] {
+            let _ = Jid::parse(s);
+        }
     }
 }

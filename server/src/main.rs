@@ -1,1 +1,90 @@
-fn main() {}
+//! The `meerkat` binary: reads the config, then either manages users
+//! (`meerkat user ...`) or serves with the tokio runtime.
+
+mod cert;
+mod cli;
+mod config;
+mod spec;
+mod storage;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command};
+use config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match &cli.config {
+        Some(path) => Config::load(path),
+        None => Config::embedded_default(),
+    };
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&config);
+    match cli.command {
+        Some(Command::User(command)) => match cli::run_user(&config, command) {
+            Ok(output) => {
+                print!("{output}");
+                if !output.is_empty() && !output.ends_with('\n') {
+                    println!();
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("meerkat: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        None => serve(&config),
+    }
+}
+
+/// Logs go to standard error, so that `meerkat user list` output stays clean.
+/// `RUST_LOG` wins over `[general] loglevel`, which wins over the default `info`.
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(config.loglevel.map_or("info", |l| l.filter_directive())));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn serve(config: &Config) -> ExitCode {
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = %config.origin,
+        hosts = ?config.hosts,
+        "starting meerkat"
+    );
+    let spec = match spec::build(config) {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("meerkat: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if spec.c2s.is_empty() {
+        tracing::warn!("no [[listen.c2s]] listener is configured; clients cannot connect");
+    }
+    for l in &spec.c2s {
+        tracing::info!(addr = %l.addr, tls = ?l.config.tls_mode, "c2s listener");
+    }
+    match meerkat_runtime_tokio::run(spec) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("meerkat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

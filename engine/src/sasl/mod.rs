@@ -9,14 +9,24 @@
 //! profile and SASL2 (XEP-0388), which differ only in their wire wrapping.
 
 mod credentials;
+mod hash;
 mod mechanism;
 mod plain;
 mod scram;
+mod scram_message;
+pub mod ssdp;
+#[cfg(test)]
+mod tests;
 
-pub use credentials::{ScramCredential, StoredCredentials, DEFAULT_ITERATIONS};
+pub use credentials::{
+    prepare_password, PasswordError, ScramCredential, StoredCredentials, DEFAULT_ITERATIONS, SALT_LEN,
+};
 pub use mechanism::{ChannelBindingType, Mechanism, ScramHash};
+pub use scram_message::ScramError;
 
 use rand_core::RngCore;
+
+use crate::jid::{prepare_domainpart, prepare_localpart, Jid};
 
 /// Channel-binding data of the TLS connection the exchange runs over.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,9 +61,17 @@ impl ChannelBindings {
 
 /// What the server advertised and what the connection offers; SCRAM needs it for
 /// channel binding, for the `y`/`n` flag check of RFC 5802 §6, and for XEP-0474.
+///
+/// `advertised` must be exactly the `<mechanism/>` list of the SASL profile the
+/// client is using (SASL1 or SASL2, not both), and the caller must advertise XEP-0440
+/// `<sasl-channel-binding/>` with exactly `channel_bindings.types()` (and not at all
+/// when that is empty): the XEP-0474 hash in the server-first-message is computed
+/// from these, and a client compares it with what it saw. With an empty `advertised`
+/// no hash is sent and the `y` downgrade check cannot fire.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SaslContext {
-    /// The domain the user authenticates against (the stream's `to`).
+    /// The domain the user authenticates against (the stream's `to`); usernames of
+    /// the form `local@domain` and authzids must name it.
     pub domain: String,
     /// Mechanisms advertised on this stream, in advertised order.
     pub advertised: Vec<Mechanism>,
@@ -148,29 +166,96 @@ pub struct SaslServer {
 
 impl SaslServer {
     /// Starts `mechanism` with the client's initial response (raw bytes, `None` when
-    /// absent; `Some(vec![])` for the `=` empty response).
+    /// absent; `Some(vec![])` for the `=` empty response; RFC 6120 §6.4.2).
+    ///
+    /// The caller has already checked that `mechanism` was advertised on this stream
+    /// (else `invalid-mechanism`, RFC 6120 §6.5.7) and that PLAIN runs over TLS.
+    /// SCRAM takes its server nonce (24 random bytes) and a per-exchange secret for
+    /// unknown users' salts from `rng`; see [`SaslServer::start_with_server_secret`]
+    /// for a secret that lasts longer than one exchange.
     pub fn start(
         mechanism: Mechanism,
         initial_response: Option<&[u8]>,
         context: SaslContext,
         rng: &mut dyn RngCore,
     ) -> (Self, SaslStep) {
-        let (inner, step) = mechanism::Exchange::start(mechanism, initial_response, context, rng);
+        let (inner, step) = mechanism::Exchange::start(mechanism, initial_response, context, None, rng);
         (Self { inner }, step)
     }
 
-    /// The client's response to a challenge.
-    pub fn response(&mut self, data: &[u8], rng: &mut dyn RngCore) -> SaslStep {
-        self.inner.response(data, rng)
+    /// [`SaslServer::start`] with a server-wide secret (any length, 32 random bytes
+    /// made once at startup are right). SCRAM derives the salt it shows for a
+    /// nonexistent user from this secret and the username (RFC 5802 §9, account
+    /// enumeration), so that asking twice gives the same salt, as for a real user.
+    /// With [`SaslServer::start`] the salt changes between attempts, which a patient
+    /// client could notice.
+    pub fn start_with_server_secret(
+        mechanism: Mechanism,
+        initial_response: Option<&[u8]>,
+        context: SaslContext,
+        server_secret: &[u8],
+        rng: &mut dyn RngCore,
+    ) -> (Self, SaslStep) {
+        let (inner, step) =
+            mechanism::Exchange::start(mechanism, initial_response, context, Some(server_secret), rng);
+        (Self { inner }, step)
     }
 
-    /// The credentials asked for by [`SaslStep::NeedCredentials`] (`None`: no such user).
+    /// The client's response to a challenge (raw bytes, after base64 decoding).
+    /// `rng` is unused by the current mechanisms and kept for ones that need it.
+    pub fn response(&mut self, data: &[u8], rng: &mut dyn RngCore) -> SaslStep {
+        let _ = rng;
+        self.inner.response(data)
+    }
+
+    /// The credentials asked for by [`SaslStep::NeedCredentials`] (`None`: no such
+    /// user; the exchange goes on as for a wrong password, RFC 6120 §6.5.10).
     pub fn credentials(&mut self, creds: Option<StoredCredentials>, rng: &mut dyn RngCore) -> SaslStep {
-        self.inner.credentials(creds, rng)
+        let _ = rng;
+        self.inner.credentials(creds)
     }
 
     /// The mechanism of this exchange.
     pub fn mechanism(&self) -> Mechanism {
         self.inner.mechanism()
+    }
+
+    /// Why a SCRAM exchange failed, for logs and `<text/>`: the reason behind the
+    /// [`SaslFailure`] sent, with its RFC 5802 §7 `e=` value
+    /// ([`ScramError::server_error`]). `None` for PLAIN and before any failure.
+    pub fn scram_error(&self) -> Option<ScramError> {
+        self.inner.scram_error()
+    }
+}
+
+/// RFC 4616 §2 authcid and RFC 5802 §5.1 `n`: the localpart of the user, prepared like
+/// a JID localpart (RFC 7622 §3.3). `local@domain` is also accepted when the domain
+/// is the stream's. `None` when no account could have this name.
+pub(crate) fn prepare_authcid(authcid: &str, domain: &str) -> Option<String> {
+    let local = match authcid.split_once('@') {
+        Some((local, d)) => {
+            if !same_domain(d, domain) {
+                return None;
+            }
+            local
+        }
+        None => authcid,
+    };
+    prepare_localpart(local).ok()
+}
+
+/// RFC 6120 §6.3.8: the only authzid we accept is the user's own bare JID.
+pub(crate) fn valid_authzid(authzid: &str, username: &str, domain: &str) -> bool {
+    match Jid::parse(authzid) {
+        Ok(jid) => jid.is_bare() && jid.local() == Some(username) && same_domain(jid.domain(), domain),
+        Err(_) => false,
+    }
+}
+
+/// Domain equality after RFC 7622 §3.2 preparation of both sides.
+fn same_domain(a: &str, b: &str) -> bool {
+    match (prepare_domainpart(a), prepare_domainpart(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }

@@ -1,0 +1,1 @@
+//! Cross-mechanism tests.

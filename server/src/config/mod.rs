@@ -1,0 +1,288 @@
+//! The server's configuration: one TOML file in the shape of MongooseIM 6.4's
+//! `mongooseim.toml`, so that an operator who knows MongooseIM finds their way.
+//!
+//! Without `--config`, the embedded default ([`DEFAULT_CONFIG`]) is read by the same
+//! code as a file, so it is validated the same way. A complete, commented example is
+//! `server/examples/meerkat.toml`.
+//!
+//! Anything the server does not support is an error, never silently ignored: an
+//! unknown option, a value of the wrong type, a missing required option, or a file
+//! that cannot be read stops the start with a message naming the file, the line, the
+//! option path and what was expected:
+//!
+//! ```text
+//! config error in /etc/meerkat.toml:9: listen.c2s[0].tls.mode: expected one of "starttls", "starttls_required", "tls", got the string "foo"
+//! ```
+//!
+//! Relative paths in the config (`tls.certfile`, `database`, ...) are relative to the
+//! working directory of the server, as in MongooseIM.
+//!
+//! # Reference
+//!
+//! ## `[general]`
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `hosts` | non-empty array of domain names (XMPP domains served) | required |
+//! | `loglevel` | `"none"`, `"emergency"`, `"alert"`, `"critical"`, `"error"`, `"warning"`, `"notice"`, `"info"`, `"debug"`, `"all"` | `"info"` (the `RUST_LOG` environment variable overrides it) |
+//!
+//! ## `[[listen.c2s]]` (one table per client listener)
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `port` | integer 1..=65535 | required |
+//! | `ip_address` | IPv4 or IPv6 address | `"0.0.0.0"` |
+//! | `shaper` | name of a `[shaper.NAME]` section, or `"none"` | no shaper |
+//! | `max_stanza_size` | positive integer (bytes) or `"infinity"` | `65536` |
+//! | `tls.mode` | `"starttls"`, `"starttls_required"` or `"tls"` (direct TLS, XEP-0368) | `"starttls"` |
+//! | `tls.certfile` | PEM certificate chain, end-entity first | self-signed, see below |
+//! | `tls.keyfile` | PEM private key (required with `certfile`) | self-signed, see below |
+//!
+//! Without a `tls` table the listener has no TLS at all (and never offers PLAIN).
+//! With a `tls` table but no `certfile`/`keyfile`, the server uses a self-signed
+//! certificate for `localhost`, the configured hosts and `127.0.0.1`, generated on the
+//! first start into `meerkat-data/cert.pem` and `meerkat-data/key.pem` (relative to the
+//! working directory) and reused afterwards; delete both files to get a new one.
+//!
+//! ## `[shaper.NAME]`
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `max_rate` | positive integer, bytes per second | required |
+//!
+//! ## `[auth]`
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `methods` | `["internal"]` or `["rdbms"]`; both mean the configured database | `["internal"]` |
+//! | `sasl_mechanisms` | non-empty array of `"scram_sha512_plus"`, `"scram_sha256_plus"`, `"scram_sha1_plus"`, `"scram_sha512"`, `"scram_sha256"`, `"scram_sha1"`, `"plain"`, offered in that order | all seven, in that order |
+//!
+//! ## `[outgoing_pools.rdbms.default.connection]` (storage)
+//!
+//! MongooseIM's RDBMS pool section, with our `sqlite` driver.
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `driver` | `"sqlite"` | required when the section is present |
+//! | `database` | path of the SQLite database file (created if absent) | `"meerkat-data/meerkat.db"` |
+//!
+//! Without the section, storage is SQLite at `meerkat-data/meerkat.db`.
+//!
+//! ## `[modules.mod_NAME]`
+//!
+//! A module is on when its section is present (it may be empty).
+//!
+//! | module | options | effect |
+//! |---|---|---|
+//! | `mod_offline` | `max_messages`: non-negative integer, default 5000 (Meerkat's own option; MongooseIM uses an access rule) | XEP-0160 offline storage; past the limit, messages bounce |
+//! | `mod_register` | none | XEP-0077 in-band registration |
+//! | `mod_version` | `os_info`: boolean, default false | XEP-0092 software version (with the OS when `os_info`) |
+//! | `mod_roster`, `mod_disco`, `mod_ping` | none | always on in Meerkat; accepted so MongooseIM configs load |
+
+mod error;
+mod node;
+mod parse;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use meerkat_engine::sasl::Mechanism;
+use meerkat_engine::stream::c2s::TlsMode;
+
+pub use error::{ConfigError, ConfigOrigin, Problem};
+
+/// The config used without `--config`: localhost, STARTTLS on 5222 and direct TLS on
+/// 5223 (loopback only), a self-signed certificate and SQLite under `meerkat-data/`.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// The directory, relative to the working directory, that holds the default database
+/// and the self-signed certificate.
+pub const DATA_DIR: &str = "meerkat-data";
+
+/// `max_stanza_size` when absent.
+pub const DEFAULT_MAX_STANZA_SIZE: usize = 65536;
+
+/// `mod_offline.max_messages` when absent.
+pub const DEFAULT_OFFLINE_LIMIT: usize = 5000;
+
+/// A validated config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where it was read from.
+    pub origin: ConfigOrigin,
+    /// `general.hosts`, prepared (lower-case).
+    pub hosts: Vec<String>,
+    /// `general.loglevel`.
+    pub loglevel: Option<LogLevel>,
+    /// `[[listen.c2s]]`, in file order.
+    pub c2s: Vec<C2sListenerConfig>,
+    /// `[auth]`.
+    pub auth: AuthConfig,
+    /// `[outgoing_pools.rdbms.default.connection]`.
+    pub storage: StorageConfig,
+    /// `[modules.*]`.
+    pub modules: ModulesConfig,
+}
+
+/// MongooseIM's (syslog's) log levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// No logging.
+    None,
+    /// Only the most severe.
+    Emergency,
+    /// Action needed now.
+    Alert,
+    /// Critical conditions.
+    Critical,
+    /// Errors.
+    Error,
+    /// Warnings.
+    Warning,
+    /// Normal but significant.
+    Notice,
+    /// Informational.
+    Info,
+    /// Debugging.
+    Debug,
+    /// Everything.
+    All,
+}
+
+impl LogLevel {
+    /// The `tracing` filter directive for this level (tracing has fewer levels; each
+    /// syslog level maps to the nearest one that shows at least as much).
+    pub fn filter_directive(self) -> &'static str {
+        match self {
+            LogLevel::None => "off",
+            LogLevel::Emergency | LogLevel::Alert | LogLevel::Critical | LogLevel::Error => "error",
+            LogLevel::Warning => "warn",
+            LogLevel::Notice | LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::All => "trace",
+        }
+    }
+}
+
+/// One `[[listen.c2s]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct C2sListenerConfig {
+    /// `ip_address` and `port`.
+    pub addr: SocketAddr,
+    /// `shaper`, resolved to its `max_rate` (bytes per second).
+    pub shaper_max_rate: Option<u64>,
+    /// `max_stanza_size` in bytes; `usize::MAX` for `"infinity"`.
+    pub max_stanza_size: usize,
+    /// The `tls` table; `None`: no TLS on this listener.
+    pub tls: Option<ListenerTls>,
+}
+
+/// A listener's `tls` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerTls {
+    /// `tls.mode` (never [`TlsMode::None`]).
+    pub mode: TlsMode,
+    /// Where the certificate comes from.
+    pub cert: CertSource,
+}
+
+/// The certificate of a TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSource {
+    /// `tls.certfile` and `tls.keyfile` (checked readable and usable when loaded).
+    Files {
+        /// PEM certificate chain.
+        certfile: PathBuf,
+        /// PEM private key.
+        keyfile: PathBuf,
+    },
+    /// Neither given: the self-signed pair in [`DATA_DIR`].
+    SelfSigned,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// `methods`.
+    pub methods: Vec<AuthMethod>,
+    /// `sasl_mechanisms`, in the order they are offered.
+    pub sasl_mechanisms: Vec<Mechanism>,
+}
+
+/// An `[auth] methods` entry; both read the configured database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// `"internal"`.
+    Internal,
+    /// `"rdbms"`.
+    Rdbms,
+}
+
+/// Storage backend settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// The SQLite database file.
+    pub database: PathBuf,
+}
+
+/// Which modules are on, with their options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModulesConfig {
+    /// `mod_offline`.
+    pub offline: Option<OfflineConfig>,
+    /// `mod_register`.
+    pub register: bool,
+    /// `mod_version`.
+    pub version: Option<VersionConfig>,
+    /// `mod_roster` (informational: the roster is always served).
+    pub roster: bool,
+    /// `mod_disco` (informational: disco is always served).
+    pub disco: bool,
+    /// `mod_ping` (informational: pings are always answered).
+    pub ping: bool,
+}
+
+/// `[modules.mod_offline]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineConfig {
+    /// Most messages kept per user.
+    pub max_messages: usize,
+}
+
+/// `[modules.mod_version]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionConfig {
+    /// Whether the OS is included in answers.
+    pub os_info: bool,
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let origin = ConfigOrigin::File(path.to_path_buf());
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            line: None,
+            path: String::new(),
+            problem: Problem::Unreadable(e.to_string()),
+        })?;
+        Self::parse(&text, origin)
+    }
+
+    /// The embedded default config.
+    pub fn embedded_default() -> Result<Self, ConfigError> {
+        Self::parse(DEFAULT_CONFIG, ConfigOrigin::Embedded)
+    }
+
+    /// Parses and validates config text read from `origin`.
+    pub fn parse(text: &str, origin: ConfigOrigin) -> Result<Self, ConfigError> {
+        parse::parse(text, origin)
+    }
+
+    /// Where the self-signed certificate lives.
+    pub fn data_dir(&self) -> PathBuf {
+        PathBuf::from(DATA_DIR)
+    }
+}

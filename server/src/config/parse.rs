@@ -1,0 +1,422 @@
+//! From TOML text to a validated [`Config`], section by section.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use meerkat_engine::jid::Jid;
+use meerkat_engine::sasl::{Mechanism, ScramHash};
+use meerkat_engine::stream::c2s::TlsMode;
+use meerkat_engine::tls::{TlsError, TlsIdentity};
+use toml::de::{DeTable, DeValue};
+
+use super::error::{ConfigError, ConfigOrigin, Problem};
+use super::node::{Doc, Node, Result};
+use super::{
+    AuthConfig, AuthMethod, C2sListenerConfig, CertSource, Config, ListenerTls, LogLevel, ModulesConfig,
+    OfflineConfig, StorageConfig, VersionConfig, DATA_DIR, DEFAULT_MAX_STANZA_SIZE, DEFAULT_OFFLINE_LIMIT,
+};
+
+/// MongooseIM's `sasl_mechanisms` names that Meerkat implements, in the default order.
+const SASL_MECHANISMS: &[(&str, Mechanism)] = &[
+    ("scram_sha512_plus", scram(ScramHash::Sha512, true)),
+    ("scram_sha256_plus", scram(ScramHash::Sha256, true)),
+    ("scram_sha1_plus", scram(ScramHash::Sha1, true)),
+    ("scram_sha512", scram(ScramHash::Sha512, false)),
+    ("scram_sha256", scram(ScramHash::Sha256, false)),
+    ("scram_sha1", scram(ScramHash::Sha1, false)),
+    ("plain", Mechanism::Plain),
+];
+
+const fn scram(hash: ScramHash, plus: bool) -> Mechanism {
+    Mechanism::Scram { hash, plus }
+}
+
+const MODULES: &[&str] = &[
+    "mod_disco",
+    "mod_offline",
+    "mod_ping",
+    "mod_register",
+    "mod_roster",
+    "mod_version",
+];
+
+pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Config, ConfigError> {
+    let doc = Doc::new(origin.clone(), text);
+    let parsed = DeTable::parse(text)
+        .map_err(|e| doc.error(e.span(), "", Problem::Syntax(e.message().trim().to_string())))?;
+    let span = parsed.span();
+    let value = DeValue::Table(parsed.into_inner());
+    let root = Node::root(&doc, &value, span).table(&[
+        "general",
+        "listen",
+        "shaper",
+        "auth",
+        "outgoing_pools",
+        "modules",
+    ])?;
+
+    let (hosts, loglevel) = general(&root.required("general", "a table with at least `hosts`")?)?;
+    let shapers = match root.get("shaper") {
+        Some(node) => shapers(&node)?,
+        None => BTreeMap::new(),
+    };
+    let auth = match root.get("auth") {
+        Some(node) => auth(&node)?,
+        None => AuthConfig {
+            methods: vec![AuthMethod::Internal],
+            sasl_mechanisms: SASL_MECHANISMS.iter().map(|(_, m)| *m).collect(),
+        },
+    };
+    let storage = match root.get("outgoing_pools") {
+        Some(node) => outgoing_pools(&node)?,
+        None => default_storage(),
+    };
+    let modules = match root.get("modules") {
+        Some(node) => modules(&node)?,
+        None => ModulesConfig {
+            offline: None,
+            register: false,
+            version: None,
+            roster: false,
+            disco: false,
+            ping: false,
+        },
+    };
+    let c2s = match root.get("listen") {
+        Some(node) => listen(&node, &shapers)?,
+        None => Vec::new(),
+    };
+    Ok(Config {
+        origin,
+        hosts,
+        loglevel,
+        c2s,
+        auth,
+        storage,
+        modules,
+    })
+}
+
+fn general(node: &Node) -> Result<(Vec<String>, Option<LogLevel>)> {
+    let t = node.table(&["hosts", "loglevel"])?;
+    let expected = "a non-empty array of domain names, e.g. [\"example.com\"]";
+    let hosts_node = t.required("hosts", expected)?;
+    let items = hosts_node.array(expected)?;
+    if items.is_empty() {
+        return Err(hosts_node.bad_value(expected));
+    }
+    let mut hosts: Vec<String> = Vec::new();
+    for item in items {
+        let raw = item.str("a domain name")?;
+        let jid = Jid::domain_jid(raw).map_err(|_| item.bad_value("a domain name"))?;
+        let domain = jid.domain().to_string();
+        if hosts.contains(&domain) {
+            return Err(item.error(Problem::Conflict(format!("host {domain:?} is listed twice"))));
+        }
+        hosts.push(domain);
+    }
+    let loglevel = match t.get("loglevel") {
+        None => None,
+        Some(n) => Some(
+            match n.one_of(&[
+                "none",
+                "emergency",
+                "alert",
+                "critical",
+                "error",
+                "warning",
+                "notice",
+                "info",
+                "debug",
+                "all",
+            ])? {
+                "none" => LogLevel::None,
+                "emergency" => LogLevel::Emergency,
+                "alert" => LogLevel::Alert,
+                "critical" => LogLevel::Critical,
+                "error" => LogLevel::Error,
+                "warning" => LogLevel::Warning,
+                "notice" => LogLevel::Notice,
+                "info" => LogLevel::Info,
+                "debug" => LogLevel::Debug,
+                _ => LogLevel::All,
+            },
+        ),
+    };
+    Ok((hosts, loglevel))
+}
+
+fn shapers(node: &Node) -> Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    for (name, shaper) in node.any_table()?.entries() {
+        let t = shaper.table(&["max_rate"])?;
+        let expected = "a positive integer (bytes per second)";
+        let rate = t
+            .required("max_rate", expected)?
+            .integer(1..=u64::MAX, expected)?;
+        out.insert(name.to_string(), rate);
+    }
+    Ok(out)
+}
+
+fn listen(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<Vec<C2sListenerConfig>> {
+    let t = node.table(&["c2s"])?;
+    let Some(c2s) = t.get("c2s") else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<C2sListenerConfig> = Vec::new();
+    let mut paths: Vec<String> = Vec::new();
+    for item in c2s.array("an array of tables ([[listen.c2s]])")? {
+        let listener = c2s_listener(&item, shapers)?;
+        if let Some(i) = out.iter().position(|l| l.addr == listener.addr) {
+            return Err(item.error(Problem::Conflict(format!(
+                "address {} is already used by {}",
+                listener.addr, paths[i]
+            ))));
+        }
+        paths.push(item.path().to_string());
+        out.push(listener);
+    }
+    Ok(out)
+}
+
+fn c2s_listener(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<C2sListenerConfig> {
+    let t = node.table(&["port", "ip_address", "shaper", "max_stanza_size", "tls"])?;
+    let expected = "a port number from 1 to 65535";
+    let port = t.required("port", expected)?.integer(1..=65535, expected)? as u16;
+    let ip: IpAddr = match t.get("ip_address") {
+        None => IpAddr::from([0, 0, 0, 0]),
+        Some(n) => {
+            let expected = "an IP address, e.g. \"0.0.0.0\" or \"::\"";
+            n.str(expected)?.parse().map_err(|_| n.bad_value(expected))?
+        }
+    };
+    let shaper_max_rate = match t.get("shaper") {
+        None => None,
+        Some(n) => {
+            let expected = if shapers.is_empty() {
+                "\"none\" (no [shaper.NAME] section is defined)".to_string()
+            } else {
+                let names: Vec<String> = shapers.keys().map(|k| format!("{k:?}")).collect();
+                format!(
+                    "the name of a [shaper.NAME] section ({}) or \"none\"",
+                    names.join(", ")
+                )
+            };
+            match n.str(&expected)? {
+                "none" => None,
+                name => Some(*shapers.get(name).ok_or_else(|| n.bad_value(&expected))?),
+            }
+        }
+    };
+    let max_stanza_size = match t.get("max_stanza_size") {
+        None => DEFAULT_MAX_STANZA_SIZE,
+        Some(n) => {
+            let expected = "a positive integer (bytes) or \"infinity\"";
+            if n.is_integer() {
+                n.integer(1..=usize::MAX as u64, expected)? as usize
+            } else if n.str(expected)? == "infinity" {
+                usize::MAX
+            } else {
+                return Err(n.bad_value(expected));
+            }
+        }
+    };
+    let tls = match t.get("tls") {
+        None => None,
+        Some(n) => Some(listener_tls(&n)?),
+    };
+    Ok(C2sListenerConfig {
+        addr: SocketAddr::new(ip, port),
+        shaper_max_rate,
+        max_stanza_size,
+        tls,
+    })
+}
+
+fn listener_tls(node: &Node) -> Result<ListenerTls> {
+    let t = node.table(&["mode", "certfile", "keyfile"])?;
+    let mode = match t.get("mode") {
+        // MongooseIM's default for C2S listeners.
+        None => TlsMode::StartTls,
+        Some(n) => match n.one_of(&["starttls", "starttls_required", "tls"])? {
+            "starttls" => TlsMode::StartTls,
+            "starttls_required" => TlsMode::StartTlsRequired,
+            _ => TlsMode::Tls,
+        },
+    };
+    let path_of = |key: &str| -> Result<Option<(PathBuf, Node)>> {
+        let Some(n) = t.get(key) else { return Ok(None) };
+        let expected = "a file path";
+        let s = n.str(expected)?;
+        if s.is_empty() {
+            return Err(n.bad_value(expected));
+        }
+        Ok(Some((PathBuf::from(s), n)))
+    };
+    let cert = match (path_of("certfile")?, path_of("keyfile")?) {
+        (None, None) => CertSource::SelfSigned,
+        (Some((certfile, cert_node)), Some((keyfile, key_node))) => {
+            check_identity(&certfile, &cert_node, &keyfile, &key_node)?;
+            CertSource::Files { certfile, keyfile }
+        }
+        (Some(_), None) => {
+            return Err(t.missing("keyfile", "the PEM private key that goes with tls.certfile"))
+        }
+        (None, Some(_)) => {
+            return Err(t.missing("certfile", "the PEM certificate chain that goes with tls.keyfile"))
+        }
+    };
+    Ok(ListenerTls { mode, cert })
+}
+
+/// Both files must be readable PEM and make a usable rustls identity together.
+fn check_identity(certfile: &Path, cert_node: &Node, keyfile: &Path, key_node: &Node) -> Result<()> {
+    let read = |file: &Path, node: &Node| {
+        std::fs::read(file).map_err(|e| {
+            node.error(Problem::File {
+                file: file.to_path_buf(),
+                reason: e.to_string(),
+            })
+        })
+    };
+    let cert = read(certfile, cert_node)?;
+    let key = read(keyfile, key_node)?;
+    TlsIdentity::from_pem(&cert, &key, &[]).map_err(|e| {
+        let (file, node) = match e {
+            TlsError::PrivateKey(_) => (keyfile, key_node),
+            _ => (certfile, cert_node),
+        };
+        node.error(Problem::File {
+            file: file.to_path_buf(),
+            reason: e.to_string(),
+        })
+    })?;
+    Ok(())
+}
+
+fn auth(node: &Node) -> Result<AuthConfig> {
+    let t = node.table(&["methods", "sasl_mechanisms"])?;
+    let methods = match t.get("methods") {
+        None => vec![AuthMethod::Internal],
+        Some(n) => {
+            let expected = "[\"internal\"] or [\"rdbms\"]";
+            let items = n.array(expected)?;
+            let mut methods = Vec::new();
+            for item in &items {
+                methods.push(match item.one_of(&["internal", "rdbms"])? {
+                    "internal" => AuthMethod::Internal,
+                    _ => AuthMethod::Rdbms,
+                });
+            }
+            if methods.len() != 1 {
+                return Err(n.bad_value(expected));
+            }
+            methods
+        }
+    };
+    let sasl_mechanisms = match t.get("sasl_mechanisms") {
+        None => SASL_MECHANISMS.iter().map(|(_, m)| *m).collect(),
+        Some(n) => {
+            let expected = "a non-empty array of mechanism names, e.g. [\"scram_sha256\", \"plain\"]";
+            let items = n.array(expected)?;
+            if items.is_empty() {
+                return Err(n.bad_value(expected));
+            }
+            let names: Vec<&'static str> = SASL_MECHANISMS.iter().map(|(name, _)| *name).collect();
+            let mut out = Vec::new();
+            for item in &items {
+                let name = item.one_of(&names)?;
+                let mechanism = SASL_MECHANISMS
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, m)| *m)
+                    .expect("name from the table");
+                if out.contains(&mechanism) {
+                    return Err(item.error(Problem::Conflict(format!("{name:?} is listed twice"))));
+                }
+                out.push(mechanism);
+            }
+            out
+        }
+    };
+    Ok(AuthConfig {
+        methods,
+        sasl_mechanisms,
+    })
+}
+
+fn default_storage() -> StorageConfig {
+    StorageConfig {
+        database: Path::new(DATA_DIR).join("meerkat.db"),
+    }
+}
+
+fn outgoing_pools(node: &Node) -> Result<StorageConfig> {
+    let pools = node.table(&["rdbms"])?;
+    let Some(rdbms) = pools.get("rdbms") else {
+        return Ok(default_storage());
+    };
+    let rdbms = rdbms.table(&["default"])?;
+    let Some(default) = rdbms.get("default") else {
+        return Ok(default_storage());
+    };
+    let default = default.table(&["connection"])?;
+    let connection = default
+        .required("connection", "a table with `driver = \"sqlite\"`")?
+        .table(&["driver", "database"])?;
+    connection.required("driver", "\"sqlite\"")?.one_of(&["sqlite"])?;
+    let database = match connection.get("database") {
+        None => default_storage().database,
+        Some(n) => {
+            let expected = "the path of the SQLite database file";
+            let s = n.str(expected)?;
+            if s.is_empty() {
+                return Err(n.bad_value(expected));
+            }
+            PathBuf::from(s)
+        }
+    };
+    Ok(StorageConfig { database })
+}
+
+fn modules(node: &Node) -> Result<ModulesConfig> {
+    let t = node.table(MODULES)?;
+    let flag = |name: &str| -> Result<bool> {
+        match t.get(name) {
+            None => Ok(false),
+            Some(n) => n.table(&[]).map(|_| true),
+        }
+    };
+    let offline = match t.get("mod_offline") {
+        None => None,
+        Some(n) => {
+            let m = n.table(&["max_messages"])?;
+            let max_messages = match m.get("max_messages") {
+                None => DEFAULT_OFFLINE_LIMIT,
+                Some(v) => v.integer(0..=usize::MAX as u64, "a non-negative integer")? as usize,
+            };
+            Some(OfflineConfig { max_messages })
+        }
+    };
+    let version = match t.get("mod_version") {
+        None => None,
+        Some(n) => {
+            let m = n.table(&["os_info"])?;
+            let os_info = match m.get("os_info") {
+                None => false,
+                Some(v) => v.bool()?,
+            };
+            Some(VersionConfig { os_info })
+        }
+    };
+    Ok(ModulesConfig {
+        offline,
+        register: flag("mod_register")?,
+        version,
+        roster: flag("mod_roster")?,
+        disco: flag("mod_disco")?,
+        ping: flag("mod_ping")?,
+    })
+}

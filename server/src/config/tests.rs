@@ -1,0 +1,546 @@
+use std::path::{Path, PathBuf};
+
+use meerkat_engine::sasl::{Mechanism, ScramHash};
+use meerkat_engine::stream::c2s::TlsMode;
+
+use super::*;
+
+const FILE: &str = "/etc/meerkat.toml";
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, ConfigOrigin::File(FILE.into()))
+}
+
+/// The error message for `text`, which must be rejected.
+fn error(text: &str) -> String {
+    match parse(text) {
+        Ok(c) => panic!("accepted: {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn problem(text: &str) -> Problem {
+    parse(text).expect_err("must be rejected").problem
+}
+
+const GENERAL: &str = "[general]\nhosts = [\"localhost\"]\n";
+
+/// A minimal valid config followed by `rest`.
+fn with(rest: &str) -> String {
+    format!("{GENERAL}{rest}")
+}
+
+/// A usable PEM pair written into a fresh temporary directory.
+fn pem_files() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = crate::cert::generate(&["localhost".into()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, &pair.cert_pem).unwrap();
+    std::fs::write(&key, &pair.key_pem).unwrap();
+    (dir, cert, key)
+}
+
+fn scram(hash: ScramHash, plus: bool) -> Mechanism {
+    Mechanism::Scram { hash, plus }
+}
+
+#[test]
+fn embedded_default_serves_localhost_with_starttls_and_direct_tls() {
+    let c = Config::embedded_default().unwrap();
+    assert_eq!(c.origin, ConfigOrigin::Embedded);
+    assert_eq!(c.hosts, vec!["localhost"]);
+    assert_eq!(c.loglevel, None);
+    let listeners: Vec<_> = c
+        .c2s
+        .iter()
+        .map(|l| (l.addr.to_string(), l.tls.clone().map(|t| (t.mode, t.cert))))
+        .collect();
+    assert_eq!(
+        listeners,
+        vec![
+            (
+                "127.0.0.1:5222".to_string(),
+                Some((TlsMode::StartTls, CertSource::SelfSigned))
+            ),
+            (
+                "127.0.0.1:5223".to_string(),
+                Some((TlsMode::Tls, CertSource::SelfSigned))
+            ),
+        ]
+    );
+    assert!(c.c2s.iter().all(|l| l.max_stanza_size == DEFAULT_MAX_STANZA_SIZE));
+    assert_eq!(c.auth.methods, vec![AuthMethod::Internal]);
+    assert_eq!(
+        c.auth.sasl_mechanisms,
+        vec![
+            scram(ScramHash::Sha512, true),
+            scram(ScramHash::Sha256, true),
+            scram(ScramHash::Sha1, true),
+            scram(ScramHash::Sha512, false),
+            scram(ScramHash::Sha256, false),
+            scram(ScramHash::Sha1, false),
+            Mechanism::Plain,
+        ]
+    );
+    assert_eq!(c.storage.database, Path::new("meerkat-data/meerkat.db"));
+    assert_eq!(
+        c.modules.offline,
+        Some(OfflineConfig {
+            max_messages: DEFAULT_OFFLINE_LIMIT
+        })
+    );
+    assert!(!c.modules.register);
+    assert_eq!(c.modules.version, Some(VersionConfig { os_info: false }));
+}
+
+#[test]
+fn example_config_parses_to_the_expected_structures() {
+    let (_dir, cert, key) = pem_files();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/meerkat.toml"))
+        .unwrap()
+        .replace("/etc/meerkat/cert.pem", cert.to_str().unwrap())
+        .replace("/etc/meerkat/key.pem", key.to_str().unwrap());
+    let c = Config::parse(&text, ConfigOrigin::File("meerkat.toml".into())).unwrap();
+    let files = CertSource::Files {
+        certfile: cert.clone(),
+        keyfile: key.clone(),
+    };
+    let expected = Config {
+        origin: ConfigOrigin::File("meerkat.toml".into()),
+        hosts: vec!["example.com".into(), "chat.example.org".into()],
+        loglevel: Some(LogLevel::Warning),
+        c2s: vec![
+            C2sListenerConfig {
+                addr: "0.0.0.0:5222".parse().unwrap(),
+                shaper_max_rate: Some(1000),
+                max_stanza_size: 65536,
+                tls: Some(ListenerTls {
+                    mode: TlsMode::StartTlsRequired,
+                    cert: files.clone(),
+                }),
+            },
+            C2sListenerConfig {
+                addr: "[::]:5223".parse().unwrap(),
+                shaper_max_rate: Some(50_000),
+                max_stanza_size: usize::MAX,
+                tls: Some(ListenerTls {
+                    mode: TlsMode::Tls,
+                    cert: files,
+                }),
+            },
+            C2sListenerConfig {
+                addr: "127.0.0.1:15222".parse().unwrap(),
+                shaper_max_rate: None,
+                max_stanza_size: 65536,
+                tls: None,
+            },
+        ],
+        auth: AuthConfig {
+            methods: vec![AuthMethod::Rdbms],
+            sasl_mechanisms: vec![
+                scram(ScramHash::Sha512, true),
+                scram(ScramHash::Sha256, true),
+                scram(ScramHash::Sha512, false),
+                scram(ScramHash::Sha256, false),
+                Mechanism::Plain,
+            ],
+        },
+        storage: StorageConfig {
+            database: "/var/lib/meerkat/meerkat.db".into(),
+        },
+        modules: ModulesConfig {
+            offline: Some(OfflineConfig { max_messages: 1000 }),
+            register: true,
+            version: Some(VersionConfig { os_info: true }),
+            roster: true,
+            disco: true,
+            ping: true,
+        },
+    };
+    assert_eq!(c, expected);
+}
+
+#[test]
+fn minimal_config_takes_the_documented_defaults() {
+    let c = parse(&with("[[listen.c2s]]\nport = 5222\n")).unwrap();
+    assert_eq!(c.c2s.len(), 1);
+    assert_eq!(c.c2s[0].addr, "0.0.0.0:5222".parse().unwrap());
+    assert_eq!(c.c2s[0].tls, None);
+    assert_eq!(c.c2s[0].shaper_max_rate, None);
+    assert_eq!(c.c2s[0].max_stanza_size, 65536);
+    assert_eq!(c.auth.methods, vec![AuthMethod::Internal]);
+    assert_eq!(c.auth.sasl_mechanisms.len(), 7);
+    assert_eq!(c.storage.database, Path::new("meerkat-data/meerkat.db"));
+    assert_eq!(c.modules.offline, None);
+    assert_eq!(c.modules.version, None);
+}
+
+#[test]
+fn hosts_are_prepared_and_tls_mode_defaults_to_starttls() {
+    let c = parse("[general]\nhosts = [\"Example.COM\"]\n[[listen.c2s]]\nport = 5222\ntls = {}\n").unwrap();
+    assert_eq!(c.hosts, vec!["example.com"]);
+    assert_eq!(
+        c.c2s[0].tls,
+        Some(ListenerTls {
+            mode: TlsMode::StartTls,
+            cert: CertSource::SelfSigned
+        })
+    );
+}
+
+#[test]
+fn unreadable_file_names_the_file() {
+    let e = Config::load(Path::new("/nonexistent/meerkat.toml")).unwrap_err();
+    assert!(matches!(e.problem, Problem::Unreadable(_)));
+    assert_eq!(
+        e.to_string(),
+        "config error in /nonexistent/meerkat.toml: cannot read the file: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn syntax_error_names_the_line() {
+    let e = parse("[general]\nhosts = [\"localhost\"\nloglevel = \"info\"\n").unwrap_err();
+    assert!(matches!(e.problem, Problem::Syntax(_)), "{e}");
+    assert!(
+        e.to_string().starts_with("config error in /etc/meerkat.toml:"),
+        "{e}"
+    );
+    assert!(e.line.is_some());
+}
+
+#[test]
+fn unknown_section_lists_the_known_ones() {
+    assert_eq!(
+        error(&with("[acl]\nlocal = []\n")),
+        "config error in /etc/meerkat.toml:3: acl: unknown option \
+         (expected one of: general, listen, shaper, auth, outgoing_pools, modules)"
+    );
+}
+
+#[test]
+fn unknown_listener_option_names_its_path_and_line() {
+    assert_eq!(
+        error(&with(
+            "[[listen.c2s]]\nport = 5222\n\n[[listen.c2s]]\nport = 5223\nbacklog = 10\n"
+        )),
+        "config error in /etc/meerkat.toml:8: listen.c2s[1].backlog: unknown option \
+         (expected one of: port, ip_address, shaper, max_stanza_size, tls)"
+    );
+}
+
+#[test]
+fn unknown_tls_option() {
+    assert_eq!(
+        error(&with("[[listen.c2s]]\nport = 5222\ntls.verify_mode = \"none\"\n")),
+        "config error in /etc/meerkat.toml:5: listen.c2s[0].tls.verify_mode: unknown option \
+         (expected one of: mode, certfile, keyfile)"
+    );
+}
+
+#[test]
+fn bad_tls_mode_lists_the_choices() {
+    let text = with("[[listen.c2s]]\nport = 5222\ntls.mode = \"foo\"\n");
+    assert!(matches!(problem(&text), Problem::BadValue { .. }));
+    assert_eq!(
+        error(&text),
+        "config error in /etc/meerkat.toml:5: listen.c2s[0].tls.mode: \
+         expected one of \"starttls\", \"starttls_required\", \"tls\", got the string \"foo\""
+    );
+}
+
+#[test]
+fn wrong_type_says_what_was_found() {
+    let text = with("[[listen.c2s]]\nport = \"5222\"\n");
+    assert!(matches!(problem(&text), Problem::WrongType { .. }));
+    assert_eq!(
+        error(&text),
+        "config error in /etc/meerkat.toml:4: listen.c2s[0].port: \
+         expected a port number from 1 to 65535, got the string \"5222\""
+    );
+    assert_eq!(
+        error(&with("[modules.mod_version]\nos_info = \"yes\"\n")),
+        "config error in /etc/meerkat.toml:4: modules.mod_version.os_info: \
+         expected a boolean (true or false), got the string \"yes\""
+    );
+    assert_eq!(
+        error(&with("[listen.c2s]\nport = 5222\n")),
+        "config error in /etc/meerkat.toml:3: listen.c2s: \
+         expected an array of tables ([[listen.c2s]]), got a table"
+    );
+}
+
+#[test]
+fn out_of_range_values_are_rejected() {
+    assert_eq!(
+        error(&with("[[listen.c2s]]\nport = 70000\n")),
+        "config error in /etc/meerkat.toml:4: listen.c2s[0].port: \
+         expected a port number from 1 to 65535, got the integer 70000"
+    );
+    assert_eq!(
+        error(&with("[[listen.c2s]]\nport = 5222\nmax_stanza_size = 0\n")),
+        "config error in /etc/meerkat.toml:5: listen.c2s[0].max_stanza_size: \
+         expected a positive integer (bytes) or \"infinity\", got the integer 0"
+    );
+    assert_eq!(
+        error(&with("[[listen.c2s]]\nport = 5222\nmax_stanza_size = \"huge\"\n")),
+        "config error in /etc/meerkat.toml:5: listen.c2s[0].max_stanza_size: \
+         expected a positive integer (bytes) or \"infinity\", got the string \"huge\""
+    );
+    assert_eq!(
+        error(&with("[modules.mod_offline]\nmax_messages = -1\n")),
+        "config error in /etc/meerkat.toml:4: modules.mod_offline.max_messages: \
+         expected a non-negative integer, got the integer -1"
+    );
+    assert_eq!(
+        error(&with("[shaper.normal]\nmax_rate = 0\n")),
+        "config error in /etc/meerkat.toml:4: shaper.normal.max_rate: \
+         expected a positive integer (bytes per second), got the integer 0"
+    );
+    assert_eq!(
+        error(&with("[[listen.c2s]]\nport = 5222\nip_address = \"localhost\"\n")),
+        "config error in /etc/meerkat.toml:5: listen.c2s[0].ip_address: \
+         expected an IP address, e.g. \"0.0.0.0\" or \"::\", got the string \"localhost\""
+    );
+}
+
+#[test]
+fn missing_required_options_are_named() {
+    let text = "[[listen.c2s]]\nport = 5222\n";
+    assert!(matches!(problem(text), Problem::Missing { .. }));
+    assert_eq!(
+        error(text),
+        "config error in /etc/meerkat.toml:1: general: \
+         required option is missing (expected a table with at least `hosts`)"
+    );
+    assert_eq!(
+        error("[general]\nloglevel = \"info\"\n"),
+        "config error in /etc/meerkat.toml:1: general.hosts: required option is missing \
+         (expected a non-empty array of domain names, e.g. [\"example.com\"])"
+    );
+    assert_eq!(
+        error(&with("\n[[listen.c2s]]\nip_address = \"::1\"\n")),
+        "config error in /etc/meerkat.toml:4: listen.c2s[0].port: \
+         required option is missing (expected a port number from 1 to 65535)"
+    );
+    assert_eq!(
+        error(&with("[shaper.normal]\n")),
+        "config error in /etc/meerkat.toml:3: shaper.normal.max_rate: \
+         required option is missing (expected a positive integer (bytes per second))"
+    );
+    assert_eq!(
+        error(&with(
+            "[outgoing_pools.rdbms.default.connection]\ndatabase = \"x.db\"\n"
+        )),
+        "config error in /etc/meerkat.toml:3: outgoing_pools.rdbms.default.connection.driver: \
+         required option is missing (expected \"sqlite\")"
+    );
+}
+
+#[test]
+fn hosts_must_be_distinct_domains() {
+    assert_eq!(
+        error("[general]\nhosts = []\n"),
+        "config error in /etc/meerkat.toml:2: general.hosts: \
+         expected a non-empty array of domain names, e.g. [\"example.com\"], got an empty array"
+    );
+    assert_eq!(
+        error("[general]\nhosts = [\"a@b\"]\n"),
+        "config error in /etc/meerkat.toml:2: general.hosts[0]: \
+         expected a domain name, got the string \"a@b\""
+    );
+    assert_eq!(
+        error("[general]\nhosts = [\"a.org\", \"A.org\"]\n"),
+        "config error in /etc/meerkat.toml:2: general.hosts[1]: host \"a.org\" is listed twice"
+    );
+}
+
+#[test]
+fn bad_loglevel() {
+    assert_eq!(
+        error("[general]\nhosts = [\"a.org\"]\nloglevel = \"verbose\"\n"),
+        "config error in /etc/meerkat.toml:3: general.loglevel: expected one of \"none\", \
+         \"emergency\", \"alert\", \"critical\", \"error\", \"warning\", \"notice\", \"info\", \
+         \"debug\", \"all\", got the string \"verbose\""
+    );
+}
+
+#[test]
+fn shaper_must_be_defined() {
+    assert_eq!(
+        error(&with(
+            "[shaper.normal]\nmax_rate = 1000\n[[listen.c2s]]\nport = 5222\nshaper = \"fast\"\n"
+        )),
+        "config error in /etc/meerkat.toml:7: listen.c2s[0].shaper: expected the name of a \
+         [shaper.NAME] section (\"normal\") or \"none\", got the string \"fast\""
+    );
+    assert_eq!(
+        error(&with("[[listen.c2s]]\nport = 5222\nshaper = \"fast\"\n")),
+        "config error in /etc/meerkat.toml:5: listen.c2s[0].shaper: expected \"none\" \
+         (no [shaper.NAME] section is defined), got the string \"fast\""
+    );
+    let c = parse(&with("[[listen.c2s]]\nport = 5222\nshaper = \"none\"\n")).unwrap();
+    assert_eq!(c.c2s[0].shaper_max_rate, None);
+}
+
+#[test]
+fn listeners_cannot_share_an_address() {
+    let text = with("[[listen.c2s]]\nport = 5222\n[[listen.c2s]]\nport = 5222\nip_address = \"0.0.0.0\"\n");
+    assert!(matches!(problem(&text), Problem::Conflict(_)));
+    assert_eq!(
+        error(&text),
+        "config error in /etc/meerkat.toml:5: listen.c2s[1]: \
+         address 0.0.0.0:5222 is already used by listen.c2s[0]"
+    );
+}
+
+#[test]
+fn certfile_needs_keyfile() {
+    let (_dir, cert, _key) = pem_files();
+    assert_eq!(
+        error(&with(&format!(
+            "[[listen.c2s]]\nport = 5222\n[listen.c2s.tls]\nmode = \"tls\"\ncertfile = {cert:?}\n"
+        ))),
+        "config error in /etc/meerkat.toml:5: listen.c2s[0].tls.keyfile: required option is missing \
+         (expected the PEM private key that goes with tls.certfile)"
+    );
+}
+
+#[test]
+fn missing_certificate_file_names_the_file_and_option() {
+    let (_dir, _cert, key) = pem_files();
+    let text = with(&format!(
+        "[[listen.c2s]]\nport = 5222\ntls.certfile = \"/nonexistent/cert.pem\"\ntls.keyfile = {key:?}\n"
+    ));
+    assert!(matches!(problem(&text), Problem::File { .. }));
+    assert_eq!(
+        error(&text),
+        "config error in /etc/meerkat.toml:5: listen.c2s[0].tls.certfile: cannot use \
+         \"/nonexistent/cert.pem\": No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn unusable_pem_files_name_the_file_at_fault() {
+    let (dir, cert, key) = pem_files();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a pem file\n").unwrap();
+    let listener = |c: &Path, k: &Path| {
+        with(&format!(
+            "[[listen.c2s]]\nport = 5222\ntls.certfile = {c:?}\ntls.keyfile = {k:?}\n"
+        ))
+    };
+    let e = parse(&listener(&garbage, &key)).unwrap_err();
+    assert_eq!(e.path, "listen.c2s[0].tls.certfile", "{e}");
+    assert!(e.to_string().contains("no usable certificate"), "{e}");
+    let e = parse(&listener(&cert, &garbage)).unwrap_err();
+    assert_eq!(e.path, "listen.c2s[0].tls.keyfile", "{e}");
+    assert!(e.to_string().contains("no usable private key"), "{e}");
+    // A key that does not belong to the certificate.
+    let (_other_dir, _other_cert, other_key) = pem_files();
+    let e = parse(&listener(&cert, &other_key)).unwrap_err();
+    assert!(matches!(e.problem, Problem::File { .. }), "{e}");
+    assert!(parse(&listener(&cert, &key)).is_ok());
+}
+
+#[test]
+fn auth_accepts_one_supported_method_and_known_mechanisms() {
+    assert_eq!(
+        error(&with("[auth]\nmethods = [\"ldap\"]\n")),
+        "config error in /etc/meerkat.toml:4: auth.methods[0]: \
+         expected one of \"internal\", \"rdbms\", got the string \"ldap\""
+    );
+    assert_eq!(
+        error(&with("[auth]\nmethods = [\"internal\", \"rdbms\"]\n")),
+        "config error in /etc/meerkat.toml:4: auth.methods: \
+         expected [\"internal\"] or [\"rdbms\"], got an array of 2 elements"
+    );
+    assert_eq!(
+        error(&with(
+            "[auth]\nsasl_mechanisms = [\"scram_sha256\", \"scram_sha384\"]\n"
+        )),
+        "config error in /etc/meerkat.toml:4: auth.sasl_mechanisms[1]: expected one of \
+         \"scram_sha512_plus\", \"scram_sha256_plus\", \"scram_sha1_plus\", \"scram_sha512\", \
+         \"scram_sha256\", \"scram_sha1\", \"plain\", got the string \"scram_sha384\""
+    );
+    assert_eq!(
+        error(&with("[auth]\nsasl_mechanisms = [\"plain\", \"plain\"]\n")),
+        "config error in /etc/meerkat.toml:4: auth.sasl_mechanisms[1]: \"plain\" is listed twice"
+    );
+    assert!(error(&with("[auth]\nsasl_mechanisms = []\n")).ends_with("got an empty array"));
+    let c = parse(&with("[auth]\nsasl_mechanisms = [\"plain\", \"scram_sha1\"]\n")).unwrap();
+    assert_eq!(
+        c.auth.sasl_mechanisms,
+        vec![Mechanism::Plain, scram(ScramHash::Sha1, false)]
+    );
+}
+
+#[test]
+fn storage_is_sqlite_only() {
+    assert_eq!(
+        error(&with(
+            "[outgoing_pools.rdbms.default.connection]\ndriver = \"pgsql\"\nhost = \"db\"\n"
+        )),
+        "config error in /etc/meerkat.toml:5: outgoing_pools.rdbms.default.connection.host: \
+         unknown option (expected one of: driver, database)"
+    );
+    assert_eq!(
+        error(&with(
+            "[outgoing_pools.rdbms.default.connection]\ndriver = \"pgsql\"\n"
+        )),
+        "config error in /etc/meerkat.toml:4: outgoing_pools.rdbms.default.connection.driver: \
+         expected one of \"sqlite\", got the string \"pgsql\""
+    );
+    assert_eq!(
+        error(&with(
+            "[outgoing_pools.redis.global_distrib]\nscope = \"global\"\n"
+        )),
+        "config error in /etc/meerkat.toml:3: outgoing_pools.redis: unknown option (expected one of: rdbms)"
+    );
+    let c = parse(&with(
+        "[outgoing_pools.rdbms.default.connection]\ndriver = \"sqlite\"\ndatabase = \"/srv/x.db\"\n",
+    ))
+    .unwrap();
+    assert_eq!(c.storage.database, Path::new("/srv/x.db"));
+}
+
+#[test]
+fn modules_are_known_and_strict() {
+    assert_eq!(
+        error(&with("[modules.mod_mam]\n")),
+        "config error in /etc/meerkat.toml:3: modules.mod_mam: unknown option (expected one of: \
+         mod_disco, mod_offline, mod_ping, mod_register, mod_roster, mod_version)"
+    );
+    assert_eq!(
+        error(&with("[modules.mod_register]\nwelcome_message = \"hi\"\n")),
+        "config error in /etc/meerkat.toml:4: modules.mod_register.welcome_message: \
+         unknown option (this section takes no options)"
+    );
+    let c = parse(&with(
+        "[modules.mod_register]\n[modules.mod_offline]\nmax_messages = 0\n",
+    ))
+    .unwrap();
+    assert!(c.modules.register);
+    assert_eq!(c.modules.offline, Some(OfflineConfig { max_messages: 0 }));
+}
+
+#[test]
+fn quoted_keys_are_quoted_in_paths() {
+    assert_eq!(
+        error(&with("[shaper.\"a.b\"]\nmax_rate = \"x\"\n")),
+        "config error in /etc/meerkat.toml:4: shaper.\"a.b\".max_rate: \
+         expected a positive integer (bytes per second), got the string \"x\""
+    );
+}
+
+#[test]
+fn integers_may_use_underscores_and_other_bases() {
+    let c = parse(&with(
+        "[shaper.s]\nmax_rate = 0x10\n[[listen.c2s]]\nport = 5222\nshaper = \"s\"\n\
+         [modules.mod_offline]\nmax_messages = 1_000\n",
+    ))
+    .unwrap();
+    assert_eq!(c.c2s[0].shaper_max_rate, Some(16));
+    assert_eq!(c.modules.offline, Some(OfflineConfig { max_messages: 1000 }));
+}

@@ -1,0 +1,465 @@
+use super::*;
+
+struct Db {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    storage: SqliteStorage,
+}
+
+impl Db {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory that does not exist yet: open creates it.
+        let path = dir.path().join("data").join("meerkat.db");
+        let storage = SqliteStorage::open(&path).unwrap();
+        Db {
+            _dir: dir,
+            path,
+            storage,
+        }
+    }
+
+    fn run(&self, request: StorageRequest) -> StorageReply {
+        self.storage.execute(request)
+    }
+}
+
+fn jid(s: &str) -> Jid {
+    Jid::parse(s).unwrap()
+}
+
+fn creds(seed: u8) -> StoredCredentials {
+    StoredCredentials {
+        scram: [ScramHash::Sha1, ScramHash::Sha256, ScramHash::Sha512]
+            .into_iter()
+            .map(|hash| ScramCredential {
+                hash,
+                salt: vec![seed; 16],
+                iterations: 4096,
+                stored_key: vec![seed.wrapping_add(1); 20],
+                server_key: vec![seed.wrapping_add(2); 20],
+            })
+            .collect(),
+    }
+}
+
+fn create(db: &Db, user: &str) {
+    let reply = db.run(StorageRequest::CreateUser {
+        user: jid(user),
+        credentials: creds(1),
+    });
+    assert_eq!(reply, StorageReply::Done);
+}
+
+fn item(contact: &str, subscription: Subscription, groups: &[&str]) -> RosterItem {
+    RosterItem {
+        jid: jid(contact),
+        name: Some(format!("name of {contact}")),
+        subscription,
+        ask_out: true,
+        pending_in: false,
+        approved: true,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    }
+}
+
+fn roster(db: &Db, user: &str) -> Option<Vec<RosterItem>> {
+    match db.run(StorageRequest::LoadUser { user: jid(user) }) {
+        StorageReply::User(r) => r,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn store(db: &Db, owner: &str, stanza: &str, limit: usize) -> StorageReply {
+    db.run(StorageRequest::StoreOffline {
+        owner: jid(owner),
+        stanza: stanza.into(),
+        limit,
+    })
+}
+
+#[test]
+fn open_creates_the_file_in_wal_mode_with_a_schema_version() {
+    let db = Db::new();
+    assert!(db.path.exists());
+    let conn = Connection::open(&db.path).unwrap();
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = conn
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
+#[test]
+fn reopening_keeps_the_data() {
+    let db = Db::new();
+    create(&db, "alice@localhost");
+    let again = SqliteStorage::open(&db.path).unwrap();
+    assert_eq!(
+        again.execute(StorageRequest::GetCredentials {
+            user: jid("alice@localhost")
+        }),
+        StorageReply::Credentials(Some(creds(1)))
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let db = Db::new();
+    Connection::open(&db.path)
+        .unwrap()
+        .execute("UPDATE schema_version SET version = 99", [])
+        .unwrap();
+    let err = SqliteStorage::open(&db.path).err().expect("refused");
+    assert!(matches!(err, OpenError::TooNew { found: 99, .. }), "{err}");
+}
+
+#[test]
+fn credentials_are_stored_per_hash_and_no_password_column_exists() {
+    let db = Db::new();
+    create(&db, "alice@localhost");
+    assert_eq!(
+        db.run(StorageRequest::GetCredentials {
+            user: jid("alice@localhost")
+        }),
+        StorageReply::Credentials(Some(creds(1)))
+    );
+    let conn = Connection::open(&db.path).unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM scram_credentials", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 3);
+    let password_columns: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%password%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(password_columns, 0);
+}
+
+#[test]
+fn get_credentials_of_an_unknown_user_is_none() {
+    let db = Db::new();
+    assert_eq!(
+        db.run(StorageRequest::GetCredentials {
+            user: jid("nobody@localhost")
+        }),
+        StorageReply::Credentials(None)
+    );
+}
+
+#[test]
+fn create_user_twice_is_a_conflict() {
+    let db = Db::new();
+    create(&db, "alice@localhost");
+    assert_eq!(
+        db.run(StorageRequest::CreateUser {
+            user: jid("Alice@localhost"),
+            credentials: creds(2),
+        }),
+        StorageReply::Conflict
+    );
+    // The first credentials are untouched.
+    assert_eq!(
+        db.run(StorageRequest::GetCredentials {
+            user: jid("alice@localhost")
+        }),
+        StorageReply::Credentials(Some(creds(1)))
+    );
+}
+
+#[test]
+fn create_user_without_localpart_fails() {
+    let db = Db::new();
+    let reply = db.run(StorageRequest::CreateUser {
+        user: jid("localhost"),
+        credentials: creds(1),
+    });
+    assert!(matches!(reply, StorageReply::Failed(_)), "{reply:?}");
+}
+
+#[test]
+fn set_credentials_replaces_them_for_existing_users_only() {
+    let db = Db::new();
+    assert_eq!(
+        db.run(StorageRequest::SetCredentials {
+            user: jid("alice@localhost"),
+            credentials: creds(2),
+        }),
+        StorageReply::NotFound
+    );
+    create(&db, "alice@localhost");
+    assert_eq!(
+        db.run(StorageRequest::SetCredentials {
+            user: jid("alice@localhost"),
+            credentials: creds(2),
+        }),
+        StorageReply::Done
+    );
+    assert_eq!(
+        db.run(StorageRequest::GetCredentials {
+            user: jid("alice@localhost")
+        }),
+        StorageReply::Credentials(Some(creds(2)))
+    );
+}
+
+#[test]
+fn remove_user_takes_roster_and_offline_messages_along() {
+    let db = Db::new();
+    create(&db, "alice@localhost");
+    create(&db, "bob@localhost");
+    for owner in ["alice@localhost", "bob@localhost"] {
+        db.run(StorageRequest::PutRosterItem {
+            owner: jid(owner),
+            item: item("carol@example.com", Subscription::Both, &["Friends"]),
+        });
+        assert_eq!(store(&db, owner, "<message/>", 10), StorageReply::Done);
+    }
+    assert_eq!(
+        db.run(StorageRequest::RemoveUser {
+            user: jid("alice@localhost")
+        }),
+        StorageReply::Done
+    );
+    assert_eq!(roster(&db, "alice@localhost"), None);
+    assert_eq!(
+        db.run(StorageRequest::GetCredentials {
+            user: jid("alice@localhost")
+        }),
+        StorageReply::Credentials(None)
+    );
+    assert_eq!(
+        db.run(StorageRequest::TakeOffline {
+            owner: jid("alice@localhost")
+        }),
+        StorageReply::Offline(vec![])
+    );
+    let conn = Connection::open(&db.path).unwrap();
+    for table in [
+        "scram_credentials",
+        "roster_items",
+        "roster_groups",
+        "offline_messages",
+    ] {
+        let left: i64 = conn
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        let expected = if table == "scram_credentials" { 3 } else { 1 };
+        assert_eq!(left, expected, "{table}: only bob's rows remain");
+    }
+    assert_eq!(
+        db.run(StorageRequest::RemoveUser {
+            user: jid("alice@localhost")
+        }),
+        StorageReply::NotFound
+    );
+}
+
+#[test]
+fn list_users_is_per_domain_and_sorted() {
+    let db = Db::new();
+    for u in [
+        "carol@localhost",
+        "alice@localhost",
+        "bob@example.com",
+        "bob@localhost",
+    ] {
+        create(&db, u);
+    }
+    assert_eq!(
+        db.run(StorageRequest::ListUsers {
+            domain: "localhost".into()
+        }),
+        StorageReply::Users(vec![
+            jid("alice@localhost"),
+            jid("bob@localhost"),
+            jid("carol@localhost")
+        ])
+    );
+    assert_eq!(
+        db.run(StorageRequest::ListUsers {
+            domain: "nowhere.org".into()
+        }),
+        StorageReply::Users(vec![])
+    );
+}
+
+#[test]
+fn load_user_tells_unknown_users_from_empty_rosters() {
+    let db = Db::new();
+    assert_eq!(roster(&db, "alice@localhost"), None);
+    create(&db, "alice@localhost");
+    assert_eq!(roster(&db, "alice@localhost"), Some(vec![]));
+}
+
+#[test]
+fn put_roster_item_inserts_then_replaces_with_groups_in_order() {
+    let db = Db::new();
+    create(&db, "alice@localhost");
+    let owner = jid("alice@localhost");
+    let first = item("bob@example.com", Subscription::To, &["Work", "Friends"]);
+    let other = RosterItem::new(jid("carol@example.com"));
+    for i in [&first, &other] {
+        assert_eq!(
+            db.run(StorageRequest::PutRosterItem {
+                owner: owner.clone(),
+                item: i.clone(),
+            }),
+            StorageReply::Done
+        );
+    }
+    assert_eq!(
+        roster(&db, "alice@localhost"),
+        Some(vec![first.clone(), other.clone()])
+    );
+
+    let replaced = RosterItem {
+        name: None,
+        subscription: Subscription::Both,
+        ask_out: false,
+        pending_in: true,
+        approved: false,
+        groups: vec!["Zoo".into()],
+        ..first
+    };
+    db.run(StorageRequest::PutRosterItem {
+        owner: owner.clone(),
+        item: replaced.clone(),
+    });
+    assert_eq!(roster(&db, "alice@localhost"), Some(vec![replaced, other]));
+}
+
+#[test]
+fn put_roster_item_refuses_the_remove_verb() {
+    let db = Db::new();
+    create(&db, "alice@localhost");
+    let reply = db.run(StorageRequest::PutRosterItem {
+        owner: jid("alice@localhost"),
+        item: item("bob@example.com", Subscription::Remove, &[]),
+    });
+    assert!(matches!(reply, StorageReply::Failed(_)), "{reply:?}");
+}
+
+#[test]
+fn delete_roster_item_removes_only_that_contact() {
+    let db = Db::new();
+    create(&db, "alice@localhost");
+    let keep = item("carol@example.com", Subscription::From, &["G"]);
+    for i in [item("bob@example.com", Subscription::Both, &["G"]), keep.clone()] {
+        db.run(StorageRequest::PutRosterItem {
+            owner: jid("alice@localhost"),
+            item: i,
+        });
+    }
+    assert_eq!(
+        db.run(StorageRequest::DeleteRosterItem {
+            owner: jid("alice@localhost"),
+            contact: jid("bob@example.com"),
+        }),
+        StorageReply::Done
+    );
+    assert_eq!(roster(&db, "alice@localhost"), Some(vec![keep]));
+    // Deleting what is not there is not an error.
+    assert_eq!(
+        db.run(StorageRequest::DeleteRosterItem {
+            owner: jid("alice@localhost"),
+            contact: jid("bob@example.com"),
+        }),
+        StorageReply::Done
+    );
+}
+
+#[test]
+fn store_offline_stops_at_the_limit_per_user() {
+    let db = Db::new();
+    assert_eq!(
+        store(&db, "alice@localhost", "<message>1</message>", 2),
+        StorageReply::Done
+    );
+    assert_eq!(
+        store(&db, "alice@localhost", "<message>2</message>", 2),
+        StorageReply::Done
+    );
+    assert_eq!(
+        store(&db, "alice@localhost", "<message>3</message>", 2),
+        StorageReply::LimitReached
+    );
+    // Another user's store is separate.
+    assert_eq!(
+        store(&db, "bob@localhost", "<message>b</message>", 2),
+        StorageReply::Done
+    );
+    assert_eq!(
+        store(&db, "carol@localhost", "<message/>", 0),
+        StorageReply::LimitReached
+    );
+}
+
+#[test]
+fn take_offline_returns_oldest_first_and_empties_the_store() {
+    let db = Db::new();
+    for i in 1..=3 {
+        store(&db, "alice@localhost", &format!("<message>{i}</message>"), 10);
+    }
+    store(&db, "bob@localhost", "<message>b</message>", 10);
+    assert_eq!(
+        db.run(StorageRequest::TakeOffline {
+            owner: jid("alice@localhost")
+        }),
+        StorageReply::Offline(vec![
+            "<message>1</message>".into(),
+            "<message>2</message>".into(),
+            "<message>3</message>".into(),
+        ])
+    );
+    assert_eq!(
+        db.run(StorageRequest::TakeOffline {
+            owner: jid("alice@localhost")
+        }),
+        StorageReply::Offline(vec![])
+    );
+    // The limit counts what is left, so the store is usable again.
+    assert_eq!(
+        store(&db, "alice@localhost", "<message>4</message>", 1),
+        StorageReply::Done
+    );
+    assert_eq!(
+        db.run(StorageRequest::TakeOffline {
+            owner: jid("bob@localhost")
+        }),
+        StorageReply::Offline(vec!["<message>b</message>".into()])
+    );
+}
+
+#[test]
+fn storage_is_shared_across_threads() {
+    let db = std::sync::Arc::new(Db::new());
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    store(
+                        &db,
+                        "alice@localhost",
+                        &format!("<message>{t}-{i}</message>"),
+                        1000,
+                    );
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    match db.run(StorageRequest::TakeOffline {
+        owner: jid("alice@localhost"),
+    }) {
+        StorageReply::Offline(m) => assert_eq!(m.len(), 100),
+        other => panic!("{other:?}"),
+    }
+}
