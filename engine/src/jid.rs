@@ -137,6 +137,19 @@ pub const MAX_PART_LEN: usize = 1023;
 /// RFC 1034 §3.1 (kept by IDNA2008): an LDH label is at most 63 octets.
 const MAX_LABEL_LEN: usize = 63;
 
+/// Raw input longer than this is refused before PRECIS runs: preparation can shrink
+/// a string (fullwidth forms are 3 octets, their ASCII mappings 1), so the 1023-octet
+/// limit is judged on the prepared form, but unbounded input is not worth preparing.
+const MAX_INPUT_LEN: usize = 4 * MAX_PART_LEN;
+
+fn check_input_len(s: &str) -> Result<(), JidError> {
+    if s.len() > MAX_INPUT_LEN {
+        Err(JidError::TooLong)
+    } else {
+        Ok(())
+    }
+}
+
 fn check_len(s: &str) -> Result<(), JidError> {
     if s.len() > MAX_PART_LEN {
         Err(JidError::TooLong)
@@ -157,7 +170,7 @@ fn check_len(s: &str) -> Result<(), JidError> {
 /// This approximates IDNA2008's U-label rules without converting to A-labels.
 pub fn prepare_domainpart(s: &str) -> Result<String, JidError> {
     let s = s.strip_suffix('.').unwrap_or(s);
-    check_len(s)?;
+    check_input_len(s)?;
     if s.is_empty() {
         return Err(JidError::Domain);
     }
@@ -217,7 +230,7 @@ const LOCALPART_FORBIDDEN: &str = "\"&'/:<>@";
 /// (RFC 8265 §3.3: width mapping, lower case, NFC, no spaces), then refuses the
 /// characters of §3.3.1, also when width mapping produced them (`＠` → `@`).
 pub fn prepare_localpart(s: &str) -> Result<String, JidError> {
-    check_len(s)?;
+    check_input_len(s)?;
     if s.is_empty() || s.chars().any(|c| LOCALPART_FORBIDDEN.contains(c)) {
         return Err(JidError::Local);
     }
@@ -234,7 +247,7 @@ pub fn prepare_localpart(s: &str) -> Result<String, JidError> {
 /// (RFC 8265 §4.2: non-ASCII spaces become U+0020, NFC, no control characters;
 /// case and `@`/`/` are kept).
 pub fn prepare_resourcepart(s: &str) -> Result<String, JidError> {
-    check_len(s)?;
+    check_input_len(s)?;
     if s.is_empty() {
         return Err(JidError::Resource);
     }
@@ -402,6 +415,32 @@ mod tests {
         assert_eq!(Jid::domain_jid(&long_domain), Err(JidError::TooLong));
         let ok_domain = vec![label63.as_str(); 16].join(".");
         assert!(Jid::domain_jid(&ok_domain).is_ok());
+    }
+
+    #[test]
+    fn length_limit_applies_to_the_prepared_form() {
+        // 400 fullwidth letters are 1200 octets raw and 400 once width-mapped.
+        let wide = "\u{FF41}".repeat(400);
+        assert_eq!(
+            Jid::new(Some(&wide), "example.com", None)
+                .unwrap()
+                .local()
+                .unwrap()
+                .len(),
+            400
+        );
+        let huge = "a".repeat(5000);
+        assert_eq!(Jid::new(Some(&huge), "example.com", None), Err(JidError::TooLong));
+        assert_eq!(Jid::domain_jid(&huge), Err(JidError::TooLong));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics_and_display_round_trips(s in "\\PC{0,40}") {
+            if let Ok(j) = Jid::parse(&s) {
+                proptest::prop_assert_eq!(Jid::parse(&j.to_string()), Ok(j));
+            }
+        }
     }
 
     #[test]
