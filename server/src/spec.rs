@@ -65,6 +65,9 @@ pub fn build(config: &Config) -> Result<ServerSpec, SpecError> {
 pub fn c2s_listeners(config: &Config, data_dir: &Path) -> Result<Vec<C2sListener>, SpecError> {
     let mut self_signed: Option<PemPair> = None;
     let mut out = Vec::new();
+    // One secret per start, shared by the listeners (see C2sConfig::sasl_secret).
+    let mut sasl_secret = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut sasl_secret);
     for listener in &config.c2s {
         let (tls_mode, tls) = match &listener.tls {
             None => (TlsMode::None, None),
@@ -85,6 +88,7 @@ pub fn c2s_listeners(config: &Config, data_dir: &Path) -> Result<Vec<C2sListener
                 registration: config.modules.register,
                 auth_timeout: AUTH_TIMEOUT,
                 keepalive_interval: KEEPALIVE_INTERVAL,
+                sasl_secret,
             }),
         });
     }

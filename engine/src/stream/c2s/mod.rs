@@ -60,6 +60,10 @@ pub struct C2sConfig {
     pub auth_timeout: Duration,
     /// Whitespace keepalive interval once bound (RFC 6120 §4.6.1).
     pub keepalive_interval: Duration,
+    /// Secret from which SCRAM derives the fake salt of unknown users, so that the
+    /// same unknown name gets the same salt on every attempt and cannot be told from
+    /// a real account. Made once per server start from a secure random source.
+    pub sasl_secret: [u8; 32],
 }
 
 impl C2sConfig {
@@ -84,6 +88,8 @@ impl C2sConfig {
             registration: false,
             auth_timeout: Duration::from_secs(30),
             keepalive_interval: Duration::from_secs(60),
+            // Deterministic for simulations; the server sets a random one.
+            sasl_secret: [0; 32],
         }
     }
 }

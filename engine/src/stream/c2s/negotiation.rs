@@ -180,7 +180,13 @@ impl C2s {
                         .map(|t| t.channel_bindings())
                         .unwrap_or_default(),
                 };
-                let (server, step) = SaslServer::start(mech, initial.as_deref(), context, &mut *self.rng);
+                let (server, step) = SaslServer::start_with_server_secret(
+                    mech,
+                    initial.as_deref(),
+                    context,
+                    &self.config.sasl_secret,
+                    &mut *self.rng,
+                );
                 self.sasl = Some(server);
                 self.on_sasl_step(step);
             }
