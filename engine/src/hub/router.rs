@@ -26,7 +26,7 @@ impl Hub {
             return self.route_remote(stanza);
         }
         if to.local().is_none() {
-            return self.to_server(&to, stanza);
+            return self.for_server(&to, stanza);
         }
         self.enqueue(&to.bare(), Work::Inbound { to: Some(to), stanza });
     }
@@ -61,7 +61,7 @@ impl Hub {
     /// handles it). Iq requests go to the modules; messages are not delivered to
     /// anyone and get `service-unavailable`; presence is ignored; iq results and
     /// errors are dropped.
-    fn to_server(&mut self, to: &Jid, stanza: Element) {
+    fn for_server(&mut self, to: &Jid, stanza: Element) {
         match stanza.name() {
             "iq" if matches!(stanza.attr("type"), Some("get" | "set")) => {
                 if to.resource().is_some() {

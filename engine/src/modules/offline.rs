@@ -98,7 +98,7 @@ mod tests {
         assert_eq!(prev, (1970, 1, 1));
         for d in 1..(431 * 366) {
             let cur = civil_from_days(d);
-            let leap = |y: u64| y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+            let leap = |y: u64| matches!((y % 4, y % 100, y % 400), (0, 1.., _) | (_, _, 0));
             let len = match prev.1 {
                 2 if leap(prev.0) => 29,
                 2 => 28,
