@@ -10,12 +10,47 @@
 //! Work is keyed by bare JID (a user's sessions, roster and pending work live
 //! together), so that the hub can be sharded by bare-JID hash: a shard owns the users
 //! whose bare JID hashes to it.
+//!
+//! # How a stanza travels
+//!
+//! RFC 6121 splits the handling of a stanza between the sender's server (outbound
+//! processing) and the recipient's server (inbound processing). The hub keeps that
+//! split even when both users are local: a stanza from a session becomes an
+//! *outbound* work item on the sender's queue; routing it puts an *inbound* work item
+//! on the recipient's queue. Only the inbound item touches the recipient's state, so
+//! it can later cross a shard or an S2S link unchanged.
+//!
+//! A work item that needs the user's roster (broadcasts, subscriptions, roster iqs,
+//! probes) or needs to know whether the user exists (messages) waits at the head of
+//! the queue while `LoadUser` is under way; later items wait behind it, which keeps
+//! the stanzas between two entities in order (RFC 6120 §10.1). A user's state is
+//! forgotten when they have no session and no pending work; it is loaded again when
+//! needed (storage executes requests in order, so a reload sees earlier writes).
+//!
+//! Submodules: `router` (addressing, RFC 6120 §10 and RFC 6121 §8.5), `presence`
+//! (RFC 6121 §3 and §4), `iq` (server and account iqs, roster RFC 6121 §2), `user`
+//! (per-user state), `queue` (running the per-user queues); [`testing`] holds an
+//! in-memory storage for tests and simulations.
 
+mod iq;
+mod presence;
+mod queue;
+mod router;
+pub mod testing;
+mod user;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::SystemTime;
 
 use crate::jid::Jid;
 use crate::storage::{StorageReply, StorageRequest};
+use crate::stream::StanzaError;
 use crate::xml::Element;
+
+use user::{UserState, Work};
 
 /// Identifies one connection (assigned by the runtime, unique for the process life).
 pub type SessionId = u64;
@@ -99,6 +134,17 @@ pub enum HubAction {
         /// The stanza.
         stanza: Element,
     },
+    /// Write `xml`, an already serialised stanza, to `session` as is. Used for
+    /// offline messages (XEP-0160), which storage keeps as text: the text is what
+    /// [`Element::to_xml`] produced when the message was stored (a `<message/>`
+    /// declaring `xmlns='jabber:client'`, with its XEP-0203 `<delay/>`), so it is
+    /// valid as is inside a `jabber:client` stream.
+    DeliverRaw {
+        /// The target session.
+        session: SessionId,
+        /// The serialised stanza.
+        xml: String,
+    },
     /// `session` was replaced by a new session with the same full JID: close it with
     /// a `<conflict/>` stream error (RFC 6120 §4.9.3.3).
     Replaced {
@@ -114,15 +160,74 @@ pub enum HubAction {
     },
 }
 
+/// What an outstanding storage request was for.
+#[derive(Debug)]
+enum Pending {
+    /// Loading a user's roster (and existence).
+    LoadUser(Jid),
+    /// A roster write; its `Done` only needs consuming.
+    Write,
+    /// Storing this message offline; bounced if storage refuses.
+    StoreOffline(Element),
+    /// Putting back an offline message whose session left before it was delivered.
+    Restore,
+    /// Taking the offline messages of `owner` for `session`.
+    TakeOffline { session: SessionId, owner: Jid },
+}
+
 /// The hub (see the module docs).
 pub struct Hub {
     config: HubConfig,
+    /// Served domains, prepared like JID domainparts.
+    hosts: HashSet<String>,
+    /// Bound sessions and their full JIDs.
+    sessions: HashMap<SessionId, Jid>,
+    /// The current session of each bound full JID.
+    bound: HashMap<Jid, SessionId>,
+    /// Users the hub knows about, by bare JID.
+    users: HashMap<Jid, UserState>,
+    /// Users whose queue may be able to make progress.
+    runnable: VecDeque<Jid>,
+    /// The user whose work item is being processed, and the work that item routed
+    /// back to the same user: it runs before the rest of the queue.
+    current: Option<Jid>,
+    front: Vec<Work>,
+    pending: HashMap<RequestId, Pending>,
+    next_request: RequestId,
+    next_push: u64,
+    actions: VecDeque<HubAction>,
+    now: SystemTime,
 }
 
 impl Hub {
     /// A hub serving `config.hosts`.
     pub fn new(config: HubConfig) -> Self {
-        Self { config }
+        let hosts = config
+            .hosts
+            .iter()
+            .filter_map(|h| match Jid::domain_jid(h) {
+                Ok(j) => Some(j.domain().to_string()),
+                Err(_) => {
+                    tracing::warn!(host = %h, "ignoring a host that is not a domain");
+                    None
+                }
+            })
+            .collect();
+        Self {
+            config,
+            hosts,
+            sessions: HashMap::new(),
+            bound: HashMap::new(),
+            users: HashMap::new(),
+            runnable: VecDeque::new(),
+            current: None,
+            front: Vec::new(),
+            pending: HashMap::new(),
+            next_request: 1,
+            next_push: 1,
+            actions: VecDeque::new(),
+            now: SystemTime::UNIX_EPOCH,
+        }
     }
 
     /// The configuration.
@@ -133,12 +238,150 @@ impl Hub {
     /// Feeds one input. `now` is the wall-clock time, passed in (never read here),
     /// used for XEP-0203 delay stamps on stored messages.
     pub fn handle(&mut self, input: HubInput, now: SystemTime) {
-        let _ = (input, now);
-        todo!("hub helper")
+        self.now = now;
+        match input {
+            HubInput::Bind { session, jid } => self.on_bind(session, jid),
+            HubInput::Unbind { session } => self.on_unbind(session),
+            HubInput::Stanza { session, stanza } => self.on_stanza(session, stanza),
+            HubInput::Reply { id, reply } => self.on_reply(id, reply),
+        }
+        self.run();
     }
 
     /// The next output, `None` when there is nothing to do.
     pub fn poll_action(&mut self) -> Option<HubAction> {
-        todo!("hub helper")
+        self.actions.pop_front()
+    }
+
+    /// RFC 6120 §7.7.2.2: a second session with the same full JID replaces the first
+    /// (our conflict policy: the new one wins).
+    fn on_bind(&mut self, session: SessionId, jid: Jid) {
+        if jid.is_bare() || jid.local().is_none() || self.sessions.contains_key(&session) {
+            tracing::warn!(session, %jid, "ignoring a bind that is not a new user session");
+            return;
+        }
+        let user = jid.bare();
+        if let Some(old) = self.bound.insert(jid.clone(), session) {
+            self.sessions.remove(&old);
+            self.actions.push_back(HubAction::Replaced { session: old });
+            self.enqueue(&user, Work::Unbind { session: old });
+        }
+        self.sessions.insert(session, jid.clone());
+        self.enqueue(&user, Work::Bind { session, jid });
+    }
+
+    /// An unknown or replaced session's unbind is a no-op.
+    fn on_unbind(&mut self, session: SessionId) {
+        let Some(jid) = self.sessions.remove(&session) else {
+            return;
+        };
+        if self.bound.get(&jid) == Some(&session) {
+            self.bound.remove(&jid);
+        }
+        self.enqueue(&jid.bare(), Work::Unbind { session });
+    }
+
+    /// RFC 6120 §8.1.2.1: `from` is the session's full JID, whatever the stanza says.
+    fn on_stanza(&mut self, session: SessionId, mut stanza: Element) {
+        let Some(jid) = self.sessions.get(&session).cloned() else {
+            tracing::debug!(session, "dropping a stanza from an unbound session");
+            return;
+        };
+        if !matches!(stanza.name(), "message" | "presence" | "iq") {
+            tracing::debug!(session, name = stanza.name(), "dropping a non-stanza");
+            return;
+        }
+        stanza.set_attr("from", jid.to_string());
+        self.enqueue(
+            &jid.bare(),
+            Work::Outbound {
+                session,
+                from: jid,
+                stanza,
+            },
+        );
+    }
+
+    fn on_reply(&mut self, id: RequestId, reply: StorageReply) {
+        let Some(pending) = self.pending.remove(&id) else {
+            tracing::warn!(id, "reply to an unknown request");
+            return;
+        };
+        match pending {
+            Pending::LoadUser(user) => self.on_user_loaded(user, reply),
+            Pending::Write | Pending::Restore => {
+                if reply != StorageReply::Done {
+                    tracing::warn!(?reply, "storage write failed");
+                }
+            }
+            Pending::StoreOffline(message) => match reply {
+                StorageReply::Done => {}
+                // XEP-0160 §3: a full offline store means service-unavailable.
+                StorageReply::LimitReached | StorageReply::NotFound => {
+                    self.bounce(&message, StanzaError::ServiceUnavailable)
+                }
+                other => {
+                    tracing::warn!(reply = ?other, "storing an offline message failed");
+                    self.bounce(&message, StanzaError::InternalServerError);
+                }
+            },
+            Pending::TakeOffline { session, owner } => match reply {
+                StorageReply::Offline(messages) => {
+                    for xml in messages {
+                        if self.sessions.contains_key(&session) {
+                            self.actions.push_back(HubAction::DeliverRaw { session, xml });
+                        } else {
+                            // The session left meanwhile: keep the message for later.
+                            self.request(
+                                StorageRequest::StoreOffline {
+                                    owner: owner.clone(),
+                                    stanza: xml,
+                                    limit: usize::MAX,
+                                },
+                                Pending::Restore,
+                            );
+                        }
+                    }
+                }
+                other => tracing::warn!(reply = ?other, "taking offline messages failed"),
+            },
+        }
+    }
+
+    /// Emits a storage request and remembers what it is for.
+    fn request(&mut self, request: StorageRequest, pending: Pending) {
+        let id = self.next_request;
+        self.next_request += 1;
+        self.pending.insert(id, pending);
+        self.actions.push_back(HubAction::Request { id, request });
+    }
+
+    fn deliver(&mut self, session: SessionId, stanza: Element) {
+        self.actions.push_back(HubAction::Deliver { session, stanza });
+    }
+
+    /// The state of `user`, which exists while one of their work items runs.
+    fn user_mut(&mut self, user: &Jid) -> &mut UserState {
+        self.users
+            .get_mut(user)
+            .expect("a user's state lives while their work runs")
+    }
+
+    fn user(&self, user: &Jid) -> &UserState {
+        self.users
+            .get(user)
+            .expect("a user's state lives while their work runs")
+    }
+
+    /// True when `domain` is served here.
+    fn serves(&self, domain: &str) -> bool {
+        self.hosts.contains(domain)
+    }
+
+    /// A fresh id for a roster push.
+    fn push_id(&mut self) -> String {
+        let id = format!("push{}", self.next_push);
+        self.next_push += 1;
+        id
     }
 }
