@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use meerkat_engine::hub::{HubInput, RequestId, SessionId};
+use meerkat_engine::hub::{RequestId, SessionId};
 use meerkat_engine::storage::StorageReply;
 use meerkat_engine::stream::c2s::{C2s, C2sConfig};
 use meerkat_engine::stream::Action;
@@ -25,6 +25,8 @@ use crate::Metrics;
 pub(crate) enum ConnMsg {
     /// A stanza from the hub.
     Routed(Element),
+    /// A serialised stanza from the hub (offline messages).
+    RoutedRaw(String),
     /// Replaced by a newer session with the same full JID.
     Replaced,
     /// A storage answer.
@@ -153,6 +155,7 @@ pub(crate) async fn run(mut socket: TcpStream, peer: SocketAddr, shared: Shared)
                 let now = Instant::now().into_std();
                 match msg {
                     Some(ConnMsg::Routed(stanza)) => c2s.handle_routed(stanza, now),
+                    Some(ConnMsg::RoutedRaw(xml)) => c2s.handle_routed_raw(&xml, now),
                     Some(ConnMsg::Replaced) => c2s.handle_replaced(now),
                     Some(ConnMsg::Reply(rid, reply)) => c2s.handle_reply(rid, reply, now),
                     Some(ConnMsg::Shutdown) | None => c2s.handle_shutdown(now),
@@ -169,7 +172,6 @@ pub(crate) async fn run(mut socket: TcpStream, peer: SocketAddr, shared: Shared)
     }
     let _ = shared.hub.send(HubMsg::Detach { session: id });
     tracing::debug!("disconnected");
-    let _unused: Option<HubInput> = None;
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -76,6 +76,11 @@ pub(crate) async fn run(
                         let _ = tx.send(ConnMsg::Routed(stanza));
                     }
                 }
+                HubAction::DeliverRaw { session, xml } => {
+                    if let Some(tx) = connections.get(&session) {
+                        let _ = tx.send(ConnMsg::RoutedRaw(xml));
+                    }
+                }
                 HubAction::Replaced { session } => {
                     if let Some(tx) = connections.get(&session) {
                         let _ = tx.send(ConnMsg::Replaced);

@@ -208,6 +208,11 @@ impl Simulation {
                     c.c2s.handle_routed(stanza, now);
                 }
             }
+            HubAction::DeliverRaw { session, xml } => {
+                if let Some(c) = self.conns.get_mut(&session) {
+                    c.c2s.handle_routed_raw(&xml, now);
+                }
+            }
             HubAction::Replaced { session } => {
                 if let Some(c) = self.conns.get_mut(&session) {
                     c.c2s.handle_replaced(now);

@@ -29,14 +29,13 @@
 //!
 //! Submodules: `router` (addressing, RFC 6120 §10 and RFC 6121 §8.5), `presence`
 //! (RFC 6121 §3 and §4), `iq` (server and account iqs, roster RFC 6121 §2), `user`
-//! (per-user state), `queue` (running the per-user queues); [`testing`] holds an
-//! in-memory storage for tests and simulations.
+//! (per-user state), `queue` (running the per-user queues). Tests and simulations
+//! answer its requests from [`crate::storage::MemoryStorage`].
 
 mod iq;
 mod presence;
 mod queue;
 mod router;
-pub mod testing;
 mod user;
 
 #[cfg(test)]

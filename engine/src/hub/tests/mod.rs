@@ -14,10 +14,10 @@ mod subscription;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::testing::MemoryStorage;
 use super::{Hub, HubAction, HubConfig, HubInput, RequestId, SessionId};
 use crate::jid::Jid;
 use crate::ns;
+use crate::storage::MemoryStorage;
 use crate::storage::{RosterItem, Storage, StorageRequest, Subscription};
 use crate::xml::{Element, Node};
 

@@ -58,6 +58,8 @@ impl C2s {
             f.push_child(
                 Element::new("session", ns::SESSION).with_child(Element::new("optional", ns::SESSION)),
             );
+            // RFC 6121 §3.4: the hub honours subscription pre-approvals.
+            f.push_child(Element::new("sub", ns::PRE_APPROVAL));
             return f;
         }
         if !self.is_encrypted() && self.config.tls_mode != TlsMode::None && self.config.tls.is_some() {
