@@ -89,6 +89,14 @@ fn is_name_char(c: char) -> bool {
 
 /// Namespaces in XML 1.0 §3 `NCName`: a name without colons.
 pub(super) fn is_ncname(s: &str) -> bool {
+    // Nearly every name on the wire is ASCII, where the byte table is exact.
+    let bytes = s.as_bytes();
+    if let Some((&first, rest)) = bytes.split_first() {
+        let ascii_name = |b: u8, class: u8| b < 0x80 && b != b':' && is(b, class);
+        if ascii_name(first, NAME_START) && rest.iter().all(|&b| ascii_name(b, NAME)) {
+            return true;
+        }
+    }
     let mut chars = s.chars();
     match chars.next() {
         Some(c) if is_name_start(c) => chars.all(is_name_char),
