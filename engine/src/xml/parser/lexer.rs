@@ -13,9 +13,10 @@
 //! top-level element or the stream close) and enforces `max_stanza_size` on it
 //! (RFC 6120 §13.12), counting bytes as they arrive rather than when the item
 //! ends.
+//! [`MAX_DEPTH`] is enforced the same way, at the `<` of the start tag that would go over it.
 
 use super::chars::{is, ATTR_STOP, CDATA_STOP, FORBIDDEN, NAME, NAME_START, TEXT_STOP, WS};
-use super::XmlError;
+use super::{ExceededLimit, XmlError, MAX_DEPTH};
 
 /// Where the stream is, as far as the lexer is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,7 +186,10 @@ impl Lexer {
             if self.pos >= end {
                 if end < buf.len() {
                     // The item has not ended within its allowed size and more is coming.
-                    return Err(XmlError::PolicyViolation { limit: self.max_item });
+                    return Err(XmlError::PolicyViolation {
+                        limit: self.max_item,
+                        exceeded: ExceededLimit::StanzaSize,
+                    });
                 }
                 return Ok(None);
             }
@@ -358,6 +362,12 @@ impl Lexer {
                 State::PiTarget { matched: 0 }
             }
             b'?' => return Err(restricted("processing instruction")),
+            _ if is(b, NAME_START) && self.depth >= MAX_DEPTH => {
+                return Err(XmlError::PolicyViolation {
+                    limit: MAX_DEPTH,
+                    exceeded: ExceededLimit::Depth,
+                })
+            }
             _ if is(b, NAME_START) => {
                 self.attrs.clear();
                 State::StartName

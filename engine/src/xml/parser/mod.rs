@@ -92,14 +92,44 @@ pub enum XmlError {
     /// other than the five predefined.
     #[error("restricted XML: {0}")]
     RestrictedXml(String),
-    /// RFC 6120 §4.9.3.14: the header or a top-level element larger than
-    /// `max_stanza_size` (reported while it is still arriving).
-    #[error("element of more than {limit} bytes")]
+    /// RFC 6120 §4.9.3.14: the header or a top-level element went over a limit:
+    /// `max_stanza_size` bytes, or [`MAX_DEPTH`] levels of nesting. Reported while the
+    /// element is still arriving.
+    #[error("{exceeded} over the limit of {limit}")]
     PolicyViolation {
-        /// The configured limit.
+        /// The limit (bytes or levels, see `exceeded`).
         limit: usize,
+        /// Which limit.
+        exceeded: ExceededLimit,
     },
 }
+
+/// The limit behind an [`XmlError::PolicyViolation`]; both are the same stream error
+/// (RFC 6120 §4.9.3.14), this only says which one to log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExceededLimit {
+    /// [`ParseLimits::max_stanza_size`]: bytes of the header or of one top-level element.
+    StanzaSize,
+    /// [`MAX_DEPTH`]: levels of elements in one top-level element.
+    Depth,
+}
+
+impl std::fmt::Display for ExceededLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExceededLimit::StanzaSize => "element size in bytes",
+            ExceededLimit::Depth => "element nesting depth",
+        })
+    }
+}
+
+/// Deepest nesting accepted in a top-level element (the element itself is level 1).
+///
+/// Element trees are dropped, cloned and serialised recursively, so a peer that could
+/// nest thousands of levels in one stanza could overflow a thread's stack and abort
+/// the whole server. Real stanzas (pubsub payloads, forwarded and archived messages,
+/// XHTML-IM) stay far below this.
+pub const MAX_DEPTH: usize = 256;
 
 /// The incremental parser of one stream (one per stream; call
 /// [`StreamParser::reset`] on a stream restart).

@@ -528,6 +528,13 @@ fn limit(max_stanza_size: usize) -> ParseLimits {
     ParseLimits { max_stanza_size }
 }
 
+fn too_big(limit: usize) -> XmlError {
+    XmlError::PolicyViolation {
+        limit,
+        exceeded: ExceededLimit::StanzaSize,
+    }
+}
+
 /// A stanza longer than [`HEADER`], so limits between the two apply to it only.
 fn long_stanza() -> String {
     format!("<message><body>{}</body></message>", "0123456789".repeat(12))
@@ -549,7 +556,8 @@ fn an_element_over_the_limit_is_a_policy_violation() {
     assert_eq!(
         out.error,
         Some(XmlError::PolicyViolation {
-            limit: stanza.len() - 1
+            limit: stanza.len() - 1,
+            exceeded: ExceededLimit::StanzaSize,
         })
     );
 }
@@ -564,21 +572,52 @@ fn policy_violation_is_reported_before_the_element_ends() {
     p.feed(&[b'a'; 185]);
     assert_eq!(p.next_event(), Ok(None), "exactly 200 bytes so far");
     p.feed(b"a");
-    assert_eq!(p.next_event(), Err(XmlError::PolicyViolation { limit: 200 }));
+    assert_eq!(p.next_event(), Err(too_big(200)));
     // An endless element never makes the buffer grow again.
     for _ in 0..1000 {
         p.feed(&[b'a'; 1000]);
     }
     assert!(p.buf.capacity() < 1000);
-    assert_eq!(p.next_event(), Err(XmlError::PolicyViolation { limit: 200 }));
+    assert_eq!(p.next_event(), Err(too_big(200)));
+}
+
+#[test]
+fn nesting_up_to_max_depth_is_accepted() {
+    let deep = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+    let all = elements(&format!("{deep}<b/>"));
+    let mut node = &all[0];
+    let mut levels = 1;
+    while let Some(child) = node.children().next() {
+        node = child;
+        levels += 1;
+    }
+    assert_eq!(levels, MAX_DEPTH);
+    assert!(all[1].is("b", ns::CLIENT));
+}
+
+#[test]
+fn nesting_deeper_than_max_depth_is_a_policy_violation() {
+    // Element trees are dropped and serialised recursively: a peer must not be able
+    // to overflow the stack with one deep stanza, whatever max_stanza_size allows.
+    let too_deep = XmlError::PolicyViolation {
+        limit: MAX_DEPTH,
+        exceeded: ExceededLimit::Depth,
+    };
+    for last in ["<a>", "<a/>"] {
+        let input = format!("{HEADER}{}{last}", "<a>".repeat(MAX_DEPTH));
+        assert_eq!(parse(&input).error, Some(too_deep.clone()), "{last}");
+    }
+    let input = format!("{HEADER}{}", "<a>".repeat(100_000));
+    let out = parse_with(input.as_bytes(), limit(1 << 20));
+    assert_eq!(out.error, Some(too_deep));
 }
 
 #[test]
 fn oversized_header_is_a_policy_violation() {
     let e = parse_limited(&HEADER.replace("localhost", &"h".repeat(200)), limit(100)).error;
-    assert_eq!(e, Some(XmlError::PolicyViolation { limit: 100 }));
+    assert_eq!(e, Some(too_big(100)));
     let e = parse_limited(&format!("<?xml version='1.0'{}?>", " ".repeat(200)), limit(100)).error;
-    assert_eq!(e, Some(XmlError::PolicyViolation { limit: 100 }));
+    assert_eq!(e, Some(too_big(100)));
 }
 
 #[test]
