@@ -13,10 +13,11 @@
 //! top-level element or the stream close) and enforces `max_stanza_size` on it
 //! (RFC 6120 §13.12), counting bytes as they arrive rather than when the item
 //! ends.
-//! [`MAX_DEPTH`] is enforced the same way, at the `<` of the start tag that would go over it.
+//! [`MAX_DEPTH`] and [`MAX_ATTRS`] are enforced the same way, at the `<` or the attribute
+//! that would go over them.
 
 use super::chars::{is, ATTR_STOP, CDATA_STOP, FORBIDDEN, NAME, NAME_START, TEXT_STOP, WS};
-use super::{ExceededLimit, XmlError, MAX_DEPTH};
+use super::{ExceededLimit, XmlError, MAX_ATTRS, MAX_DEPTH};
 
 /// Where the stream is, as far as the lexer is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,6 +261,12 @@ impl Lexer {
                 b'/' => {
                     self.state = State::EmptySlash;
                     self.pos += 1;
+                }
+                _ if is(b, NAME_START) && ws && self.attrs.len() >= MAX_ATTRS => {
+                    return Err(XmlError::PolicyViolation {
+                        limit: MAX_ATTRS,
+                        exceeded: ExceededLimit::Attributes,
+                    })
                 }
                 _ if is(b, NAME_START) && ws => {
                     self.attr_name.0 = self.pos - self.mark;

@@ -93,11 +93,12 @@ pub enum XmlError {
     #[error("restricted XML: {0}")]
     RestrictedXml(String),
     /// RFC 6120 §4.9.3.14: the header or a top-level element went over a limit:
-    /// `max_stanza_size` bytes, or [`MAX_DEPTH`] levels of nesting. Reported while the
-    /// element is still arriving.
+    /// `max_stanza_size` bytes, [`MAX_DEPTH`] levels of nesting, [`MAX_ATTRS`]
+    /// attributes on one element or [`MAX_NAMESPACES`] declarations in scope. Reported
+    /// while the element is still arriving.
     #[error("{exceeded} over the limit of {limit}")]
     PolicyViolation {
-        /// The limit (bytes or levels, see `exceeded`).
+        /// The limit (bytes, levels, attributes or declarations, see `exceeded`).
         limit: usize,
         /// Which limit.
         exceeded: ExceededLimit,
@@ -112,6 +113,10 @@ pub enum ExceededLimit {
     StanzaSize,
     /// [`MAX_DEPTH`]: levels of elements in one top-level element.
     Depth,
+    /// [`MAX_ATTRS`]: attributes (namespace declarations included) on one element.
+    Attributes,
+    /// [`MAX_NAMESPACES`]: namespace declarations in scope at once.
+    Namespaces,
 }
 
 impl std::fmt::Display for ExceededLimit {
@@ -119,6 +124,8 @@ impl std::fmt::Display for ExceededLimit {
         f.write_str(match self {
             ExceededLimit::StanzaSize => "element size in bytes",
             ExceededLimit::Depth => "element nesting depth",
+            ExceededLimit::Attributes => "attributes on one element",
+            ExceededLimit::Namespaces => "namespace declarations in scope",
         })
     }
 }
@@ -130,6 +137,19 @@ impl std::fmt::Display for ExceededLimit {
 /// the whole server. Real stanzas (pubsub payloads, forwarded and archived messages,
 /// XHTML-IM) stay far below this.
 pub const MAX_DEPTH: usize = 256;
+
+/// Most attributes (namespace declarations included) accepted on one element.
+///
+/// Building an element checks each attribute against the ones before it, so without
+/// a cap one tag of `n` attributes costs `n²` (70 ms for a 64 KB tag, growing with the
+/// square of `max_stanza_size`); with it, the cost stays linear in the input. Real
+/// stanzas carry a handful.
+pub const MAX_ATTRS: usize = 256;
+
+/// Most namespace declarations in scope at once (the stream header's and those of the
+/// open elements). Resolving a prefix walks them, so the cap keeps a stanza of many
+/// declarations and many prefixed names linear rather than quadratic in its size.
+pub const MAX_NAMESPACES: usize = 256;
 
 /// The incremental parser of one stream (one per stream; call
 /// [`StreamParser::reset`] on a stream restart).

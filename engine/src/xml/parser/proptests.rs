@@ -59,6 +59,11 @@ fn error_cases() -> Vec<(Vec<u8>, ParseLimits, fn(&XmlError) -> bool)> {
         (after(b"</stream:stream> <stream:stream>"), default, nwf),
         (after(b"</stream:features>"), default, nwf),
         (after("<a>".repeat(MAX_DEPTH + 1).as_bytes()), default, policy),
+        (
+            after(format!("<a{}/>", " b=''".repeat(MAX_ATTRS + 1)).as_bytes()),
+            default,
+            policy,
+        ),
         (after(b"<message><!-- hidden --></message>"), default, restricted),
         (after(b"<message><?target data?></message>"), default, restricted),
         (after(b"<body>&nbsp;</body>"), default, restricted),

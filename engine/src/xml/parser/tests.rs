@@ -613,6 +613,40 @@ fn nesting_deeper_than_max_depth_is_a_policy_violation() {
 }
 
 #[test]
+fn more_than_max_attrs_is_a_policy_violation() {
+    let attrs = |n: usize| (0..n).map(|i| format!(" a{i}=''")).collect::<String>();
+    let e = element(&format!("<m{}/>", attrs(MAX_ATTRS)));
+    assert_eq!(e.attrs().count(), MAX_ATTRS);
+    let e = parse(&format!("{HEADER}<m{}/>", attrs(MAX_ATTRS + 1))).error;
+    assert_eq!(
+        e,
+        Some(XmlError::PolicyViolation {
+            limit: MAX_ATTRS,
+            exceeded: ExceededLimit::Attributes,
+        })
+    );
+}
+
+#[test]
+fn more_than_max_namespaces_in_scope_is_a_policy_violation() {
+    // The header declares two; nested elements add one each.
+    let nest = |n: usize| (0..n).map(|i| format!("<a xmlns:p{i}='u'>")).collect::<String>();
+    let out = parse(&format!("{HEADER}{}<p0:b/>", nest(MAX_NAMESPACES - 2)));
+    assert_eq!(out.error, None);
+    let out = parse(&format!("{HEADER}{}", nest(MAX_NAMESPACES - 1)));
+    assert_eq!(
+        out.error,
+        Some(XmlError::PolicyViolation {
+            limit: MAX_NAMESPACES,
+            exceeded: ExceededLimit::Namespaces,
+        })
+    );
+    // Declarations of closed elements go out of scope.
+    let siblings = "<a xmlns:p='u'/>".repeat(2 * MAX_NAMESPACES);
+    assert_eq!(elements(&format!("<r>{siblings}</r>")).len(), 1);
+}
+
+#[test]
 fn oversized_header_is_a_policy_violation() {
     let e = parse_limited(&HEADER.replace("localhost", &"h".repeat(200)), limit(100)).error;
     assert_eq!(e, Some(too_big(100)));

@@ -9,7 +9,7 @@
 use super::chars::{split_qname, utf8};
 use super::lexer::{AttrSpan, Token, TokenKind};
 use super::text::{cdata_into, check_xml_decl, decode_into, Context};
-use super::{StreamEvent, StreamHeader, XmlError};
+use super::{ExceededLimit, StreamEvent, StreamHeader, XmlError, MAX_NAMESPACES};
 use crate::ns;
 use crate::xml::{Element, Node};
 
@@ -210,6 +210,12 @@ impl Tree {
                 continue;
             }
             let declared = name.strip_prefix("xmlns:").unwrap_or("");
+            if self.bindings.len >= MAX_NAMESPACES {
+                return Err(XmlError::PolicyViolation {
+                    limit: MAX_NAMESPACES,
+                    exceeded: ExceededLimit::Namespaces,
+                });
+            }
             let binding = self.bindings.push(declared);
             decode_value(&mut binding.uri, attr_value(a), a.decode)?;
             check_declaration(declared, &binding.uri)?;
