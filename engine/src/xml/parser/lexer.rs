@@ -206,7 +206,9 @@ impl Lexer {
         match self.item_start {
             None => len,
             Some(start) => {
-                let limit = (start + self.max_item as u64).saturating_sub(self.base);
+                let limit = start
+                    .saturating_add(self.max_item as u64)
+                    .saturating_sub(self.base);
                 len.min(usize::try_from(limit).unwrap_or(usize::MAX))
             }
         }

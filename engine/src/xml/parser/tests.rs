@@ -647,6 +647,14 @@ fn more_than_max_namespaces_in_scope_is_a_policy_violation() {
 }
 
 #[test]
+fn unlimited_stanza_size() {
+    // MongooseIM's max_stanza_size defaults to infinity; usize::MAX stands for it.
+    let out = parse_limited(&format!("{HEADER}{}<a/>", long_stanza()), limit(usize::MAX));
+    assert_eq!(out.error, None);
+    assert_eq!(out.events.len(), 3);
+}
+
+#[test]
 fn oversized_header_is_a_policy_violation() {
     let e = parse_limited(&HEADER.replace("localhost", &"h".repeat(200)), limit(100)).error;
     assert_eq!(e, Some(too_big(100)));
