@@ -148,14 +148,10 @@ impl Tree {
                 }
                 Ok(Some(StreamEvent::Close))
             }
-            TokenKind::Text { decode } => {
+            TokenKind::Text { decode } | TokenKind::CData { decode } => {
+                let cdata = matches!(token.kind, TokenKind::CData { .. });
                 let top = self.stack.last_mut().ok_or_else(internal)?;
-                append_text(&mut top.element, utf8(raw)?, decode)?;
-                Ok(None)
-            }
-            TokenKind::CData { decode } => {
-                let top = self.stack.last_mut().ok_or_else(internal)?;
-                append_cdata(&mut top.element, utf8(raw)?, decode);
+                append_text(&mut top.element, utf8(raw)?, decode, cdata)?;
                 Ok(None)
             }
         }
@@ -172,7 +168,7 @@ impl Tree {
         }
     }
 
-    /// RFC 6120 §4.7: the header's declarations stay in scope for the whole stream.
+    /// RFC 6120 §4.8: the header's declarations stay in scope for the whole stream.
     fn header(&mut self, tag: &str, name_end: usize, attrs: &[AttrSpan]) -> Result<StreamEvent, XmlError> {
         self.reset();
         let root = self.start(tag, name_end, attrs)?;
@@ -299,6 +295,8 @@ fn check_unique<T: Ord + Copy>(items: impl Iterator<Item = T> + Clone, count: us
     }
 }
 
+/// Appends an attribute value, decoding it only when the lexer saw something to
+/// decode.
 fn decode_value(out: &mut String, raw: &str, decode: bool) -> Result<(), XmlError> {
     if decode {
         decode_into(out, raw, Context::Attr)
@@ -308,48 +306,31 @@ fn decode_value(out: &mut String, raw: &str, decode: bool) -> Result<(), XmlErro
     }
 }
 
-/// Appends character data, merging with a preceding text node without a temporary
-/// string.
-fn append_text(element: &mut Element, raw: &str, decode: bool) -> Result<(), XmlError> {
+/// Appends character data (`cdata`: the content of a CDATA section, where `&` is
+/// literal) to the element's last text node or a new one, so adjacent runs form one
+/// node and no temporary string is built.
+fn append_text(element: &mut Element, raw: &str, decode: bool, cdata: bool) -> Result<(), XmlError> {
+    let write = |out: &mut String| match (decode, cdata) {
+        (false, _) => {
+            out.push_str(raw);
+            Ok(())
+        }
+        (true, true) => {
+            cdata_into(out, raw);
+            Ok(())
+        }
+        (true, false) => decode_into(out, raw, Context::Text),
+    };
     let nodes = element.nodes_mut();
     if let Some(Node::Text(prev)) = nodes.last_mut() {
-        return decode_value_text(prev, raw, decode);
+        return write(prev);
     }
-    let mut text = String::with_capacity(raw.len());
-    decode_value_text(&mut text, raw, decode)?;
-    nodes.push(Node::Text(text));
+    if !raw.is_empty() {
+        let mut text = String::with_capacity(raw.len());
+        write(&mut text)?;
+        nodes.push(Node::Text(text));
+    }
     Ok(())
-}
-
-fn decode_value_text(out: &mut String, raw: &str, decode: bool) -> Result<(), XmlError> {
-    if decode {
-        decode_into(out, raw, Context::Text)
-    } else {
-        out.push_str(raw);
-        Ok(())
-    }
-}
-
-fn append_cdata(element: &mut Element, raw: &str, decode: bool) {
-    if raw.is_empty() {
-        return;
-    }
-    let nodes = element.nodes_mut();
-    let text = match nodes.last_mut() {
-        Some(Node::Text(prev)) => prev,
-        _ => {
-            nodes.push(Node::Text(String::with_capacity(raw.len())));
-            match nodes.last_mut() {
-                Some(Node::Text(t)) => t,
-                _ => return,
-            }
-        }
-    };
-    if decode {
-        cdata_into(text, raw);
-    } else {
-        text.push_str(raw);
-    }
 }
 
 fn undeclared(prefix: &str) -> XmlError {
