@@ -26,11 +26,14 @@ use tree::Tree;
 
 use super::Element;
 
-/// Limits applied while parsing.
+/// Limits applied while parsing: a peer must not make the server buffer or build
+/// without bound (RFC 6120 §13.12). See also [`MAX_DEPTH`], [`MAX_ATTRS`] and
+/// [`MAX_NAMESPACES`], which are fixed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseLimits {
-    /// Largest top-level element, in bytes of input (MongooseIM's `max_stanza_size`;
-    /// exceeding it is a `policy-violation`).
+    /// Largest top-level element (or stream header), in bytes of input
+    /// (MongooseIM's `max_stanza_size`; exceeding it is a `policy-violation`,
+    /// RFC 6120 §4.9.3.14). `usize::MAX` means no limit.
     pub max_stanza_size: usize,
 }
 
@@ -42,7 +45,9 @@ impl Default for ParseLimits {
     }
 }
 
-/// The opening `<stream:stream>` tag.
+/// The opening `<stream:stream>` tag (RFC 6120 §4.7), reported as parsed: checking
+/// the name, namespaces, `to`, `version` and so on is the stream layer's job, so that it
+/// can answer with the precise stream error (§4.9.3.2, §4.9.3.10, §4.9.3.25, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamHeader {
     /// Namespace URI of the root element's name (must be `ns::STREAMS`).
@@ -56,7 +61,7 @@ pub struct StreamHeader {
     /// Prefixed namespace declarations on the header, as (prefix, URI), e.g.
     /// (`stream`, `http://etherx.jabber.org/streams`). A server stream declaring
     /// `xmlns:db='jabber:server:dialback'` announces dialback support (XEP-0220);
-    /// these prefixes stay in scope for every stanza of the stream (RFC 6120 §4.8.4).
+    /// these prefixes stay in scope for every stanza of the stream (RFC 6120 §4.8).
     pub ns_decls: Vec<(String, String)>,
 }
 
@@ -70,18 +75,23 @@ impl StreamHeader {
     }
 }
 
-/// One thing parsed from the stream.
+/// One thing parsed from the stream: the header, a top-level element (a stanza or
+/// other first-level child, RFC 6120 §4.1), or the close (§4.4). Whitespace between
+/// top-level elements (keepalives, §4.6.1) yields nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamEvent {
     /// The stream header.
     Header(StreamHeader),
-    /// A complete top-level element and the number of input bytes it took.
+    /// A complete top-level element and the number of input bytes it took (from its
+    /// `<` to its last `>`, for byte counters and instrumentation).
     Element(Element, usize),
-    /// `</stream:stream>`.
+    /// `</stream:stream>` (or the end of an empty `<stream:stream/>` root), after which
+    /// only whitespace may follow.
     Close,
 }
 
-/// Why the input is not an acceptable XMPP stream. Each maps to one stream error.
+/// Why the input is not an acceptable XMPP stream. Each maps to one stream error
+/// (RFC 6120 §4.9.3); the messages are for logs, not for the peer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum XmlError {
     /// RFC 6120 §4.9.3.13: the input is not well-formed XML (includes bad UTF-8 and
