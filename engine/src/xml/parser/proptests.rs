@@ -37,48 +37,60 @@ id='m&amp;1' note='a > b, \"quoted\" and &apos;single&apos;'>\n  \
 ver='q07IKJEyjvHSyhy//CH0CxmKi8w='/></presence>   \
 <r xmlns='urn:xmpp:sm:3'/>\n</stream:stream>\n";
 
+/// An input that ends in an error, and which kind of error.
+struct ErrorCase {
+    input: Vec<u8>,
+    limits: ParseLimits,
+    is_expected: fn(&XmlError) -> bool,
+}
+
 /// Inputs that end in each kind of error, after a valid start.
-fn error_cases() -> Vec<(Vec<u8>, ParseLimits, fn(&XmlError) -> bool)> {
+fn error_cases() -> Vec<ErrorCase> {
     let nwf: fn(&XmlError) -> bool = |e| matches!(e, XmlError::NotWellFormed(_));
     let restricted: fn(&XmlError) -> bool = |e| matches!(e, XmlError::RestrictedXml(_));
     let policy: fn(&XmlError) -> bool = |e| matches!(e, XmlError::PolicyViolation { .. });
     let start = &REALISTIC[..REALISTIC.find("<iq").unwrap_or(0)];
     let after = |tail: &[u8]| [start.as_bytes(), tail].concat();
     let default = ParseLimits::default();
+    let case = |input, limits, is_expected| ErrorCase {
+        input,
+        limits,
+        is_expected,
+    };
     vec![
-        (after(b"<message><body></message>"), default, nwf),
-        (after(b"<body>caf\xc3(</body>"), default, nwf),
-        (after(b"<a b='1' b='2'/>"), default, nwf),
-        (after(b"<a><foo:b/></a>"), default, nwf),
-        (after(b"text at the top"), default, nwf),
-        (after(b"<a b=1/>"), default, nwf),
-        (after(b"<a b='<'/>"), default, nwf),
-        (after(b"<a>]]></a>"), default, nwf),
-        (after(b"<a>\x01</a>"), default, nwf),
-        (after(b"<a>&#0;</a>"), default, nwf),
-        (after(b"</stream:stream> <stream:stream>"), default, nwf),
-        (after(b"</stream:features>"), default, nwf),
-        (after("<a>".repeat(MAX_DEPTH + 1).as_bytes()), default, policy),
-        (
+        case(after(b"<message><body></message>"), default, nwf),
+        case(after(b"<body>caf\xc3(</body>"), default, nwf),
+        case(after(b"<a b='1' b='2'/>"), default, nwf),
+        case(after(b"<a><foo:b/></a>"), default, nwf),
+        case(after(b"text at the top"), default, nwf),
+        case(after(b"<a b=1/>"), default, nwf),
+        case(after(b"<a b='<'/>"), default, nwf),
+        case(after(b"<a>]]></a>"), default, nwf),
+        case(after(b"<a>\x01</a>"), default, nwf),
+        case(after(b"<a>&#0;</a>"), default, nwf),
+        case(after(b"</stream:stream> <stream:stream>"), default, nwf),
+        case(after(b"</stream:features>"), default, nwf),
+        case(after("<a>".repeat(MAX_DEPTH + 1).as_bytes()), default, policy),
+        case(
             after(format!("<a{}/>", " b=''".repeat(MAX_ATTRS + 1)).as_bytes()),
             default,
             policy,
         ),
-        (after(b"<message><!-- hidden --></message>"), default, restricted),
-        (after(b"<message><?target data?></message>"), default, restricted),
-        (after(b"<body>&nbsp;</body>"), default, restricted),
-        (after(b"<!DOCTYPE x>"), default, restricted),
-        (
+        case(after(b"<message><!-- hidden --></message>"), default, restricted),
+        case(after(b"<message><?target data?></message>"), default, restricted),
+        case(after(b"<body>&nbsp;</body>"), default, restricted),
+        case(after(b"<!DOCTYPE x>"), default, restricted),
+        case(
             format!("<!DOCTYPE stream>{HEADER}").into_bytes(),
             default,
             restricted,
         ),
-        (
+        case(
             after(format!("<message><body>{}", "x".repeat(600)).as_bytes()),
             ParseLimits { max_stanza_size: 512 },
             policy,
         ),
-        (
+        case(
             HEADER.replace("localhost", &"h".repeat(600)).into_bytes(),
             ParseLimits { max_stanza_size: 512 },
             policy,
@@ -127,14 +139,10 @@ fn realistic_stream_events() {
     assert_eq!(data.attr("x:type"), Some("form"));
     let value = data.children().next().and_then(|f| f.children().next());
     assert_eq!(value.map(Element::text).as_deref(), Some("<not> & markup ]] > "));
-    for (input, limits, is_expected) in error_cases() {
-        let out = parse_with(&input, limits);
-        let error = out.error.expect("an error");
-        assert!(
-            is_expected(&error),
-            "{:?}: {error:?}",
-            String::from_utf8_lossy(&input)
-        );
+    for case in error_cases() {
+        let error = parse_with(&case.input, case.limits).error.expect("an error");
+        let input = String::from_utf8_lossy(&case.input);
+        assert!((case.is_expected)(&error), "{input:?}: {error:?}");
     }
 }
 
@@ -153,7 +161,7 @@ proptest! {
         indices in prop::collection::vec(any::<Index>(), 0..64),
     ) {
         let cases = error_cases();
-        let (input, limits, is_expected) = &cases[case.index(cases.len())];
+        let ErrorCase { input, limits, is_expected } = &cases[case.index(cases.len())];
         let whole = parse_with(input, *limits);
         prop_assert!(whole.error.as_ref().is_some_and(is_expected));
         let pieces = parse_pieces(input, &cuts_for(&indices, input.len()), *limits);
