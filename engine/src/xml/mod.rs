@@ -10,4 +10,7 @@ mod element;
 pub mod parser;
 
 pub use element::{escape_attr, escape_text, Element, Node};
-pub use parser::{ParseLimits, StreamEvent, StreamHeader, StreamParser, XmlError};
+pub use parser::{
+    ExceededLimit, ParseLimits, StreamEvent, StreamHeader, StreamParser, XmlError, MAX_ATTRS, MAX_DEPTH,
+    MAX_NAMESPACES,
+};
