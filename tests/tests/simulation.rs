@@ -202,10 +202,7 @@ fn every_element_is_instrumented_with_its_labels() {
             )
         })
         .count();
-    assert!(
-        out >= 6,
-        "features, challenge, success, features, bind result...: {out}"
-    );
+    assert_eq!(out, 5, "features, challenge, success, features, bind result");
 }
 
 fn direct_tls(cert: &TestCert) -> Simulation {
