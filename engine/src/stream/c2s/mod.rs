@@ -144,9 +144,12 @@ pub struct C2s {
     shaper: Option<Shaper>,
     auth_deadline: Instant,
     keepalive_due: Option<Instant>,
+    /// Bytes ready for the socket (ciphertext when TLS is on).
     out: Vec<u8>,
+    /// Plaintext waiting to be encrypted: gathered so that one input gives one TLS
+    /// record rather than one per element.
+    plain_out: Vec<u8>,
     actions: VecDeque<Action>,
-    scratch: Vec<u8>,
 }
 
 /// RFC 6120 §6.4.5: retries allowed before the stream is closed.
@@ -181,8 +184,8 @@ impl C2s {
             next_request: 1,
             keepalive_due: None,
             out: Vec::new(),
+            plain_out: Vec::new(),
             actions: VecDeque::new(),
-            scratch: Vec::new(),
         };
         if c2s.config.tls_mode == TlsMode::Tls && c2s.tls.is_none() {
             // A direct-TLS listener without an identity cannot serve anyone.
@@ -217,10 +220,11 @@ impl C2s {
                 }));
             }
         }
-        let mut plain = std::mem::take(&mut self.scratch);
-        plain.clear();
         match &mut self.tls {
             Some(tls) => {
+                // Decrypted data lives only for this call: an idle connection keeps no
+                // read-sized buffer.
+                let mut plain = Vec::new();
                 let result = tls.read(bytes, &mut plain);
                 tls.take_output(&mut self.out);
                 if let Err(e) = result {
@@ -229,17 +233,18 @@ impl C2s {
                     self.phase = Phase::Closed;
                     self.unbind();
                     self.actions.push_back(Action::Close);
-                    self.scratch = plain;
                     return;
                 }
+                if !plain.is_empty() {
+                    self.parser.feed(&plain);
+                    self.process_events(now);
+                }
             }
-            None => plain.extend_from_slice(bytes),
+            None => {
+                self.parser.feed(bytes);
+                self.process_events(now);
+            }
         }
-        if !plain.is_empty() {
-            self.parser.feed(&plain);
-            self.process_events(now);
-        }
-        self.scratch = plain;
         self.flush();
     }
 
@@ -441,6 +446,8 @@ impl C2s {
     }
 
     fn close(&mut self) {
+        // Pending data first, then close_notify after it.
+        self.flush();
         if let Some(tls) = &mut self.tls {
             tls.close();
         }
@@ -468,15 +475,19 @@ impl C2s {
     }
 
     fn write_raw(&mut self, bytes: &[u8]) {
-        match &mut self.tls {
-            Some(tls) => tls.write(bytes),
-            None => self.out.extend_from_slice(bytes),
+        if self.tls.is_some() {
+            self.plain_out.extend_from_slice(bytes);
+        } else {
+            self.out.extend_from_slice(bytes);
         }
     }
 
     /// Gathers everything written since the last flush into one `Transmit`.
     fn flush(&mut self) {
         if let Some(tls) = &mut self.tls {
+            if !self.plain_out.is_empty() {
+                tls.write(&std::mem::take(&mut self.plain_out));
+            }
             tls.take_output(&mut self.out);
         }
         if !self.out.is_empty() {
