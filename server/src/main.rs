@@ -4,6 +4,7 @@
 mod cert;
 mod cli;
 mod config;
+mod limits;
 mod spec;
 mod storage;
 
@@ -67,6 +68,14 @@ fn serve(config: &Config) -> ExitCode {
         hosts = ?config.hosts,
         "starting meerkat"
     );
+    match limits::raise_open_files() {
+        Some(n) if n < 4096 => tracing::warn!(
+            open_files = n,
+            "the open-files limit caps the number of sessions; raise it (ulimit -n, LimitNOFILE=)"
+        ),
+        Some(n) => tracing::debug!(open_files = n, "open-files limit"),
+        None => {}
+    }
     let spec = match spec::build(config) {
         Ok(spec) => spec,
         Err(e) => {
