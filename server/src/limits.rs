@@ -22,7 +22,7 @@ pub fn raise_open_files() -> Option<u64> {
                 lim.rlim_cur = lim.rlim_max;
             }
         }
-        Some(lim.rlim_cur as u64)
+        Some(lim.rlim_cur)
     }
 }
 
