@@ -264,7 +264,12 @@ async fn drive(sh: &Arc<Shared>, phase_tx: &watch::Sender<Phase>, tasks: &mut Jo
             phase_tx.send_replace(Phase::Drain);
             m.chat_send_secs = a.duration;
             let grace_end = Instant::now() + Duration::from_secs_f64(a.grace);
-            while Instant::now() < grace_end && st.msg_received.load(Relaxed) < st.msg_sent.load(Relaxed) {
+            // Senders first leave their loops (a late timer may still send one last burst),
+            // then whatever is in flight gets until the end of the grace period.
+            while Instant::now() < grace_end
+                && (st.senders_active.load(Relaxed) > 0
+                    || st.msg_received.load(Relaxed) < st.msg_sent.load(Relaxed))
+            {
                 sleep(Duration::from_millis(20)).await;
             }
         }

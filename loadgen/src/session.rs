@@ -304,7 +304,11 @@ impl Xmpp {
                 return Ok(e);
             }
             if matches!(e.attr("type"), Some("get") | Some("set")) {
-                let reply = iq_reply(e.attr("id").unwrap_or(""), e.attr("from"), false);
+                let ok = e
+                    .children
+                    .iter()
+                    .any(|c| matches!(c.attr("xmlns"), Some("urn:xmpp:ping") | Some("jabber:iq:roster")));
+                let reply = iq_reply(e.attr("id").unwrap_or(""), e.attr("from"), ok);
                 self.send(&reply).await?;
             }
         }
@@ -918,6 +922,14 @@ async fn chat_send(
     let Some(peer_jid) = peer_jid.filter(|_| !interval.is_zero()) else {
         return x.serve(sh, phase, rx, None).await;
     };
+    struct Active<'a>(&'a std::sync::atomic::AtomicU64);
+    impl Drop for Active<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Relaxed);
+        }
+    }
+    sh.stats.senders_active.fetch_add(1, Relaxed);
+    let _active = Active(&sh.stats.senders_active);
     let step = interval.as_secs_f64();
     // Spread the senders evenly over one interval.
     let offset = step * rand::random::<f64>();
@@ -940,9 +952,10 @@ async fn chat_send(
                     format_body(&mut x.out, &peer_jid, sh.run_tag, idx, *sent + n, sh.now_us());
                     n += 1;
                 }
-                x.flush_out().await?;
+                // Counted before the write: a message lost with its connection is lost.
                 *sent += n;
                 sh.stats.msg_sent.fetch_add(n, Relaxed);
+                x.flush_out().await?;
             }
         }
     }

@@ -139,6 +139,8 @@ pub struct Stats {
     pub latency_us: Histogram,
     /// Microseconds since the run's epoch of the last receipt.
     pub last_receipt_us: AtomicU64,
+    /// Sessions currently in their sending loop (the drain waits for this to reach zero).
+    pub senders_active: AtomicU64,
 
     // reconnect
     pub reconnects: AtomicU64,
