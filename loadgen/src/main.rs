@@ -190,7 +190,11 @@ async fn run(args: Args, threads: usize) -> ExitCode {
         tokio::select! {
             _ = scenario => "completed",
             _ = sleep_until(deadline) => "timed out",
-            _ = tokio::signal::ctrl_c() => "interrupted",
+            _ = async {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            } => "interrupted",
         }
     };
     if marks.server_after_scenario.is_none() && marks.server_after_setup.is_some() {
@@ -238,6 +242,11 @@ async fn drive(sh: &Arc<Shared>, phase_tx: &watch::Sender<Phase>, tasks: &mut Jo
     m.client_cpu_after_setup = Some(sys::self_cpu_ms());
     m.server_after_setup = m.sample(a.server_pid);
     m.scenario_start = Some(Instant::now());
+    if st.established.load(Relaxed) == 0 {
+        // Nothing to hold, chat over or reconnect.
+        m.server_after_scenario = m.sample(a.server_pid);
+        return;
+    }
 
     match a.scenario {
         Scenario::Idle => {

@@ -105,7 +105,11 @@ impl Fail {
 
     fn io(stage: &str, e: &io::Error) -> Self {
         if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-            return Fail(format!("{stage}: tls: {tls}"));
+            return if stage == "tls" {
+                Fail(format!("tls: {tls}"))
+            } else {
+                Fail(format!("{stage}: tls: {tls}"))
+            };
         }
         Fail(format!("{stage}: {:?}", e.kind()))
     }
@@ -342,6 +346,9 @@ impl Xmpp {
         rx: &mut ChatReceiver,
         deadline: Option<Instant>,
     ) -> Result<Wake, Fail> {
+        // One timer for the whole call, not one per read.
+        let timer = sleep_until(deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86400)));
+        tokio::pin!(timer);
         loop {
             while let Some(ev) = self
                 .scan
@@ -370,7 +377,7 @@ impl Xmpp {
                     }
                     return Ok(Wake::PhaseChanged);
                 }
-                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                _ = &mut timer, if deadline.is_some() => {
                     return Ok(Wake::Deadline);
                 }
             }

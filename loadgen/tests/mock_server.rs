@@ -32,10 +32,22 @@ struct Hub {
 struct Mock {
     addr: SocketAddr,
     hub: Arc<Hub>,
+    /// The server's self-signed certificate, PEM.
+    cert_pem: String,
 }
 
-fn tls_acceptor() -> TlsAcceptor {
+fn tls_acceptor() -> (TlsAcceptor, String) {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let b64 = B64.encode(ck.cert.der());
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    );
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -44,14 +56,14 @@ fn tls_acceptor() -> TlsAcceptor {
         .with_no_client_auth()
         .with_single_cert(vec![ck.cert.der().clone()], key)
         .unwrap();
-    TlsAcceptor::from(Arc::new(config))
+    (TlsAcceptor::from(Arc::new(config)), pem)
 }
 
 async fn start_mock(direct_tls: bool) -> Mock {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hub = Arc::new(Hub::default());
-    let acceptor = tls_acceptor();
+    let (acceptor, cert_pem) = tls_acceptor();
     let h = hub.clone();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
@@ -61,7 +73,7 @@ async fn start_mock(direct_tls: bool) -> Mock {
             });
         }
     });
-    Mock { addr, hub }
+    Mock { addr, hub, cert_pem }
 }
 
 /// Splits the client's bytes into the stream header and top-level elements. Assumes
@@ -563,8 +575,36 @@ async fn unreachable_server_is_reported() {
     let mock = Mock {
         addr: format!("127.0.0.1:{port}").parse().unwrap(),
         hub: Arc::default(),
+        cert_pem: String::new(),
     };
     let r = loadgen(&mock, &["-n", "2", "--hold", "0"]).await;
     assert_eq!(r.code, 2);
     assert!(r.json.contains("\"connect: ConnectionRefused\":2"), "{}", r.json);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_file_verifies_certificate_and_name() {
+    let mock = start_mock(false).await;
+    let path = std::env::temp_dir().join(format!("loadgen-test-ca-{}.pem", std::process::id()));
+    std::fs::write(&path, &mock.cert_pem).unwrap();
+    let ca = path.to_str().unwrap();
+    let r = loadgen(&mock, &["-n", "2", "--hold", "0", "--ca-file", ca]).await;
+    assert_eq!(r.code, 0, "the right certificate and name verify");
+    let r = loadgen(
+        &mock,
+        &[
+            "-n",
+            "2",
+            "--hold",
+            "0",
+            "--ca-file",
+            ca,
+            "--tls-server-name",
+            "other.example",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 2, "a name the certificate does not cover fails");
+    assert!(r.json.contains("\"tls: invalid peer certificate: "), "{}", r.json);
+    std::fs::remove_file(&path).unwrap();
 }
