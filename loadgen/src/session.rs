@@ -1,0 +1,1003 @@
+//! One simulated client: connection, negotiation (STARTTLS, registration, SASL, bind,
+//! session, roster, presence) and the live phase (answering pings, sending and checking chat
+//! messages, reconnecting), driven by the run's [`Phase`].
+
+use crate::cli::{Args, Mechanism, TlsMode};
+use crate::scram::{self, SaltCache, ScramClient, ScramHash};
+use crate::stats::Stats;
+use crate::xml::{self, escape, Element, Event, Scanner};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use rustls::pki_types::ServerName;
+use std::fmt::Write as _;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_rustls::TlsConnector;
+
+/// What the run is doing; sessions follow it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    Setup,
+    Hold,
+    /// Send messages to the peer, one every `interval`, from `start` until `end`.
+    Chat {
+        start: Instant,
+        end: Instant,
+        interval: Duration,
+    },
+    /// Stop sending, keep receiving.
+    Drain,
+    Reconnect {
+        until: Instant,
+    },
+    Stop,
+}
+
+/// Spaces connection attempts `interval` apart.
+pub struct RateLimiter {
+    interval: Duration,
+    next: Mutex<Instant>,
+}
+
+impl RateLimiter {
+    pub fn new(per_second: f64) -> Self {
+        RateLimiter {
+            interval: Duration::from_secs_f64(1.0 / per_second),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    pub async fn wait(&self) {
+        let at = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let at = (*next).max(Instant::now());
+            *next = at + self.interval;
+            at
+        };
+        sleep_until(at).await;
+    }
+}
+
+/// Everything the sessions share.
+pub struct Shared {
+    pub args: Args,
+    pub addr: SocketAddr,
+    pub tls: Option<(TlsConnector, ServerName<'static>)>,
+    pub stats: Stats,
+    pub phase: watch::Receiver<Phase>,
+    /// Full JID each session bound (XML-escaped), for its chat peer.
+    pub jids: Vec<OnceLock<Box<str>>>,
+    pub connect_slots: Semaphore,
+    pub limiter: Option<RateLimiter>,
+    pub salt_cache: SaltCache,
+    /// Time zero for message timestamps.
+    pub epoch: Instant,
+    /// Random tag of this run, carried in every message body.
+    pub run_tag: u32,
+    /// Sessions whose first setup attempt has finished (either way).
+    pub setup_done: AtomicUsize,
+    pub setup_notify: Notify,
+}
+
+impl Shared {
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+}
+
+/// A failed session, as a short, low-cardinality reason ("sasl: not-authorized").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fail(pub String);
+
+impl Fail {
+    fn new(s: impl Into<String>) -> Self {
+        Fail(s.into())
+    }
+
+    fn io(stage: &str, e: &io::Error) -> Self {
+        if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            return if stage == "tls" {
+                Fail(format!("tls: {tls}"))
+            } else {
+                Fail(format!("{stage}: tls: {tls}"))
+            };
+        }
+        Fail(format!("{stage}: {:?}", e.kind()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Gone,
+}
+
+impl AsyncRead for Io {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Io::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Io::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Io::Gone => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Io::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// Negotiation-time view of what arrived.
+enum Ev {
+    Open,
+    El(Element),
+    Close,
+}
+
+/// Why [`Xmpp::serve`] returned.
+enum Wake {
+    PhaseChanged,
+    Deadline,
+}
+
+/// An XMPP client stream: transport, scanner and output buffer.
+pub struct Xmpp {
+    io: Io,
+    scan: Scanner,
+    out: Vec<u8>,
+    stage: &'static str,
+}
+
+const OUT_SHRINK_ABOVE: usize = 64 * 1024;
+
+impl Xmpp {
+    fn new(io: Io, max_stanza: usize) -> Self {
+        Xmpp {
+            io,
+            scan: Scanner::new(max_stanza),
+            out: Vec::new(),
+            stage: "connect",
+        }
+    }
+
+    async fn flush_out(&mut self) -> Result<(), Fail> {
+        if !self.out.is_empty() {
+            let r = self.io.write_all(&self.out).await;
+            self.out.clear();
+            if self.out.capacity() > OUT_SHRINK_ABOVE {
+                self.out = Vec::new();
+            }
+            r.map_err(|e| Fail::io(self.stage, &e))?;
+        }
+        self.io.flush().await.map_err(|e| Fail::io(self.stage, &e))
+    }
+
+    async fn send(&mut self, s: &str) -> Result<(), Fail> {
+        self.out.extend_from_slice(s.as_bytes());
+        self.flush_out().await
+    }
+
+    async fn fill(&mut self) -> Result<(), Fail> {
+        let n = self
+            .io
+            .read_buf(self.scan.read_buf())
+            .await
+            .map_err(|e| Fail::io(self.stage, &e))?;
+        if n == 0 {
+            return Err(Fail(format!("{}: connection closed by server", self.stage)));
+        }
+        Ok(())
+    }
+
+    async fn next(&mut self) -> Result<Ev, Fail> {
+        loop {
+            let ev = self
+                .scan
+                .next_event()
+                .map_err(|e| Fail(format!("{}: xml: {e}", self.stage)))?;
+            let parsed = match ev {
+                None => {
+                    self.fill().await?;
+                    continue;
+                }
+                Some(Event::StreamOpen(_)) => Ok(Ev::Open),
+                Some(Event::Element(r)) => Element::parse(self.scan.slice(r)).map(Ev::El),
+                Some(Event::StreamClose) => Ok(Ev::Close),
+            };
+            return parsed.map_err(|e| Fail(format!("{}: xml: {e}", self.stage)));
+        }
+    }
+
+    /// Next top-level element; stream errors and closes become failures.
+    async fn next_element(&mut self) -> Result<Element, Fail> {
+        match self.next().await? {
+            Ev::El(e) if e.name == "stream:error" || (e.local() == "error" && e.name.contains(':')) => Err(
+                Fail(format!("stream-error: {}", e.condition().unwrap_or("unknown"))),
+            ),
+            Ev::El(e) => Ok(e),
+            Ev::Open => Err(Fail(format!("{}: unexpected stream header", self.stage))),
+            Ev::Close => Err(Fail(format!("{}: stream closed by server", self.stage))),
+        }
+    }
+
+    /// Send a stream header and return the features that follow the server's header.
+    async fn open_stream(&mut self, domain: &str) -> Result<Element, Fail> {
+        self.scan.reset();
+        let header = format!(
+            "<?xml version='1.0'?><stream:stream to='{}' version='1.0' xml:lang='en' \
+             xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+            escape(domain)
+        );
+        self.send(&header).await?;
+        match self.next().await? {
+            Ev::Open => {}
+            Ev::El(e) => {
+                return Err(Fail(format!(
+                    "{}: expected stream header, got <{}>",
+                    self.stage, e.name
+                )))
+            }
+            Ev::Close => return Err(Fail(format!("{}: stream closed by server", self.stage))),
+        }
+        let f = self.next_element().await?;
+        if f.local() != "features" {
+            return Err(Fail(format!(
+                "{}: expected stream features, got <{}>",
+                self.stage,
+                f.local()
+            )));
+        }
+        Ok(f)
+    }
+
+    async fn start_tls(&mut self, tls: &Option<(TlsConnector, ServerName<'static>)>) -> Result<(), Fail> {
+        let (connector, name) = tls.as_ref().ok_or_else(|| Fail::new("tls: not configured"))?;
+        let Io::Plain(tcp) = std::mem::replace(&mut self.io, Io::Gone) else {
+            return Err(Fail::new("tls: already encrypted"));
+        };
+        let s = connector
+            .connect(name.clone(), tcp)
+            .await
+            .map_err(|e| Fail::io("tls", &e))?;
+        self.io = Io::Tls(Box::new(s));
+        self.scan.reset();
+        Ok(())
+    }
+
+    /// Wait for the IQ answer with this id, answering server requests meanwhile.
+    async fn await_iq(&mut self, id: &str) -> Result<Element, Fail> {
+        loop {
+            let e = self.next_element().await?;
+            if e.local() != "iq" {
+                continue;
+            }
+            if e.attr("id") == Some(id) && matches!(e.attr("type"), Some("result") | Some("error")) {
+                return Ok(e);
+            }
+            if matches!(e.attr("type"), Some("get") | Some("set")) {
+                let ok = e
+                    .children
+                    .iter()
+                    .any(|c| matches!(c.attr("xmlns"), Some("urn:xmpp:ping") | Some("jabber:iq:roster")));
+                let reply = iq_reply(e.attr("id").unwrap_or(""), e.attr("from"), ok);
+                self.send(&reply).await?;
+            }
+        }
+    }
+
+    /// Close politely: `</stream:stream>`, wait briefly for the server's close, shut down.
+    async fn close(mut self) {
+        self.stage = "close";
+        let _ = self.send("</stream:stream>").await;
+        let _ = timeout(Duration::from_secs(2), async {
+            loop {
+                match self.scan.next_event() {
+                    Ok(Some(Event::StreamClose)) | Err(_) => return,
+                    Ok(Some(_)) => continue,
+                    Ok(None) => {}
+                }
+                if self.fill().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        let _ = timeout(Duration::from_secs(1), self.io.shutdown()).await;
+    }
+
+    /// Live phase: handle whatever arrives until the phase changes or `deadline` passes.
+    async fn serve(
+        &mut self,
+        sh: &Shared,
+        phase: &mut watch::Receiver<Phase>,
+        rx: &mut ChatReceiver,
+        deadline: Option<Instant>,
+    ) -> Result<Wake, Fail> {
+        // One timer for the whole call, not one per read.
+        let timer = sleep_until(deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86400)));
+        tokio::pin!(timer);
+        loop {
+            while let Some(ev) = self
+                .scan
+                .next_event()
+                .map_err(|e| Fail(format!("live: xml: {e}")))?
+            {
+                match ev {
+                    Event::Element(r) => handle_stanza(sh, rx, self.scan.slice(r), &mut self.out)?,
+                    Event::StreamClose => return Err(Fail::new("live: stream closed by server")),
+                    Event::StreamOpen(_) => return Err(Fail::new("live: unexpected stream header")),
+                }
+            }
+            if !self.out.is_empty() {
+                self.flush_out().await?;
+            }
+            let Xmpp { io, scan, .. } = self;
+            tokio::select! {
+                r = io.read_buf(scan.read_buf()) => match r {
+                    Ok(0) => return Err(Fail::new("live: connection closed by server")),
+                    Ok(_) => {}
+                    Err(e) => return Err(Fail::io("live", &e)),
+                },
+                r = phase.changed() => {
+                    if r.is_err() {
+                        return Err(Fail::new("live: run ended"));
+                    }
+                    return Ok(Wake::PhaseChanged);
+                }
+                _ = &mut timer, if deadline.is_some() => {
+                    return Ok(Wake::Deadline);
+                }
+            }
+        }
+    }
+}
+
+/// Answer to an IQ get/set from the server: a result for pings and roster pushes, an error
+/// otherwise.
+fn iq_reply(id: &str, from: Option<&str>, ok: bool) -> String {
+    let to = from.map(|f| format!(" to='{}'", escape(f))).unwrap_or_default();
+    if ok {
+        format!("<iq type='result' id='{}'{to}/>", escape(id))
+    } else {
+        format!(
+            "<iq type='error' id='{}'{to}><error type='cancel'><service-unavailable \
+             xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+            escape(id)
+        )
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Hot path: one stanza in the live phase.
+fn handle_stanza(sh: &Shared, rx: &mut ChatReceiver, raw: &[u8], out: &mut Vec<u8>) -> Result<(), Fail> {
+    let name = xml::start_tag_name(raw);
+    match xml::local_name(name) {
+        b"message" => rx.on_message(sh, raw),
+        b"iq" => {
+            let ty = xml::start_tag_attr(raw, "type");
+            if matches!(ty.as_deref(), Some("get") | Some("set")) {
+                let id = xml::start_tag_attr(raw, "id").unwrap_or_default();
+                let from = xml::start_tag_attr(raw, "from");
+                let ok = contains(raw, b"urn:xmpp:ping") || contains(raw, b"jabber:iq:roster");
+                out.extend_from_slice(iq_reply(&id, from.as_deref(), ok).as_bytes());
+                sh.stats.iq_answered.fetch_add(1, Relaxed);
+            }
+        }
+        b"error" if name != b"error" => {
+            let cond = Element::parse(raw)
+                .ok()
+                .and_then(|e| e.condition().map(str::to_string));
+            return Err(Fail(format!(
+                "stream-error: {}",
+                cond.as_deref().unwrap_or("unknown")
+            )));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chat
+
+/// Receiving side of one session in the chat scenario.
+pub struct ChatReceiver {
+    peer: Option<usize>,
+    /// Bit per sequence number received from the peer.
+    seen: Vec<u64>,
+    highest: Option<u64>,
+}
+
+/// Upper bound on sequence numbers tracked for duplicates (bitset of 16 MiB bits = 2 MiB).
+const MAX_TRACKED_SEQ: u64 = 1 << 24;
+
+impl ChatReceiver {
+    fn new(peer: Option<usize>) -> Self {
+        ChatReceiver {
+            peer,
+            seen: Vec::new(),
+            highest: None,
+        }
+    }
+
+    fn on_message(&mut self, sh: &Shared, raw: &[u8]) {
+        let st = &sh.stats;
+        if xml::start_tag_attr(raw, "type").as_deref() == Some("error") {
+            st.msg_errors.fetch_add(1, Relaxed);
+            return;
+        }
+        let Some(body) = xml::child_text(raw, "body") else {
+            return;
+        };
+        let Some(m) = parse_body(&body) else { return };
+        if m.run != sh.run_tag {
+            st.msg_stale.fetch_add(1, Relaxed);
+            return;
+        }
+        if Some(m.sender) != self.peer {
+            st.msg_unexpected.fetch_add(1, Relaxed);
+            return;
+        }
+        if m.seq < MAX_TRACKED_SEQ {
+            let (w, b) = ((m.seq / 64) as usize, m.seq % 64);
+            if self.seen.len() <= w {
+                self.seen.resize(w + 1, 0);
+            }
+            if self.seen[w] & (1 << b) != 0 {
+                st.msg_duplicates.fetch_add(1, Relaxed);
+                return;
+            }
+            self.seen[w] |= 1 << b;
+        }
+        if self.highest.is_some_and(|h| m.seq < h) {
+            st.msg_reordered.fetch_add(1, Relaxed);
+        }
+        self.highest = Some(self.highest.map_or(m.seq, |h| h.max(m.seq)));
+        let now = sh.now_us();
+        st.latency_us.record(now.saturating_sub(m.sent_us));
+        st.last_receipt_us.fetch_max(now, Relaxed);
+        st.msg_received.fetch_add(1, Relaxed);
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct MsgBody {
+    run: u32,
+    sender: usize,
+    seq: u64,
+    sent_us: u64,
+}
+
+/// Message body format: `lg RUN(hex) SENDER SEQ SENT_US`.
+fn format_body(out: &mut Vec<u8>, peer_jid: &str, run: u32, sender: usize, seq: u64, sent_us: u64) {
+    let mut s = String::with_capacity(160);
+    let _ = write!(
+        s,
+        "<message to='{peer_jid}' type='chat' id='lg{sender}-{seq}'><body>lg {run:x} {sender} {seq} {sent_us}</body></message>"
+    );
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn parse_body(body: &str) -> Option<MsgBody> {
+    let mut it = body.trim().split(' ');
+    if it.next()? != "lg" {
+        return None;
+    }
+    let run = u32::from_str_radix(it.next()?, 16).ok()?;
+    let sender = it.next()?.parse().ok()?;
+    let seq = it.next()?.parse().ok()?;
+    let sent_us = it.next()?.parse().ok()?;
+    Some(MsgBody {
+        run,
+        sender,
+        seq,
+        sent_us,
+    })
+}
+
+/// Most messages sent in one wake-up when a sender is behind schedule.
+const MAX_BURST: u64 = 256;
+
+// ---------------------------------------------------------------------------------------------
+// Setup
+
+fn io_fail(stage: &'static str) -> impl Fn(io::Error) -> Fail {
+    move |e| Fail::io(stage, &e)
+}
+
+/// Everything from TCP connect to initial presence. Returns the stream and the bound JID.
+async fn establish(sh: &Shared, idx: usize, stage: &mut &'static str) -> Result<(Xmpp, String), Fail> {
+    let a = &sh.args;
+    *stage = "connect";
+    let tcp = TcpStream::connect(sh.addr).await.map_err(io_fail("connect"))?;
+    let _ = tcp.set_nodelay(true);
+    let mut x = Xmpp::new(Io::Plain(tcp), a.max_stanza_kib * 1024);
+    if a.tls == TlsMode::Direct {
+        *stage = "tls";
+        x.stage = "tls";
+        x.start_tls(&sh.tls).await?;
+    }
+    *stage = "stream";
+    x.stage = "stream";
+    let mut features = x.open_stream(&a.domain).await?;
+    if a.tls == TlsMode::Starttls {
+        *stage = "starttls";
+        x.stage = "starttls";
+        if features.child("starttls").is_none() {
+            return Err(Fail::new("starttls: not offered"));
+        }
+        x.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .await?;
+        let r = x.next_element().await?;
+        if r.local() != "proceed" {
+            return Err(Fail(format!("starttls: server answered <{}>", r.local())));
+        }
+        *stage = "tls";
+        x.stage = "tls";
+        x.start_tls(&sh.tls).await?;
+        *stage = "stream";
+        x.stage = "stream";
+        features = x.open_stream(&a.domain).await?;
+    }
+    let user = a.username(idx);
+    if a.register {
+        *stage = "register";
+        x.stage = "register";
+        x.send(&format!(
+            "<iq type='set' id='reg1'><query xmlns='jabber:iq:register'><username>{}</username>\
+             <password>{}</password></query></iq>",
+            escape(&user),
+            escape(&a.password)
+        ))
+        .await?;
+        let r = x.await_iq("reg1").await?;
+        if r.attr("type") == Some("error") {
+            let cond = r.child("error").and_then(|e| e.condition()).unwrap_or("unknown");
+            if cond != "conflict" {
+                return Err(Fail(format!("register: {cond}")));
+            }
+        }
+    }
+    *stage = "sasl";
+    x.stage = "sasl";
+    authenticate(sh, &mut x, &features, &user).await?;
+    *stage = "stream";
+    x.stage = "stream";
+    let features = x.open_stream(&a.domain).await?;
+    *stage = "bind";
+    x.stage = "bind";
+    if features.child("bind").is_none() {
+        return Err(Fail::new("bind: not offered"));
+    }
+    x.send(&format!(
+        "<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+         <resource>{}</resource></bind></iq>",
+        escape(&a.resource)
+    ))
+    .await?;
+    let r = x.await_iq("bind1").await?;
+    if r.attr("type") != Some("result") {
+        let cond = r.child("error").and_then(|e| e.condition()).unwrap_or("unknown");
+        return Err(Fail(format!("bind: {cond}")));
+    }
+    let jid = r
+        .child("bind")
+        .and_then(|b| b.child("jid"))
+        .map(|j| j.text.trim().to_string())
+        .filter(|j| !j.is_empty())
+        .ok_or_else(|| Fail::new("bind: no jid in result"))?;
+    // RFC 3921 session establishment, for servers that still require it.
+    if let Some(s) = features.child("session") {
+        if s.child("optional").is_none() {
+            *stage = "session";
+            x.stage = "session";
+            x.send("<iq type='set' id='sess1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
+                .await?;
+            let r = x.await_iq("sess1").await?;
+            if r.attr("type") != Some("result") {
+                let cond = r.child("error").and_then(|e| e.condition()).unwrap_or("unknown");
+                return Err(Fail(format!("session: {cond}")));
+            }
+        }
+    }
+    if a.roster {
+        *stage = "roster";
+        x.stage = "roster";
+        x.send("<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>")
+            .await?;
+        let r = x.await_iq("roster1").await?;
+        if r.attr("type") != Some("result") {
+            let cond = r.child("error").and_then(|e| e.condition()).unwrap_or("unknown");
+            return Err(Fail(format!("roster: {cond}")));
+        }
+    }
+    *stage = "presence";
+    x.stage = "presence";
+    x.send("<presence/>").await?;
+    x.stage = "live";
+    Ok((x, jid))
+}
+
+async fn authenticate(sh: &Shared, x: &mut Xmpp, features: &Element, user: &str) -> Result<(), Fail> {
+    let a = &sh.args;
+    let want = a.mechanism.sasl_name();
+    let offered = features.child("mechanisms").is_some_and(|m| {
+        m.children
+            .iter()
+            .any(|c| c.local() == "mechanism" && c.text.trim() == want)
+    });
+    if !offered {
+        return Err(Fail(format!("sasl: {want} not offered")));
+    }
+    let sasl_fail = |e: &Element| -> Fail {
+        if e.local() == "failure" {
+            Fail(format!("sasl: {}", e.condition().unwrap_or("unknown")))
+        } else {
+            Fail(format!("sasl: unexpected <{}>", e.local()))
+        }
+    };
+    let hash = match a.mechanism {
+        Mechanism::Plain => {
+            let msg = B64.encode(scram::plain_message(user, &a.password));
+            x.send(&format!(
+                "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{msg}</auth>"
+            ))
+            .await?;
+            let r = x.next_element().await?;
+            return if r.local() == "success" {
+                Ok(())
+            } else {
+                Err(sasl_fail(&r))
+            };
+        }
+        Mechanism::ScramSha1 => ScramHash::Sha1,
+        Mechanism::ScramSha256 => ScramHash::Sha256,
+    };
+    let mut sc = ScramClient::new(hash, user, &ScramClient::random_nonce());
+    x.send(&format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{want}'>{}</auth>",
+        B64.encode(sc.client_first())
+    ))
+    .await?;
+    let r = x.next_element().await?;
+    if r.local() != "challenge" {
+        return Err(sasl_fail(&r));
+    }
+    let decode = |s: &str| {
+        B64.decode(s.trim())
+            .map_err(|_| Fail::new("sasl: server sent bad base64"))
+    };
+    let sf = sc
+        .parse_server_first(&decode(&r.text)?)
+        .map_err(|e| Fail(format!("sasl: {e}")))?;
+    let salted = match sh.salt_cache.get(hash, &a.password, &sf.salt, sf.iterations) {
+        Some(s) => {
+            sh.stats.pbkdf2_cached.fetch_add(1, Relaxed);
+            s
+        }
+        None => {
+            let (pw, salt, i) = (a.password.clone(), sf.salt.clone(), sf.iterations);
+            let s = tokio::task::spawn_blocking(move || scram::salted_password(hash, &pw, &salt, i))
+                .await
+                .map_err(|_| Fail::new("sasl: PBKDF2 task failed"))?;
+            sh.stats.pbkdf2_runs.fetch_add(1, Relaxed);
+            sh.salt_cache
+                .put(hash, &a.password, &sf.salt, sf.iterations, s.clone());
+            s
+        }
+    };
+    let fin = sc.client_final(&sf, &salted);
+    x.send(&format!(
+        "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+        B64.encode(fin)
+    ))
+    .await?;
+    let mut verified = false;
+    loop {
+        let r = x.next_element().await?;
+        match r.local() {
+            "success" => {
+                let data = r.text.trim();
+                if !data.is_empty() && data != "=" {
+                    sc.verify_server_final(&decode(data)?)
+                        .map_err(|e| Fail(format!("sasl: {e}")))?;
+                } else if !verified {
+                    return Err(Fail::new("sasl: success without server signature"));
+                }
+                return Ok(());
+            }
+            "challenge" if !verified => {
+                // Older servers send the server-final as a challenge and expect an empty response.
+                sc.verify_server_final(&decode(&r.text)?)
+                    .map_err(|e| Fail(format!("sasl: {e}")))?;
+                verified = true;
+                x.send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+                    .await?;
+            }
+            _ => return Err(sasl_fail(&r)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Initial,
+    Reconnect,
+}
+
+/// One setup attempt under the concurrency and rate limits, with its outcome recorded.
+async fn connect_counted(sh: &Shared, idx: usize, kind: Attempt) -> Option<Xmpp> {
+    let _permit = sh.connect_slots.acquire().await.ok()?;
+    if let Some(l) = &sh.limiter {
+        l.wait().await;
+    }
+    if *sh.phase.borrow() == Phase::Stop {
+        return None;
+    }
+    let st = &sh.stats;
+    st.in_flight.fetch_add(1, Relaxed);
+    let t0 = Instant::now();
+    let mut stage = "connect";
+    let r = timeout(
+        Duration::from_secs_f64(sh.args.setup_timeout),
+        establish(sh, idx, &mut stage),
+    )
+    .await;
+    st.in_flight.fetch_sub(1, Relaxed);
+    let r = match r {
+        Ok(r) => r,
+        Err(_) => Err(Fail(format!("{stage}: setup timeout"))),
+    };
+    let (hist, ok, failed, reasons) = match kind {
+        Attempt::Initial => (&st.setup_us, &st.established, &st.failed, &st.failures),
+        Attempt::Reconnect => (
+            &st.reconnect_us,
+            &st.reconnects,
+            &st.reconnect_failed,
+            &st.reconnect_failures,
+        ),
+    };
+    match r {
+        Ok((x, jid)) => {
+            hist.record(t0.elapsed().as_micros() as u64);
+            ok.fetch_add(1, Relaxed);
+            let _ = sh.jids[idx].set(escape(&jid).into());
+            Some(x)
+        }
+        Err(Fail(reason)) => {
+            failed.fetch_add(1, Relaxed);
+            reasons.add(&reason);
+            None
+        }
+    }
+}
+
+/// Wait (without a connection) until the run stops.
+async fn wait_for_stop(phase: &mut watch::Receiver<Phase>) {
+    while *phase.borrow_and_update() != Phase::Stop {
+        if phase.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The whole life of session `idx`.
+pub async fn run_session(sh: Arc<Shared>, idx: usize) {
+    let mut phase = sh.phase.clone();
+    let first = connect_counted(&sh, idx, Attempt::Initial).await;
+    sh.setup_done.fetch_add(1, Relaxed);
+    sh.setup_notify.notify_one();
+    let Some(mut x) = first else { return };
+
+    let peer = idx ^ 1;
+    let peer = (peer < sh.args.sessions).then_some(peer);
+    let mut rx = ChatReceiver::new(peer);
+    let mut sent: u64 = 0;
+
+    loop {
+        let current = phase.borrow_and_update().clone();
+        let r = match current {
+            Phase::Setup | Phase::Hold | Phase::Drain => x.serve(&sh, &mut phase, &mut rx, None).await,
+            Phase::Stop => {
+                x.close().await;
+                return;
+            }
+            Phase::Chat { start, end, interval } => {
+                chat_send(
+                    &sh, &mut x, &mut phase, &mut rx, idx, peer, &mut sent, start, end, interval,
+                )
+                .await
+            }
+            Phase::Reconnect { until } => {
+                if Instant::now() >= until {
+                    x.serve(&sh, &mut phase, &mut rx, None).await
+                } else {
+                    let f = 0.5 + rand::random::<f64>();
+                    let hold = Duration::from_secs_f64(sh.args.reconnect_hold * f);
+                    let at = (Instant::now() + hold).min(until);
+                    match x.serve(&sh, &mut phase, &mut rx, Some(at)).await {
+                        Ok(Wake::Deadline) if Instant::now() < until => {
+                            x.close().await;
+                            match reconnect(&sh, idx, &mut phase, until).await {
+                                Some(nx) => {
+                                    x = nx;
+                                    continue;
+                                }
+                                None => return,
+                            }
+                        }
+                        Ok(w) => Ok(w),
+                        Err(f) => {
+                            // Lost the connection: count it and reconnect.
+                            sh.stats.dropped.fetch_add(1, Relaxed);
+                            sh.stats.drop_reasons.add(&f.0);
+                            match reconnect(&sh, idx, &mut phase, until).await {
+                                Some(nx) => {
+                                    x = nx;
+                                    continue;
+                                }
+                                None => return,
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if let Err(f) = r {
+            if *phase.borrow() == Phase::Stop {
+                return;
+            }
+            sh.stats.dropped.fetch_add(1, Relaxed);
+            sh.stats.drop_reasons.add(&f.0);
+            wait_for_stop(&mut phase).await;
+            return;
+        }
+    }
+}
+
+/// Reconnect until it works or the reconnect phase ends; None means the session is over.
+async fn reconnect(
+    sh: &Shared,
+    idx: usize,
+    phase: &mut watch::Receiver<Phase>,
+    until: Instant,
+) -> Option<Xmpp> {
+    loop {
+        if let Some(x) = connect_counted(sh, idx, Attempt::Reconnect).await {
+            return Some(x);
+        }
+        let retry = Instant::now() + Duration::from_secs(1);
+        if retry >= until || *phase.borrow() == Phase::Stop {
+            wait_for_stop(phase).await;
+            return None;
+        }
+        sleep_until(retry).await;
+    }
+}
+
+/// Chat phase for one session: send to the peer on schedule, receive meanwhile.
+#[allow(clippy::too_many_arguments)]
+async fn chat_send(
+    sh: &Shared,
+    x: &mut Xmpp,
+    phase: &mut watch::Receiver<Phase>,
+    rx: &mut ChatReceiver,
+    idx: usize,
+    peer: Option<usize>,
+    sent: &mut u64,
+    start: Instant,
+    end: Instant,
+    interval: Duration,
+) -> Result<Wake, Fail> {
+    let peer_jid = peer.and_then(|p| sh.jids[p].get()).cloned();
+    let Some(peer_jid) = peer_jid.filter(|_| !interval.is_zero()) else {
+        return x.serve(sh, phase, rx, None).await;
+    };
+    struct Active<'a>(&'a std::sync::atomic::AtomicU64);
+    impl Drop for Active<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Relaxed);
+        }
+    }
+    sh.stats.senders_active.fetch_add(1, Relaxed);
+    let _active = Active(&sh.stats.senders_active);
+    let step = interval.as_secs_f64();
+    // Spread the senders evenly over one interval.
+    let offset = step * rand::random::<f64>();
+    let due = |n: u64| start + Duration::from_secs_f64(offset + step * n as f64);
+    loop {
+        let next = due(*sent);
+        if next >= end {
+            return x.serve(sh, phase, rx, None).await;
+        }
+        match x.serve(sh, phase, rx, Some(next)).await? {
+            Wake::PhaseChanged => return Ok(Wake::PhaseChanged),
+            Wake::Deadline => {
+                let now = Instant::now();
+                let mut n = 0;
+                while n < MAX_BURST {
+                    let at = due(*sent + n);
+                    if at > now || at >= end {
+                        break;
+                    }
+                    format_body(&mut x.out, &peer_jid, sh.run_tag, idx, *sent + n, sh.now_us());
+                    n += 1;
+                }
+                // Counted before the write: a message lost with its connection is lost.
+                *sent += n;
+                sh.stats.msg_sent.fetch_add(n, Relaxed);
+                x.flush_out().await?;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_round_trip() {
+        let mut out = Vec::new();
+        format_body(&mut out, "user1@localhost/r", 0xabc, 7, 42, 123456);
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.starts_with("<message to='user1@localhost/r' type='chat'"));
+        let body = xml::child_text(s.as_bytes(), "body").unwrap();
+        assert_eq!(
+            parse_body(&body),
+            Some(MsgBody {
+                run: 0xabc,
+                sender: 7,
+                seq: 42,
+                sent_us: 123456
+            })
+        );
+        assert_eq!(parse_body("hello"), None);
+        assert_eq!(parse_body("lg zz 1 2 3"), None);
+    }
+
+    #[test]
+    fn iq_replies() {
+        assert_eq!(
+            iq_reply("p1", Some("localhost"), true),
+            "<iq type='result' id='p1' to='localhost'/>"
+        );
+        assert!(iq_reply("x", None, false).contains("service-unavailable"));
+    }
+}
