@@ -16,6 +16,7 @@
 // Prints one line per step and a one-line summary; exits 0 on success, 1 on
 // any failure (with the reason), 2 on bad arguments.
 
+import crypto from "node:crypto";
 import dns from "node:dns";
 import fs from "node:fs";
 import path from "node:path";
@@ -113,7 +114,9 @@ class Session {
           );
         }
         this.used = args.mech;
-        await authenticate({ username, password }, args.mech);
+        // The user agent only matters if the server offers SASL2 (XEP-0388).
+        const userAgent = xml("user-agent", { id: crypto.randomUUID() }, xml("software", {}, "meerkat-e2e"));
+        await authenticate({ username, password }, args.mech, userAgent);
       },
     });
     const x = this.xmpp;
