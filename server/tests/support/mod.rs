@@ -1,0 +1,288 @@
+//! What the binary-level tests share: a temporary directory, free ports, a
+//! certificate, and a running `meerkat` with a MongooseIM-shaped config, killed on drop
+//! (its output printed when the test fails).
+
+#![allow(dead_code)] // each test binary uses its own part of this
+
+use std::fmt::Write as _;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The served domain.
+pub const DOMAIN: &str = "localhost";
+/// How long the server may take to listen after it starts.
+const SERVER_START: Duration = Duration::from_secs(30);
+
+/// A temporary directory, removed on drop unless the test is failing (then kept and
+/// named, for a look at the server's files).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        let path = std::env::temp_dir().join(format!("meerkat-e2e-{name}-{}-{nanos:x}", std::process::id()));
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("[e2e] kept {} for inspection", self.0.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+pub fn tail(path: &Path, max_lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()));
+    let lines: Vec<&str> = text.lines().collect();
+    let skip = lines.len().saturating_sub(max_lines);
+    let mut out = String::new();
+    if skip > 0 {
+        let _ = writeln!(out, "... ({skip} earlier lines in {})", path.display());
+    }
+    for l in &lines[skip..] {
+        let _ = writeln!(out, "{l}");
+    }
+    out
+}
+
+/// A running `meerkat`, killed on drop; its output is printed if the test fails.
+pub struct Server {
+    child: Option<Child>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    /// The STARTTLS listener's port.
+    pub starttls_port: u16,
+    /// The direct-TLS listener's port.
+    pub tls_port: u16,
+    /// The certificate clients must trust.
+    pub cert: PathBuf,
+    /// The config file.
+    pub config: PathBuf,
+    // Last, so that it is removed after the server is stopped.
+    pub dir: TempDir,
+}
+
+impl Server {
+    /// Writes a config for two C2S listeners (STARTTLS and direct TLS) with a fresh
+    /// certificate, creates `users` (name, password), starts the server and waits until
+    /// both ports accept connections.
+    pub fn start(name: &str, users: &[(&str, &str)]) -> Server {
+        let dir = TempDir::new(name);
+        let cert = dir.0.join("cert.pem");
+        let key = dir.0.join("key.pem");
+        make_cert(&cert, &key);
+        let starttls_port = free_port();
+        let mut tls_port = free_port();
+        while tls_port == starttls_port {
+            tls_port = free_port();
+        }
+        let config = dir.0.join("meerkat.toml");
+        let db = dir.0.join("meerkat.db");
+        let tls = format!(
+            "tls.certfile = {}\ntls.keyfile = {}\n",
+            toml_str(&cert.to_string_lossy()),
+            toml_str(&key.to_string_lossy())
+        );
+        let text = format!(
+            r#"[general]
+hosts = ["{DOMAIN}"]
+
+[[listen.c2s]]
+port = {starttls_port}
+ip_address = "127.0.0.1"
+tls.mode = "starttls"
+{tls}
+[[listen.c2s]]
+port = {tls_port}
+ip_address = "127.0.0.1"
+tls.mode = "tls"
+{tls}
+[auth]
+methods = ["rdbms"]
+sasl_mechanisms = ["scram_sha256", "scram_sha1", "plain"]
+
+[outgoing_pools.rdbms.default.connection]
+driver = "sqlite"
+database = {db}
+
+[modules.mod_offline]
+
+[modules.mod_register]
+"#,
+            db = toml_str(&db.to_string_lossy()),
+        );
+        fs::write(&config, text).expect("write the config");
+
+        let mut server = Server {
+            child: None,
+            stdout: dir.0.join("meerkat.stdout"),
+            stderr: dir.0.join("meerkat.stderr"),
+            starttls_port,
+            tls_port,
+            cert,
+            config,
+            dir,
+        };
+        for (user, password) in users {
+            server.user_add(&format!("{user}@{DOMAIN}"), password);
+        }
+        server.spawn();
+        server.wait_listening();
+        server
+    }
+
+    pub fn meerkat(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_meerkat"));
+        cmd.arg("--config")
+            .arg(&self.config)
+            .current_dir(&self.dir.0)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn user_add(&self, jid: &str, password: &str) {
+        let out = self
+            .meerkat()
+            .args(["user", "add", jid, password])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run meerkat user add: {e}"));
+        assert!(
+            out.status.success(),
+            "`meerkat --config {} user add {jid} ...` failed ({}):\n{}{}",
+            self.config.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn spawn(&mut self) {
+        let stdout = fs::File::create(&self.stdout).expect("create the server's stdout file");
+        let stderr = fs::File::create(&self.stderr).expect("create the server's stderr file");
+        let child = self
+            .meerkat()
+            .env("RUST_BACKTRACE", "1")
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start meerkat: {e}"));
+        self.child = Some(child);
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).expect("server running")
+    }
+
+    /// The running process, for signals and exit checks.
+    pub fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("server running")
+    }
+
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + SERVER_START;
+        let mut pending = vec![self.starttls_port, self.tls_port];
+        while !pending.is_empty() {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!(
+                    "meerkat exited ({status}) before listening on ports {pending:?}; config {}",
+                    self.config.display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "meerkat is not listening on 127.0.0.1 ports {pending:?} after {SERVER_START:?}"
+            );
+            pending.retain(|&port| {
+                let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err()
+            });
+            if !pending.is_empty() {
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let mut status = None;
+        if let Some(mut child) = self.child.take() {
+            status = child.try_wait().ok().flatten();
+            if status.is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if thread::panicking() {
+            let how = match status {
+                Some(s) => format!("had exited by itself: {s}"),
+                None => "was still running (killed)".to_string(),
+            };
+            eprintln!(
+                "[e2e] meerkat {how}; config {}\n----- meerkat stderr -----\n{}----- meerkat stdout -----\n{}-----",
+                self.config.display(),
+                tail(&self.stderr, 300),
+                tail(&self.stdout, 100)
+            );
+        }
+    }
+}
+
+/// A TOML basic string.
+pub fn toml_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A self-signed P-256 end-entity certificate for DOMAIN; the clients trust exactly
+/// this file.
+pub fn make_cert(cert: &Path, key: &Path) {
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", &format!("/CN={DOMAIN}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{DOMAIN}")])
+        // An end-entity certificate: strict verifiers (rustls, webpki) refuse a CA
+        // certificate presented as the server's own.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .args(["-days", "2", "-keyout"])
+        .arg(key)
+        .arg("-out")
+        .arg(cert)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl (tests/e2e/setup.sh installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "openssl could not make a certificate ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
