@@ -17,6 +17,8 @@ mod text;
 mod tree;
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
