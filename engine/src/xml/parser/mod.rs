@@ -1,27 +1,38 @@
-//! Incremental XMPP stream parser (RFC 6120 §4, §11).
+//! Incremental XMPP stream parser (RFC 6120 §4, §11), on quick-xml.
 //!
 //! Bytes arrive in arbitrary pieces ([`StreamParser::feed`]); [`StreamParser::next_event`]
 //! yields the stream header, each complete top-level element, and the stream close,
 //! exactly the same whatever the split. Restricted XML (RFC 6120 §11.1) is enforced.
 //!
-//! Every byte of every peer goes through here, so the parser is a single pass: a
-//! resumable lexer (`lexer`) finds token boundaries with one table lookup per byte and
-//! keeps its state across feeds, and a tree builder (`tree`) turns each complete token
-//! into the element under construction. Only the unfinished token is kept buffered; a
-//! stanza is never re-read, and input fed one byte at a time costs the same as input
-//! fed at once.
+//! quick-xml reads the XML: one [`quick_xml::Reader`] per stream tokenizes it, checks
+//! attribute syntax and end tags, and unescapes text; a
+//! [`quick_xml::name::NamespaceResolver`] resolves names, with the header's declarations
+//! in scope for every stanza. quick-xml has no push mode (it takes the end of its input
+//! for the end of the document), so a small resumable scanner (`scanner`) finds where
+//! each markup token ends as bytes arrive and quick-xml (`input`) is shown only complete
+//! tokens; the scanner also refuses what must be refused before a token or an element
+//! ends (restricted XML, the limits). The tree builder (`tree`) turns quick-xml's events
+//! into elements as their tags complete, checking what quick-xml leaves to its users
+//! (names, characters, entities, the XML 1.0 namespace rules). Only the unfinished token
+//! is kept buffered, and input fed one byte at a time costs the same as input fed at
+//! once.
 
 mod chars;
-mod lexer;
-mod text;
+mod input;
+mod scanner;
 mod tree;
 
+#[cfg(test)]
+mod bench;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
 
-use lexer::{Lexer, TokenKind};
+use quick_xml::Reader;
+
+use input::Input;
+use scanner::Scanner;
 use tree::Tree;
 
 use super::Element;
@@ -168,10 +179,14 @@ pub const MAX_NAMESPACES: usize = 256;
 /// returns `Ok(None)`: only the unfinished token is kept, so draining after each feed
 /// keeps memory within `max_stanza_size`.
 pub struct StreamParser {
-    /// Input not yet consumed; `lexer` knows which prefix is done with.
-    buf: Vec<u8>,
-    lexer: Lexer,
+    /// quick-xml's reader over the buffered input, for the whole stream.
+    reader: Reader<Input>,
+    /// The bytes of the event quick-xml is reading (its `read_event_into` buffer).
+    event_buf: Vec<u8>,
+    scanner: Scanner,
     tree: Tree,
+    /// Input size of the last item whose end quick-xml was shown.
+    item_len: usize,
     /// `<stream:stream/>` yields a header and then, at the next call, the close.
     pending_close: bool,
     /// RFC 6120 §4.9.1.1: a stream error is fatal; the parser stays dead.
@@ -187,9 +202,11 @@ impl StreamParser {
     /// (RFC 6120 §11.5).
     pub fn new(limits: ParseLimits) -> Self {
         Self {
-            buf: Vec::new(),
-            lexer: Lexer::new(limits.max_stanza_size),
+            reader: Reader::from_reader(Input::default()),
+            event_buf: Vec::new(),
+            scanner: Scanner::new(limits.max_stanza_size),
             tree: Tree::default(),
+            item_len: 0,
             pending_close: false,
             failed: None,
         }
@@ -201,23 +218,29 @@ impl StreamParser {
         if self.failed.is_some() || bytes.is_empty() {
             return;
         }
-        // Dropping the consumed prefix moves only the unfinished token, once per token.
-        let consumed = self.lexer.take_consumed();
-        self.buf.drain(..consumed);
-        let needed = self.buf.len() + bytes.len();
-        if self.buf.capacity() > SHRINK_ABOVE && needed < SHRINK_ABOVE / 4 {
-            self.buf.shrink_to(SHRINK_ABOVE / 4);
+        // Dropping what quick-xml has read moves only the unfinished token.
+        let input = self.reader.get_mut();
+        let dropped = input.drop_read();
+        self.scanner.shift(dropped);
+        let needed = input.buf.len() + bytes.len();
+        if input.buf.capacity() > SHRINK_ABOVE && needed < SHRINK_ABOVE / 4 {
+            input.buf.shrink_to(SHRINK_ABOVE / 4);
         }
-        self.buf.extend_from_slice(bytes);
+        if self.event_buf.capacity() > SHRINK_ABOVE {
+            self.event_buf = Vec::new();
+        }
+        input.buf.extend_from_slice(bytes);
     }
 
     /// The next complete event, `Ok(None)` when more input is needed. After an error
     /// the parser is dead and keeps returning that error.
     ///
-    /// Errors: [`XmlError::NotWellFormed`] and [`XmlError::RestrictedXml`] as soon as the
-    /// offending bytes arrive (RFC 6120 §4.9.3.13, §4.9.3.18), and
-    /// [`XmlError::PolicyViolation`] as soon as the header or a top-level element grows
-    /// past `max_stanza_size` bytes, without waiting for its end (RFC 6120 §4.9.3.14).
+    /// Errors: [`XmlError::RestrictedXml`] as soon as a comment, processing instruction
+    /// or DTD starts (RFC 6120 §4.9.3.18); [`XmlError::NotWellFormed`] as soon as the tag
+    /// (or CDATA section) holding the offending bytes is complete, or for character data,
+    /// the tag that follows it (RFC 6120 §4.9.3.13); [`XmlError::PolicyViolation`] as soon
+    /// as the header or a top-level element grows past `max_stanza_size` bytes or another
+    /// limit, without waiting for its end (RFC 6120 §4.9.3.14).
     pub fn next_event(&mut self) -> Result<Option<StreamEvent>, XmlError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
@@ -230,33 +253,60 @@ impl StreamParser {
             Ok(event) => Ok(event),
             Err(e) => {
                 self.failed = Some(e.clone());
-                self.buf = Vec::new();
+                *self.reader.get_mut() = Input::default();
+                self.event_buf = Vec::new();
                 self.tree.reset();
                 Err(e)
             }
         }
     }
 
+    /// Lets quick-xml read the complete tokens, then has the scanner find the next one,
+    /// until an event is ready or more input is needed. Tokens are shown to quick-xml
+    /// one at a time, so that which error comes first never depends on the split.
     fn advance(&mut self) -> Result<Option<StreamEvent>, XmlError> {
-        while let Some(token) = self.lexer.next_token(&self.buf)? {
-            let event = self
-                .tree
-                .apply(&token, &self.buf, self.lexer.name_end(), self.lexer.attrs())?;
-            if let Some(event) = event {
-                self.pending_close = token.kind == (TokenKind::Header { empty: true });
-                return Ok(Some(event));
+        loop {
+            while self.reader.get_ref().has_unread() {
+                self.event_buf.clear();
+                let event = self
+                    .reader
+                    .read_event_into(&mut self.event_buf)
+                    .map_err(tree::not_well_formed)?;
+                let empty_root = matches!(event, quick_xml::events::Event::Empty(_)) && !self.tree.has_root();
+                if let Some(event) = self.tree.apply(event, self.item_len)? {
+                    self.pending_close = empty_root;
+                    return Ok(Some(event));
+                }
+            }
+            let input = self.reader.get_mut();
+            let Some(token) = self.scanner.next_token(&input.buf)? else {
+                return Ok(None);
+            };
+            input.limit = token.end;
+            if let Some(len) = token.item_len {
+                self.item_len = len;
             }
         }
-        Ok(None)
     }
 
     /// Forgets all state and buffered input, expecting a new stream header
     /// (RFC 6120 §4.3.3 stream restart after STARTTLS and SASL). The limits are kept.
     pub fn reset(&mut self) {
-        self.buf.clear();
-        self.lexer.reset();
+        let mut buf = std::mem::take(&mut self.reader.get_mut().buf);
+        buf.clear();
+        self.reader = Reader::from_reader(Input {
+            buf,
+            ..Input::default()
+        });
+        self.scanner.reset();
         self.tree.reset();
         self.pending_close = false;
         self.failed = None;
+    }
+
+    /// Bytes of buffer held, for the tests of memory use.
+    #[cfg(test)]
+    fn buffer_capacity(&self) -> usize {
+        self.reader.get_ref().buf.capacity() + self.event_buf.capacity()
     }
 }

@@ -388,5 +388,8 @@ fn megabyte_stream_fed_one_byte_at_a_time() {
     }
     assert_eq!(out.events.len(), stanzas + 2);
     assert_eq!(out.events.last(), Some(&StreamEvent::Close));
-    assert!(p.buf.capacity() < 4096, "only the unfinished token is buffered");
+    assert!(
+        p.buffer_capacity() < 4096,
+        "only the unfinished token is buffered"
+    );
 }

@@ -577,7 +577,7 @@ fn policy_violation_is_reported_before_the_element_ends() {
     for _ in 0..1000 {
         p.feed(&[b'a'; 1000]);
     }
-    assert!(p.buf.capacity() < 1000);
+    assert!(p.buffer_capacity() < 1000);
     assert_eq!(p.next_event(), Err(too_big(200)));
 }
 

@@ -1,14 +1,24 @@
-//! The tree builder: turns complete tokens into the stream header, elements and the
-//! stream close, resolving namespaces (Namespaces in XML 1.0, RFC 6120 §4.8) and checking
-//! what the lexer leaves to whole tokens (names, attribute uniqueness, matching end tags,
-//! references, UTF-8).
+//! Builds the stream header, elements and the stream close from quick-xml's events.
 //!
-//! Elements are built as their tokens complete, so a stanza is never re-read: when its
-//! last end tag arrives, the tree is ready.
+//! quick-xml tokenizes, matches end tags to start tags, parses attributes (syntax and
+//! duplicates), unescapes references, normalises line ends and resolves namespaces (with
+//! a [`NamespaceResolver`] that keeps the header's declarations in scope for the whole
+//! stream, RFC 6120 §4.8). What it leaves out and XML 1.0 or RFC 6120 §11 require is
+//! checked here: names (§2.3, Namespaces §4), characters (§2.2), `]]>` in text (§2.4),
+//! entities other than the predefined five (restricted XML, RFC 6120 §11.1),
+//! attribute-value normalisation (§3.3.3), the namespace rules of XML 1.0 (no
+//! undeclaring a prefix, reserved names) and the XML declaration (§2.8, RFC 6120 §11.5).
+//!
+//! Elements are built as their tags complete, so when the last end tag of a stanza
+//! arrives, the tree is ready.
 
-use super::chars::{split_qname, utf8};
-use super::lexer::{AttrSpan, Token, TokenKind};
-use super::text::{cdata_into, check_xml_decl, decode_into, Context};
+use std::borrow::Cow;
+
+use quick_xml::escape::{resolve_xml_entity, unescape_with, EscapeError};
+use quick_xml::events::{BytesDecl, BytesRef, BytesStart, Event};
+use quick_xml::name::{Namespace, NamespaceResolver, PrefixDeclaration, QName, ResolveResult};
+
+use super::chars::{check_chars, is_name, is_xml_char, ncname, qname, split_qname, utf8};
 use super::{ExceededLimit, StreamEvent, StreamHeader, XmlError, MAX_NAMESPACES};
 use crate::ns;
 use crate::xml::{Element, Node};
@@ -16,170 +26,97 @@ use crate::xml::{Element, Node};
 /// Namespace reserved for `xmlns` declarations themselves (Namespaces in XML 1.0 §3).
 const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 
-/// Above this many attributes, duplicates are found by sorting instead of comparing
-/// every pair, so a hostile tag cannot cost quadratic time.
-const PAIRWISE_MAX: usize = 8;
-
-/// One in-scope namespace declaration; the default namespace has an empty prefix.
-#[derive(Default)]
-struct Binding {
-    prefix: String,
-    uri: String,
-}
-
-/// The stack of in-scope declarations: the stream header's at the bottom (they apply to
-/// every stanza, RFC 6120 §4.8), then those of each open element. Popped slots keep their
-/// strings for reuse, so steady-state parsing does not allocate for declarations.
-#[derive(Default)]
-struct Bindings {
-    slots: Vec<Binding>,
-    len: usize,
-}
-
-impl Bindings {
-    fn push(&mut self, prefix: &str) -> &mut Binding {
-        if self.len == self.slots.len() {
-            self.slots.push(Binding::default());
-        }
-        let slot = &mut self.slots[self.len];
-        self.len += 1;
-        slot.prefix.clear();
-        slot.prefix.push_str(prefix);
-        slot.uri.clear();
-        slot
-    }
-
-    /// The namespace `prefix` is bound to (`""`: the default namespace). `xml` is bound
-    /// by definition (Namespaces in XML 1.0 §3).
-    fn resolve(&self, prefix: &str) -> Option<&str> {
-        if prefix == "xml" {
-            return Some(ns::XML);
-        }
-        self.slots[..self.len]
-            .iter()
-            .rev()
-            .find(|b| b.prefix == prefix)
-            .map(|b| b.uri.as_str())
-    }
-
-    /// Drops the declarations above `len`; frees the pool if a hostile stanza inflated it.
-    fn truncate(&mut self, len: usize) {
-        self.len = len;
-        if len == 0 || self.slots.len() > 64 {
-            self.slots.truncate(len.max(16));
-        }
-    }
-}
-
-/// An element whose end tag has not arrived yet.
-struct Open {
-    element: Element,
-    /// Where its qualified name starts in [`Tree::names`].
-    name_at: usize,
-    /// Number of bindings in scope before its own declarations.
-    scope: usize,
-}
-
-/// Builds events from tokens.
+/// Builds events from quick-xml's events.
 #[derive(Default)]
 pub(super) struct Tree {
-    bindings: Bindings,
-    stack: Vec<Open>,
-    /// Qualified names of the open elements, concatenated, for matching end tags
-    /// literally (XML 1.0 §3 element type match).
-    names: String,
-    /// The root's qualified name, which `</...>` at the top level must repeat.
-    root: String,
+    resolver: NamespaceResolver,
+    /// The stream header has been read.
+    has_root: bool,
+    /// Elements whose end tag has not arrived, below the root.
+    stack: Vec<Element>,
+    /// Namespace declarations made by each open element, the root first.
+    declared: Vec<usize>,
+    /// Namespace declarations in scope: the sum of `declared`.
+    in_scope: usize,
 }
 
 impl Tree {
-    /// Forgets the stream, keeping allocations.
+    /// Forgets the stream.
     pub(super) fn reset(&mut self) {
-        self.bindings.truncate(0);
-        self.stack.clear();
-        self.names.clear();
-        self.root.clear();
+        *self = Self::default();
     }
 
-    /// Applies a token whose bytes are `buf[token.start..token.end]`; `name_end` and
-    /// `attrs` describe the last start or end tag, relative to its `<`.
+    /// True once the stream header has been read.
+    pub(super) fn has_root(&self) -> bool {
+        self.has_root
+    }
+
+    /// Applies one event; `item_len` is the input size of the item its token completes,
+    /// if it completes one.
     pub(super) fn apply(
         &mut self,
-        token: &Token,
-        buf: &[u8],
-        name_end: usize,
-        attrs: &[AttrSpan],
+        event: Event<'_>,
+        item_len: usize,
     ) -> Result<Option<StreamEvent>, XmlError> {
-        let raw = &buf[token.start..token.end];
-        match token.kind {
-            TokenKind::XmlDecl => check_xml_decl(raw).map(|()| None),
-            TokenKind::Header { .. } => self.header(utf8(raw)?, name_end, attrs).map(Some),
-            TokenKind::Start { empty } => {
-                let scope = self.bindings.len;
-                let tag = utf8(raw)?;
-                let element = self.start(tag, name_end, attrs)?;
-                if empty {
-                    self.bindings.truncate(scope);
-                    return Ok(self.complete(element, token.item_len));
-                }
-                let name_at = self.names.len();
-                self.names.push_str(&tag[1..name_end]);
-                self.stack.push(Open {
-                    element,
-                    name_at,
-                    scope,
-                });
+        match event {
+            Event::Decl(decl) => check_declaration(&decl).map(|()| None),
+            Event::Start(start) | Event::Empty(start) if !self.has_root => self.header(&start).map(Some),
+            Event::Start(start) => {
+                let element = self.open(&start, None)?;
+                self.stack.push(element);
                 Ok(None)
             }
-            TokenKind::End => {
-                let open = self.stack.pop().ok_or_else(internal)?;
-                let name = &raw[2..name_end];
-                if self.names.as_bytes()[open.name_at..] != *name {
-                    return Err(mismatch(&self.names[open.name_at..], name));
+            Event::Empty(start) => {
+                let element = self.open(&start, None)?;
+                self.close_scope();
+                Ok(self.complete(element, item_len))
+            }
+            // quick-xml has checked that the end tag matches its start tag.
+            Event::End(_) => {
+                self.close_scope();
+                match self.stack.pop() {
+                    Some(element) => Ok(self.complete(element, item_len)),
+                    None => Ok(Some(StreamEvent::Close)),
                 }
-                self.names.truncate(open.name_at);
-                self.bindings.truncate(open.scope);
-                Ok(self.complete(open.element, token.item_len))
             }
-            TokenKind::Close => {
-                let name = &raw[2..name_end];
-                if self.root.as_bytes() != name {
-                    return Err(mismatch(&self.root, name));
-                }
-                Ok(Some(StreamEvent::Close))
+            // Outside elements the scanner lets only whitespace through.
+            Event::Text(_) if self.stack.is_empty() => Ok(None),
+            Event::Text(text) => {
+                check_chars(&text, true)?;
+                let text = text.xml10_content().map_err(|_| invalid_utf8())?;
+                self.append_text(&text)
             }
-            TokenKind::Text { decode } | TokenKind::CData { decode } => {
-                let cdata = matches!(token.kind, TokenKind::CData { .. });
-                let top = self.stack.last_mut().ok_or_else(internal)?;
-                append_text(&mut top.element, utf8(raw)?, decode, cdata)?;
-                Ok(None)
+            Event::CData(cdata) => {
+                check_chars(&cdata, false)?;
+                let text = cdata.xml10_content().map_err(|_| invalid_utf8())?;
+                self.append_text(&text)
             }
+            Event::GeneralRef(reference) => {
+                let mut utf8 = [0; 4];
+                let text = resolve_reference(&reference, &mut utf8)?;
+                self.append_text(text)
+            }
+            // The scanner refuses these before quick-xml sees them.
+            Event::Comment(_) | Event::PI(_) | Event::DocType(_) => Err(XmlError::RestrictedXml(
+                "comment, processing instruction or DTD (RFC 6120 §11.1)".into(),
+            )),
+            Event::Eof => Err(internal()),
         }
     }
 
-    /// Attaches a finished element to its parent, or hands it out at the top level.
-    fn complete(&mut self, element: Element, item_len: Option<usize>) -> Option<StreamEvent> {
-        match self.stack.last_mut() {
-            Some(parent) => {
-                parent.element.push_child(element);
-                None
-            }
-            None => Some(StreamEvent::Element(element, item_len.unwrap_or(0))),
-        }
-    }
-
-    /// RFC 6120 §4.8: the header's declarations stay in scope for the whole stream.
-    fn header(&mut self, tag: &str, name_end: usize, attrs: &[AttrSpan]) -> Result<StreamEvent, XmlError> {
-        self.reset();
-        let root = self.start(tag, name_end, attrs)?;
-        self.root.push_str(&tag[1..name_end]);
+    /// RFC 6120 §4.7: the header is the root's start tag; its declarations stay in scope
+    /// for the whole stream (§4.8).
+    fn header(&mut self, start: &BytesStart<'_>) -> Result<StreamEvent, XmlError> {
+        self.has_root = true;
+        let mut declarations = Vec::new();
+        let root = self.open(start, Some(&mut declarations))?;
         let mut default_ns = None;
         let mut ns_decls = Vec::new();
-        for b in &self.bindings.slots[..self.bindings.len] {
-            if b.prefix.is_empty() {
-                default_ns = Some(b.uri.clone());
+        for (prefix, uri) in declarations {
+            if prefix.is_empty() {
+                default_ns = Some(uri);
             } else {
-                ns_decls.push((b.prefix.clone(), b.uri.clone()));
+                ns_decls.push((prefix, uri));
             }
         }
         Ok(StreamEvent::Header(StreamHeader {
@@ -191,81 +128,176 @@ impl Tree {
         }))
     }
 
-    /// Builds the element of a start tag, pushing its namespace declarations.
-    fn start(&mut self, tag: &str, name_end: usize, attrs: &[AttrSpan]) -> Result<Element, XmlError> {
-        let qname = &tag[1..name_end];
-        let (prefix, local) = split_qname(qname)?;
-        let attr_name = |a: &AttrSpan| &tag[a.name.0..a.name.1];
-        let attr_value = |a: &AttrSpan| &tag[a.value.0..a.value.1];
+    /// Builds the element of a start tag and opens its namespace scope, recording its
+    /// declarations as (prefix, URI) in `declarations` if asked.
+    fn open(
+        &mut self,
+        start: &BytesStart<'_>,
+        mut declarations: Option<&mut Vec<(String, String)>>,
+    ) -> Result<Element, XmlError> {
+        let name = start.name();
+        let (prefix, local) = split_qname(name.as_ref())?;
+        if prefix == "xmlns" {
+            return Err(XmlError::NotWellFormed("element with the prefix 'xmlns'".into()));
+        }
+        // The namespace is known once all declarations of the tag are read.
+        let mut element = Element::new(local, "");
 
-        check_unique(attrs.iter().map(attr_name), attrs.len())?;
-        for a in attrs {
-            let name = attr_name(a);
-            split_qname(name)?;
-            if !is_declaration(name) {
+        // `NamespaceResolver::push` would bind the raw attribute values, but a URI is an
+        // attribute value like any other, with references and whitespace to normalise:
+        // the scope is opened empty and each declaration added with its value.
+        self.resolver
+            .push(&BytesStart::new(""))
+            .map_err(not_well_formed)?;
+        self.declared.push(0);
+        let mut prefixed = 0;
+        // quick-xml checks the attribute syntax and duplicate names here.
+        for attr in start.attributes() {
+            let attr = attr.map_err(not_well_formed)?;
+            let Some(declaration) = attr.key.as_namespace_binding() else {
+                prefixed += usize::from(attr.key.prefix().is_some());
+                element.set_attr(qname(attr.key.as_ref())?, attr_value(&attr.value)?);
                 continue;
-            }
-            let declared = name.strip_prefix("xmlns:").unwrap_or("");
-            if self.bindings.len >= MAX_NAMESPACES {
+            };
+            if self.in_scope >= MAX_NAMESPACES {
                 return Err(XmlError::PolicyViolation {
                     limit: MAX_NAMESPACES,
                     exceeded: ExceededLimit::Namespaces,
                 });
             }
-            let binding = self.bindings.push(declared);
-            decode_value(&mut binding.uri, attr_value(a), a.decode)?;
-            check_declaration(declared, &binding.uri)?;
+            let prefix = match declaration {
+                PrefixDeclaration::Default => "",
+                PrefixDeclaration::Named(prefix) => ncname(prefix)?,
+            };
+            let uri = attr_value(&attr.value)?;
+            check_namespace_declaration(prefix, &uri)?;
+            self.resolver
+                .add(declaration, Namespace(uri.as_bytes()))
+                .map_err(not_well_formed)?;
+            self.in_scope += 1;
+            if let Some(d) = self.declared.last_mut() {
+                *d += 1;
+            }
+            if let Some(out) = declarations.as_deref_mut() {
+                out.push((prefix.to_owned(), uri.into_owned()));
+            }
         }
 
-        let ns = match prefix {
-            // No default namespace in scope: the element is in no namespace.
-            "" => self.bindings.resolve("").unwrap_or(""),
-            _ => self.bindings.resolve(prefix).ok_or_else(|| undeclared(prefix))?,
-        };
-        let mut element = Element::new(local, ns);
-
-        let mut prefixed = 0;
-        for a in attrs {
-            let name = attr_name(a);
-            if is_declaration(name) {
-                continue;
-            }
-            let (prefix, _) = split_qname(name)?;
-            if !prefix.is_empty() {
-                self.bindings.resolve(prefix).ok_or_else(|| undeclared(prefix))?;
-                prefixed += 1;
-            }
-            let mut value = String::with_capacity(a.value.1 - a.value.0);
-            decode_value(&mut value, attr_value(a), a.decode)?;
-            element.set_attr(name, value);
+        match self.resolver.resolve_element(name).0 {
+            ResolveResult::Bound(ns) => element.set_ns(utf8(ns.into_inner())?),
+            ResolveResult::Unbound => {}
+            ResolveResult::Unknown(_) => return Err(undeclared(prefix)),
         }
-        if prefixed > 1 {
-            // Namespaces in XML 1.0 §6.3: two prefixed attributes may not share a
-            // namespace and local name, even under different prefixes.
-            let expanded = attrs.iter().filter_map(|a| {
-                let (prefix, local) = attr_name(a).split_once(':')?;
-                (prefix != "xmlns").then(|| (self.bindings.resolve(prefix), local))
-            });
-            check_unique(expanded, prefixed)?;
+        if prefixed > 0 {
+            self.check_prefixed_attributes(&element, prefixed)?;
         }
         Ok(element)
     }
+
+    /// Prefixed attribute names must have their prefix declared, and (Namespaces in XML
+    /// 1.0 §6.3) two attributes may not have the same namespace and local name, even
+    /// under different prefixes. Only prefixed attributes can clash, and there are at
+    /// most [`super::MAX_ATTRS`] of them.
+    fn check_prefixed_attributes(&self, element: &Element, prefixed: usize) -> Result<(), XmlError> {
+        let names = || {
+            element
+                .attrs()
+                .map(|(name, _)| QName(name.as_bytes()))
+                .filter(|n| n.prefix().is_some())
+        };
+        for name in names() {
+            if let ResolveResult::Unknown(prefix) = self.resolver.resolve_attribute(name).0 {
+                return Err(undeclared(&String::from_utf8_lossy(&prefix)));
+            }
+        }
+        if prefixed > 1 {
+            for (i, a) in names().enumerate() {
+                for b in names().skip(i + 1) {
+                    if a.local_name() == b.local_name()
+                        && self.resolver.resolve_attribute(a).0 == self.resolver.resolve_attribute(b).0
+                    {
+                        return Err(XmlError::NotWellFormed("duplicate attribute".into()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the scope of the innermost open element (or of the root).
+    fn close_scope(&mut self) {
+        self.resolver.pop();
+        self.in_scope -= self.declared.pop().unwrap_or(0);
+    }
+
+    /// Attaches a finished element to its parent, or hands it out at the top level.
+    fn complete(&mut self, element: Element, item_len: usize) -> Option<StreamEvent> {
+        match self.stack.last_mut() {
+            Some(parent) => {
+                parent.push_child(element);
+                None
+            }
+            None => Some(StreamEvent::Element(element, item_len)),
+        }
+    }
+
+    /// Appends character data to the innermost element's last text node or a new one,
+    /// so adjacent runs (text, references, CDATA) form one node.
+    fn append_text(&mut self, text: &str) -> Result<Option<StreamEvent>, XmlError> {
+        let element = self.stack.last_mut().ok_or_else(internal)?;
+        let nodes = element.nodes_mut();
+        match nodes.last_mut() {
+            Some(Node::Text(prev)) => prev.push_str(text),
+            _ if text.is_empty() => {}
+            _ => nodes.push(Node::Text(text.to_owned())),
+        }
+        Ok(None)
+    }
 }
 
-/// `xmlns` and `xmlns:p` attributes declare namespaces; they are not attributes of the
-/// element (Namespaces in XML 1.0 §3).
-fn is_declaration(name: &str) -> bool {
-    name == "xmlns" || name.starts_with("xmlns:")
+/// The text a reference in character data stands for (XML 1.0 §4.1); only the five
+/// predefined entities exist in XMPP (RFC 6120 §11.1).
+fn resolve_reference<'a>(
+    reference: &'a BytesRef<'_>,
+    utf8_buf: &'a mut [u8; 4],
+) -> Result<&'a str, XmlError> {
+    let name = utf8(reference)?;
+    match reference.resolve_char_ref() {
+        Ok(Some(c)) if is_xml_char(c) => Ok(c.encode_utf8(utf8_buf)),
+        Ok(Some(_)) | Err(_) => Err(XmlError::NotWellFormed(format!(
+            "invalid character reference &{name};"
+        ))),
+        Ok(None) => resolve_xml_entity(name).ok_or_else(|| unknown_entity(name)),
+    }
 }
 
-/// Namespaces in XML 1.0 §3: `xmlns` and `xml` are reserved, and a prefix cannot be
-/// undeclared (that is XML 1.1 only).
-fn check_declaration(prefix: &str, uri: &str) -> Result<(), XmlError> {
+/// An attribute value as the application sees it: UTF-8, whitespace normalised (XML 1.0
+/// §3.3.3: literal tab, LF, CR and CRLF become one space each, before references are
+/// replaced), references replaced (by quick-xml), characters checked.
+fn attr_value(raw: &[u8]) -> Result<Cow<'_, str>, XmlError> {
+    check_chars(raw, false)?;
+    let raw = utf8(raw)?;
+    let normalised: Cow<'_, str> = if raw.bytes().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
+        Cow::Owned(raw.replace("\r\n", " ").replace(['\t', '\n', '\r'], " "))
+    } else {
+        Cow::Borrowed(raw)
+    };
+    match unescape_with(&normalised, resolve_xml_entity) {
+        Ok(Cow::Borrowed(_)) => Ok(normalised),
+        // Character references may stand for characters that are not allowed.
+        Ok(Cow::Owned(value)) => check_chars(value.as_bytes(), false).map(|()| Cow::Owned(value)),
+        Err(EscapeError::UnrecognizedEntity(_, name)) => Err(unknown_entity(&name)),
+        Err(e) => Err(not_well_formed(e)),
+    }
+}
+
+/// The rules of Namespaces in XML 1.0 §3 that quick-xml's resolver, written for XML 1.1,
+/// does not apply: a prefix cannot be undeclared, and the default namespace cannot be
+/// one of the reserved ones. (The resolver refuses the other reserved bindings.)
+fn check_namespace_declaration(prefix: &str, uri: &str) -> Result<(), XmlError> {
     let ok = match prefix {
-        "xmlns" => false,
-        "xml" => uri == ns::XML,
         "" => uri != ns::XML && uri != XMLNS_NS,
-        _ => !uri.is_empty() && uri != ns::XML && uri != XMLNS_NS,
+        _ => !uri.is_empty(),
     };
     if ok {
         Ok(())
@@ -276,76 +308,150 @@ fn check_declaration(prefix: &str, uri: &str) -> Result<(), XmlError> {
     }
 }
 
-/// XML 1.0 §3.1: an attribute name appears once per tag.
-fn check_unique<T: Ord + Copy>(items: impl Iterator<Item = T> + Clone, count: usize) -> Result<(), XmlError> {
-    let duplicate = if count <= PAIRWISE_MAX {
-        items
-            .clone()
-            .enumerate()
-            .any(|(i, a)| items.clone().skip(i + 1).any(|b| a == b))
-    } else {
-        let mut sorted: Vec<T> = items.collect();
-        sorted.sort_unstable();
-        sorted.windows(2).any(|w| w[0] == w[1])
-    };
-    if duplicate {
-        Err(XmlError::NotWellFormed("duplicate attribute".into()))
-    } else {
-        Ok(())
-    }
-}
-
-/// Appends an attribute value, decoding it only when the lexer saw something to
-/// decode.
-fn decode_value(out: &mut String, raw: &str, decode: bool) -> Result<(), XmlError> {
-    if decode {
-        decode_into(out, raw, Context::Attr)
-    } else {
-        out.push_str(raw);
-        Ok(())
-    }
-}
-
-/// Appends character data (`cdata`: the content of a CDATA section, where `&` is
-/// literal) to the element's last text node or a new one, so adjacent runs form one
-/// node and no temporary string is built.
-fn append_text(element: &mut Element, raw: &str, decode: bool, cdata: bool) -> Result<(), XmlError> {
-    let write = |out: &mut String| match (decode, cdata) {
-        (false, _) => {
-            out.push_str(raw);
-            Ok(())
+/// The XML declaration (XML 1.0 §2.8): `version`, then optionally `encoding` and
+/// `standalone`, nothing else. RFC 6120 §11.6 streams are UTF-8; any other declared
+/// encoding is refused (RFC 6120 names `unsupported-encoding` for it).
+fn check_declaration(decl: &BytesDecl<'_>) -> Result<(), XmlError> {
+    let bad = |why: &str| XmlError::NotWellFormed(format!("XML declaration: {why}"));
+    // `decl` is the content between `<?` and `?>`, starting with `xml`.
+    let content = BytesStart::from_content(utf8(decl)?, 3);
+    let mut expected: &[&str] = &["version", "encoding", "standalone"];
+    for attr in content.attributes() {
+        let attr = attr.map_err(not_well_formed)?;
+        let key = utf8(attr.key.as_ref())?;
+        let at = expected
+            .iter()
+            .position(|&k| k == key)
+            .ok_or_else(|| bad("unexpected content"))?;
+        if expected.len() == 3 && at != 0 {
+            return Err(bad("no version"));
         }
-        (true, true) => {
-            cdata_into(out, raw);
-            Ok(())
+        expected = &expected[at + 1..];
+        let value = &*attr.value;
+        let ok = match key {
+            "version" => value
+                .strip_prefix(b"1.")
+                .is_some_and(|digits| !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)),
+            "encoding" => value.eq_ignore_ascii_case(b"UTF-8"),
+            _ => matches!(value, b"yes" | b"no"),
+        };
+        if !ok {
+            return Err(bad(&format!("unsupported {key}")));
         }
-        (true, false) => decode_into(out, raw, Context::Text),
-    };
-    let nodes = element.nodes_mut();
-    if let Some(Node::Text(prev)) = nodes.last_mut() {
-        return write(prev);
     }
-    if !raw.is_empty() {
-        let mut text = String::with_capacity(raw.len());
-        write(&mut text)?;
-        nodes.push(Node::Text(text));
+    if expected.len() == 3 {
+        return Err(bad("no version"));
     }
     Ok(())
+}
+
+/// A reference to an entity other than the five predefined: restricted XML if it is a
+/// well-formed reference at all (RFC 6120 §11.1).
+fn unknown_entity(name: &str) -> XmlError {
+    if is_name(name) {
+        XmlError::RestrictedXml(format!(
+            "entity reference &{name}; (only the five predefined entities are allowed)"
+        ))
+    } else {
+        XmlError::NotWellFormed("'&' not part of a reference".into())
+    }
+}
+
+/// Any error quick-xml reports is a well-formedness error.
+pub(super) fn not_well_formed(e: impl std::fmt::Display) -> XmlError {
+    XmlError::NotWellFormed(e.to_string())
+}
+
+fn invalid_utf8() -> XmlError {
+    XmlError::NotWellFormed("invalid UTF-8".into())
 }
 
 fn undeclared(prefix: &str) -> XmlError {
     XmlError::NotWellFormed(format!("undeclared namespace prefix '{prefix}'"))
 }
 
-fn mismatch(open: &str, close: &[u8]) -> XmlError {
-    XmlError::NotWellFormed(format!(
-        "end tag '{}' does not match start tag '{open}'",
-        String::from_utf8_lossy(close)
-    ))
-}
-
-/// The lexer and the tree disagree on nesting; unreachable, but a peer must not be able
-/// to panic the server if it ever happens.
+/// The scanner and quick-xml disagree on nesting; unreachable, but a peer must not be
+/// able to panic the server if it ever happens.
 fn internal() -> XmlError {
     XmlError::NotWellFormed("unbalanced element nesting".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_values_are_normalised_then_unescaped() {
+        let value = |raw: &str| attr_value(raw.as_bytes()).map(Cow::into_owned);
+        assert_eq!(
+            value("a &lt;&gt;&amp;&apos;&quot; &#65;&#x42;&#x1F600; z").unwrap(),
+            "a <>&'\" AB\u{1F600} z"
+        );
+        assert_eq!(value("&#0065;").unwrap(), "A");
+        assert_eq!(value("a\r\nb\rc\nd\te").unwrap(), "a b c d e");
+        assert_eq!(value("&#10;&#9;&#13;").unwrap(), "\n\t\r");
+    }
+
+    #[test]
+    fn other_entities_are_restricted() {
+        for raw in ["&nbsp;", "&a:b;"] {
+            assert!(
+                matches!(attr_value(raw.as_bytes()), Err(XmlError::RestrictedXml(_))),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_references_are_not_well_formed() {
+        for raw in [
+            "&",
+            "a & b",
+            "&amp",
+            "&;",
+            "&#;",
+            "&#x;",
+            "&#+65;",
+            "&#xG;",
+            "&#0;",
+            "&#1;",
+            "&#xD800;",
+            "&#xFFFE;",
+            "&#99999999999;",
+            "&1a;",
+        ] {
+            assert!(
+                matches!(attr_value(raw.as_bytes()), Err(XmlError::NotWellFormed(_))),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn xml_declarations() {
+        let check =
+            |content: &str| check_declaration(&BytesDecl::from_start(BytesStart::from_content(content, 3)));
+        for ok in [
+            "xml version='1.0'",
+            "xml version=\"1.0\" encoding='utf-8'",
+            "xml version = '1.0' encoding='UTF-8' standalone='yes' ",
+            "xml\nversion='1.1'",
+        ] {
+            assert_eq!(check(ok), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            "xml encoding='UTF-8'",
+            "xml version='2.0'",
+            "xml version='1.0' encoding='ISO-8859-1'",
+            "xml version='1.0' standalone='maybe'",
+            "xml version='1.0' foo='bar'",
+            "xml version='1.0' standalone='yes' encoding='UTF-8'",
+            "xml version='1.0' version='1.0'",
+            "xml version='1.0",
+            "xml version=1.0",
+            "xml",
+        ] {
+            assert!(check(bad).is_err(), "{bad:?}");
+        }
+    }
 }
