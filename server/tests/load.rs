@@ -22,7 +22,10 @@ use support::{Server, DOMAIN};
 fn loadgen() -> PathBuf {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_meerkat"));
     let path = exe.with_file_name(format!("meerkat-loadgen{}", std::env::consts::EXE_SUFFIX));
-    let release = exe.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "release");
+    let release = exe
+        .parent()
+        .and_then(|p| p.file_name())
+        .is_some_and(|n| n == "release");
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["build", "--quiet", "-p", "meerkat-loadgen"]);
     if release {
@@ -39,7 +42,9 @@ fn json_number(json: &str, key: &str) -> Option<f64> {
     let pat = format!("\"{key}\":");
     let start = json.find(&pat)? + pat.len();
     let rest = &json[start..];
-    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+        .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
 
@@ -76,8 +81,25 @@ fn thousand_registered_users_chat_without_loss_while_bad_clients_get_stream_erro
     let started = Instant::now();
     let mut load = Command::new(loadgen())
         .args(["--addr", &format!("127.0.0.1:{}", server.starttls_port)])
-        .args(["--domain", DOMAIN, "-n", "1000", "--register", "--mechanism", "scram-sha-1"])
-        .args(["--scenario", "chat", "--msg-rate", "2000", "--duration", "6", "--grace", "10"])
+        .args([
+            "--domain",
+            DOMAIN,
+            "-n",
+            "1000",
+            "--register",
+            "--mechanism",
+            "scram-sha-1",
+        ])
+        .args([
+            "--scenario",
+            "chat",
+            "--msg-rate",
+            "2000",
+            "--duration",
+            "6",
+            "--grace",
+            "10",
+        ])
         .args(["--concurrency", "100", "--timeout", "300", "--json", "--quiet"])
         .arg("--ca-file")
         .arg(&server.cert)
@@ -89,12 +111,18 @@ fn thousand_registered_users_chat_without_loss_while_bad_clients_get_stream_erro
 
     // While the load runs, misbehaving clients come and go.
     thread::sleep(Duration::from_secs(2));
-    let oversized = format!("<message to='a@localhost'><body>{}</body></message>", "x".repeat(70_000));
+    let oversized = format!(
+        "<message to='a@localhost'><body>{}</body></message>",
+        "x".repeat(70_000)
+    );
     let cases: [(&[u8], &str); 4] = [
         (b"<message><body>hi</mesage>", "<not-well-formed"),
         (oversized.as_bytes(), "<policy-violation"),
         (b"<!DOCTYPE foo [<!ENTITY x 'y'>]>", "<restricted-xml"),
-        (b"<message to='a@localhost'><body>&bogus;</body></message>", "<restricted-xml"),
+        (
+            b"<message to='a@localhost'><body>&bogus;</body></message>",
+            "<restricted-xml",
+        ),
     ];
     for round in 0..5 {
         for (bad, expected) in &cases {
@@ -114,7 +142,12 @@ fn thousand_registered_users_chat_without_loss_while_bad_clients_get_stream_erro
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(json_number(&json, "established"), Some(1000.0), "stdout: {json}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        json_number(&json, "established"),
+        Some(1000.0),
+        "stdout: {json}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sent = json_number(&json, "sent").expect("sent");
     assert!(sent >= 10_000.0, "only {sent} messages sent: {json}");
     assert_eq!(json_number(&json, "received"), Some(sent), "{json}");

@@ -285,4 +285,3 @@ pub fn make_cert(cert: &Path, key: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
-

@@ -23,8 +23,6 @@ mod scanner;
 mod tree;
 
 #[cfg(test)]
-mod bench;
-#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;

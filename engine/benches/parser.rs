@@ -1,8 +1,8 @@
-//! Throughput of the stream parser, as a benchmark rather than a timed test: it asserts
-//! nothing about speed and is ignored by default. Run it in a release build:
+//! Throughput of the XMPP stream parser: a benchmark, not a test; it asserts nothing
+//! about speed. Run it (always optimised) with:
 //!
 //! ```text
-//! cargo test -p meerkat-engine --release parser_throughput -- --ignored --nocapture
+//! cargo bench -p meerkat-engine --bench parser
 //! ```
 //!
 //! It parses a stream of 280-byte chat messages fed whole and fed one byte at a time,
@@ -10,8 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::tests::HEADER;
-use super::*;
+use meerkat_engine::xml::{ParseLimits, StreamEvent, StreamParser};
+
+const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+    xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
 
 /// A chat message as clients send it: addresses, an id, `xml:lang`, a body with an
 /// escape, and a chat-state notification in its own namespace.
@@ -63,9 +65,7 @@ fn best(rounds: usize, f: impl Fn() -> usize, expected: usize) -> Duration {
         .unwrap_or_default()
 }
 
-#[test]
-#[ignore = "benchmark; run with --release -- --ignored --nocapture"]
-fn parser_throughput() {
+fn main() {
     const MESSAGES: usize = 20_000;
     let input = stream(MESSAGES);
     let mb = input.len() as f64 / 1e6;
