@@ -79,7 +79,7 @@ fn bad_client(port: u16, bad: &[u8]) -> String {
 fn thousand_registered_users_chat_without_loss_while_bad_clients_get_stream_errors() {
     let server = Server::start("load", &[]);
     let started = Instant::now();
-    let mut load = Command::new(loadgen())
+    let load = Command::new(loadgen())
         .args(["--addr", &format!("127.0.0.1:{}", server.starttls_port)])
         .args([
             "--domain",
