@@ -6,8 +6,8 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use meerkat_engine::hub::SessionId;
+use meerkat_engine::sasl::{ScramClient, ScramHash};
 
-use crate::scram::{Hash, ScramClient};
 use crate::tls::TlsClient;
 use crate::transcript::Transcript;
 use crate::Simulation;
@@ -101,11 +101,11 @@ impl Driver {
         &mut self,
         sim: &mut Simulation,
         mechanism: &str,
-        hash: Hash,
+        hash: ScramHash,
         user: &str,
         password: &str,
     ) -> String {
-        let mut client = ScramClient::new(hash, user, password, "cl13ntn0nc3");
+        let mut client = ScramClient::new(hash, user, password, "cl13ntn0nc3", "n,,", Vec::new());
         self.scram_with(sim, mechanism, &mut client)
     }
 
@@ -122,7 +122,7 @@ impl Driver {
         let Some(server_first) = element_text(&challenge, "challenge") else {
             return challenge;
         };
-        let server_first = String::from_utf8(B64.decode(server_first).expect("base64")).expect("utf-8");
+        let server_first = B64.decode(server_first).expect("base64");
         let fin = client.finish(&server_first).expect("server-first");
         self.send(
             sim,
@@ -133,7 +133,7 @@ impl Driver {
         );
         let answer = self.recv(sim);
         if let Some(data) = element_text(&answer, "success") {
-            let server_final = String::from_utf8(B64.decode(data).expect("base64")).expect("utf-8");
+            let server_final = B64.decode(data).expect("base64");
             assert!(client.verify(&server_final), "server signature must verify");
         }
         answer
@@ -145,7 +145,7 @@ impl Driver {
         let mut d = Self::connect(sim);
         d.send(sim, STREAM_OPEN);
         d.recv(sim);
-        let answer = d.scram(sim, "SCRAM-SHA-256", Hash::Sha256, user, password);
+        let answer = d.scram(sim, "SCRAM-SHA-256", ScramHash::Sha256, user, password);
         assert!(answer.contains("<success"), "login of {user} failed: {answer}");
         d.send(sim, STREAM_OPEN);
         d.recv(sim);

@@ -12,7 +12,6 @@
 
 pub mod driver;
 pub mod recording;
-pub mod scram;
 pub mod sim;
 pub mod tls;
 pub mod transcript;

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use meerkat_engine::sasl::{ScramClient, ScramHash};
 use meerkat_tests::driver::{element_text, STREAM_OPEN};
 use meerkat_tests::recording::{Recording, Step};
-use meerkat_tests::scram::{Hash, ScramClient};
 use proptest::prelude::*;
 
 fn path(name: &str) -> PathBuf {
@@ -43,7 +43,14 @@ fn record_login_chat() -> Recording {
         text
     };
     send(&mut sim, &mut rec, STREAM_OPEN.into());
-    let mut scram = ScramClient::new(Hash::Sha256, "alice", "alice-pw", "r3c0rd3dn0nc3");
+    let mut scram = ScramClient::new(
+        ScramHash::Sha256,
+        "alice",
+        "alice-pw",
+        "r3c0rd3dn0nc3",
+        "n,,",
+        Vec::new(),
+    );
     let challenge = send(
         &mut sim,
         &mut rec,
@@ -52,11 +59,9 @@ fn record_login_chat() -> Recording {
             B64.encode(scram.first())
         ),
     );
-    let server_first = String::from_utf8(
-        B64.decode(element_text(&challenge, "challenge").unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let server_first = B64
+        .decode(element_text(&challenge, "challenge").unwrap())
+        .unwrap();
     let fin = scram.finish(&server_first).unwrap();
     send(
         &mut sim,

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use meerkat_engine::hub::HubConfig;
 use meerkat_engine::instrument::{ConnectionType, Direction, ElementKind, Event};
+use meerkat_engine::sasl::{ScramClient, ScramHash};
 use meerkat_engine::stream::c2s::{C2sConfig, TlsMode};
 use meerkat_tests::driver::{Driver, STREAM_OPEN};
-use meerkat_tests::scram::{Hash, ScramClient};
 use meerkat_tests::tls::TestCert;
 use meerkat_tests::Simulation;
 use sha2::Digest;
@@ -237,7 +237,7 @@ fn scram_plus_with_both_channel_bindings() {
         } else {
             end_point.clone()
         };
-        let mut client = ScramClient::with_binding(Hash::Sha256, "juliet", "pw", "n0nc3", header, data);
+        let mut client = ScramClient::new(ScramHash::Sha256, "juliet", "pw", "n0nc3", header, data);
         let answer = d.scram_with(&mut sim, "SCRAM-SHA-256-PLUS", &mut client);
         assert!(answer.contains("<success"), "{kind}: {answer}");
     }
@@ -250,8 +250,8 @@ fn scram_plus_with_wrong_binding_data_fails() {
     let mut d = Driver::connect_tls(&mut sim, cert.client_config());
     d.send(&mut sim, STREAM_OPEN);
     d.recv(&mut sim);
-    let mut client = ScramClient::with_binding(
-        Hash::Sha256,
+    let mut client = ScramClient::new(
+        ScramHash::Sha256,
         "juliet",
         "pw",
         "n0nc3",
@@ -271,7 +271,7 @@ fn downgrade_to_non_plus_is_detected() {
     let mut d = Driver::connect_tls(&mut sim, cert.client_config());
     d.send(&mut sim, STREAM_OPEN);
     d.recv(&mut sim);
-    let mut client = ScramClient::with_binding(Hash::Sha256, "juliet", "pw", "n0nc3", "y,,", vec![]);
+    let mut client = ScramClient::new(ScramHash::Sha256, "juliet", "pw", "n0nc3", "y,,", vec![]);
     let answer = d.scram_with(&mut sim, "SCRAM-SHA-256", &mut client);
     assert!(answer.contains("<failure"), "{answer}");
 }

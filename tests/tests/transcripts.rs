@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use meerkat_engine::hub::HubConfig;
+use meerkat_engine::sasl::ScramHash;
 use meerkat_engine::stream::c2s::{C2sConfig, TlsMode};
 use meerkat_tests::driver::{Driver, STREAM_OPEN};
-use meerkat_tests::scram::Hash;
 use meerkat_tests::tls::TestCert;
 use meerkat_tests::Simulation;
 
@@ -65,7 +65,13 @@ fn starttls_scram_sha256_bind() {
         features.contains("SCRAM-SHA-256-PLUS") && features.contains("PLAIN"),
         "{features}"
     );
-    let answer = d.scram(&mut sim, "SCRAM-SHA-256", Hash::Sha256, "juliet", "r0m30myr0m30");
+    let answer = d.scram(
+        &mut sim,
+        "SCRAM-SHA-256",
+        ScramHash::Sha256,
+        "juliet",
+        "r0m30myr0m30",
+    );
     assert!(answer.contains("<success"), "{answer}");
     bind_and_chat(&mut d, &mut sim);
     insta::assert_snapshot!(d.transcript.render());
@@ -79,7 +85,7 @@ fn direct_tls_scram_sha1_bind() {
     d.send(&mut sim, STREAM_OPEN);
     let features = d.recv(&mut sim);
     assert!(!features.contains("<starttls"), "{features}");
-    let answer = d.scram(&mut sim, "SCRAM-SHA-1", Hash::Sha1, "juliet", "r0m30myr0m30");
+    let answer = d.scram(&mut sim, "SCRAM-SHA-1", ScramHash::Sha1, "juliet", "r0m30myr0m30");
     assert!(answer.contains("<success"), "{answer}");
     bind_and_chat(&mut d, &mut sim);
     insta::assert_snapshot!(d.transcript.render());
@@ -104,10 +110,10 @@ fn wrong_password_is_not_authorized() {
     let mut d = Driver::connect(&mut sim);
     d.send(&mut sim, STREAM_OPEN);
     d.recv(&mut sim);
-    let answer = d.scram(&mut sim, "SCRAM-SHA-256", Hash::Sha256, "juliet", "wrong");
+    let answer = d.scram(&mut sim, "SCRAM-SHA-256", ScramHash::Sha256, "juliet", "wrong");
     assert!(answer.contains("<not-authorized/>"), "{answer}");
     // Unknown users get the same answer, so accounts cannot be probed.
-    let answer = d.scram(&mut sim, "SCRAM-SHA-256", Hash::Sha256, "nobody", "wrong");
+    let answer = d.scram(&mut sim, "SCRAM-SHA-256", ScramHash::Sha256, "nobody", "wrong");
     assert!(answer.contains("<not-authorized/>"), "{answer}");
     assert!(!sim.is_closed(d.id));
     insta::assert_snapshot!(d.transcript.render());

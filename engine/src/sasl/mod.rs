@@ -8,6 +8,7 @@
 //! comes back with [`SaslServer::credentials`]. The same type serves the legacy SASL
 //! profile and SASL2 (XEP-0388), which differ only in their wire wrapping.
 
+mod client;
 mod credentials;
 mod hash;
 mod mechanism;
@@ -18,6 +19,7 @@ pub mod ssdp;
 #[cfg(test)]
 mod tests;
 
+pub use client::{ScramClient, ScramClientError};
 pub use credentials::{
     prepare_password, PasswordError, ScramCredential, StoredCredentials, DEFAULT_ITERATIONS, SALT_LEN,
 };

@@ -46,75 +46,16 @@ fn creds(password: &str) -> StoredCredentials {
     StoredCredentials::derive(password, 64, &mut rng())
 }
 
-/// The client side of RFC 5802 §5, just enough to drive the server.
-struct ScramClient {
-    hash: ScramHash,
-    password: String,
-    gs2_header: String,
-    cb_data: Vec<u8>,
-    nonce: String,
-    bare: String,
-    /// Overrides `c=` (to send wrong channel-binding data).
-    c_override: Option<Vec<u8>>,
-}
-
-impl ScramClient {
-    fn new(hash: ScramHash, user: &str, password: &str, gs2_header: &str, cb_data: &[u8]) -> Self {
-        let nonce = "fyko+d2lbbFgONRv9qkxdawL".to_string();
-        Self {
-            hash,
-            password: password.into(),
-            gs2_header: gs2_header.into(),
-            cb_data: cb_data.to_vec(),
-            bare: format!("n={user},r={nonce}"),
-            nonce,
-            c_override: None,
-        }
-    }
-
-    fn first(&self) -> Vec<u8> {
-        format!("{}{}", self.gs2_header, self.bare).into_bytes()
-    }
-
-    /// The client-final-message and the server-final-message it expects.
-    fn last(&self, server_first: &[u8]) -> (Vec<u8>, Vec<u8>) {
-        let sf = std::str::from_utf8(server_first).unwrap();
-        let attr = |name: &str| {
-            sf.split(',')
-                .find_map(|a| a.strip_prefix(name))
-                .unwrap_or_else(|| panic!("no {name} in {sf}"))
-                .to_string()
-        };
-        let nonce = attr("r=");
-        assert!(nonce.starts_with(&self.nonce));
-        let salt = BASE64.decode(attr("s=")).unwrap();
-        let iterations: u32 = attr("i=").parse().unwrap();
-        let salted = self
-            .hash
-            .salted_password(self.password.as_bytes(), &salt, iterations);
-        let client_key = self.hash.client_key(&salted);
-        let stored_key = self.hash.digest(&client_key);
-        let c = self.c_override.clone().unwrap_or_else(|| {
-            let mut c = self.gs2_header.as_bytes().to_vec();
-            c.extend_from_slice(&self.cb_data);
-            c
-        });
-        let without_proof = format!("c={},r={nonce}", BASE64.encode(c));
-        let auth: [&[u8]; 5] = [
-            self.bare.as_bytes(),
-            b",",
-            server_first,
-            b",",
-            without_proof.as_bytes(),
-        ];
-        let signature = self.hash.hmac(&stored_key, &auth);
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
-        let server_signature = self.hash.hmac(&self.hash.server_key(&salted), &auth);
-        (
-            format!("{without_proof},p={}", BASE64.encode(proof)).into_bytes(),
-            format!("v={}", BASE64.encode(server_signature)).into_bytes(),
-        )
-    }
+/// A client with the RFC 5802 §5 nonce.
+fn client(hash: ScramHash, user: &str, password: &str, gs2_header: &str, cb_data: &[u8]) -> ScramClient {
+    ScramClient::new(
+        hash,
+        user,
+        password,
+        "fyko+d2lbbFgONRv9qkxdawL",
+        gs2_header,
+        cb_data.to_vec(),
+    )
 }
 
 /// Runs a SCRAM exchange to the end; returns the last step, the server's
@@ -122,12 +63,12 @@ impl ScramClient {
 fn run_scram(
     mechanism: Mechanism,
     ctx: SaslContext,
-    client: &ScramClient,
+    c: &mut ScramClient,
     stored: Option<StoredCredentials>,
     initial_response: bool,
 ) -> (SaslStep, Vec<u8>, SaslServer) {
     let mut rng = rng();
-    let first = client.first();
+    let first = c.first();
     let (mut server, mut step) = if initial_response {
         SaslServer::start(mechanism, Some(&first), ctx, &mut rng)
     } else {
@@ -144,7 +85,8 @@ fn run_scram(
     let SaslStep::Challenge(server_first) = step else {
         return (step, vec![], server);
     };
-    let (last, expected_v) = client.last(&server_first);
+    let last = c.finish(&server_first).expect("server-first");
+    let expected_v = c.expected_server_final().expect("after finish");
     let step = server.response(&last, &mut rng);
     (step, expected_v, server)
 }
@@ -160,11 +102,11 @@ fn success(v: Vec<u8>) -> SaslStep {
 fn scram_succeeds_for_every_hash_without_channel_binding() {
     for hash in ScramHash::ALL {
         for initial in [true, false] {
-            let client = ScramClient::new(hash, "user", "pencil", "n,,", b"");
+            let mut c = client(hash, "user", "pencil", "n,,", b"");
             let (step, v, server) = run_scram(
                 scram(hash, false),
                 context_without_plus(),
-                &client,
+                &mut c,
                 Some(creds("pencil")),
                 initial,
             );
@@ -182,8 +124,8 @@ fn scram_plus_succeeds_for_every_hash_and_binding_type() {
             (ChannelBindingType::TlsServerEndPoint, END_POINT),
         ] {
             let header = format!("p={},,", t.as_str());
-            let client = ScramClient::new(hash, "user", "pencil", &header, data);
-            let (step, v, _) = run_scram(scram(hash, true), context(), &client, Some(creds("pencil")), true);
+            let mut c = client(hash, "user", "pencil", &header, data);
+            let (step, v, _) = run_scram(scram(hash, true), context(), &mut c, Some(creds("pencil")), true);
             assert_eq!(step, success(v), "{hash:?} {t:?}");
         }
     }
@@ -192,11 +134,11 @@ fn scram_plus_succeeds_for_every_hash_and_binding_type() {
 #[test]
 fn scram_plain_n_flag_is_fine_when_plus_is_advertised() {
     // A client without channel-binding support picks SCRAM-SHA-256 with `n`.
-    let client = ScramClient::new(ScramHash::Sha256, "user", "pencil", "n,,", b"");
+    let mut c = client(ScramHash::Sha256, "user", "pencil", "n,,", b"");
     let (step, v, _) = run_scram(
         scram(ScramHash::Sha256, false),
         context(),
-        &client,
+        &mut c,
         Some(creds("pencil")),
         true,
     );
@@ -206,8 +148,8 @@ fn scram_plain_n_flag_is_fine_when_plus_is_advertised() {
 #[test]
 fn scram_wrong_password_is_not_authorized() {
     for hash in ScramHash::ALL {
-        let client = ScramClient::new(hash, "user", "pencil2", "p=tls-exporter,,", EXPORTER);
-        let (step, _, server) = run_scram(scram(hash, true), context(), &client, Some(creds("pencil")), true);
+        let mut c = client(hash, "user", "pencil2", "p=tls-exporter,,", EXPORTER);
+        let (step, _, server) = run_scram(scram(hash, true), context(), &mut c, Some(creds("pencil")), true);
         assert_eq!(step, SaslStep::Failure(SaslFailure::NotAuthorized));
         assert_eq!(server.scram_error(), Some(ScramError::InvalidProof));
         assert_eq!(ScramError::InvalidProof.server_error(), "invalid-proof");
@@ -216,8 +158,8 @@ fn scram_wrong_password_is_not_authorized() {
 
 #[test]
 fn scram_unknown_user_looks_like_wrong_password() {
-    let client = ScramClient::new(ScramHash::Sha256, "nobody", "pencil", "n,,", b"");
-    let (step, _, server) = run_scram(scram(ScramHash::Sha256, false), context(), &client, None, true);
+    let mut c = client(ScramHash::Sha256, "nobody", "pencil", "n,,", b"");
+    let (step, _, server) = run_scram(scram(ScramHash::Sha256, false), context(), &mut c, None, true);
     assert_eq!(step, SaslStep::Failure(SaslFailure::NotAuthorized));
     assert_eq!(server.scram_error(), Some(ScramError::InvalidProof));
 }
@@ -266,22 +208,22 @@ fn scram_unknown_user_salt_is_stable_with_a_server_secret() {
 
 #[test]
 fn scram_rejects_wrong_channel_binding_data() {
-    let mut client = ScramClient::new(ScramHash::Sha256, "user", "pencil", "p=tls-exporter,,", b"other");
+    let mut c = client(ScramHash::Sha256, "user", "pencil", "p=tls-exporter,,", b"other");
     let (step, _, server) = run_scram(
         scram(ScramHash::Sha256, true),
         context(),
-        &client,
+        &mut c,
         Some(creds("pencil")),
         true,
     );
     assert_eq!(step, SaslStep::Failure(SaslFailure::NotAuthorized));
     assert_eq!(server.scram_error(), Some(ScramError::ChannelBindingsDontMatch));
     // A `c=` that drops the binding data but keeps the header fails the same way.
-    client.c_override = Some(b"p=tls-exporter,,".to_vec());
+    let mut c = c.with_forged_binding(b"p=tls-exporter,,".to_vec());
     let (step, _, _) = run_scram(
         scram(ScramHash::Sha256, true),
         context(),
-        &client,
+        &mut c,
         Some(creds("pencil")),
         true,
     );
@@ -290,12 +232,12 @@ fn scram_rejects_wrong_channel_binding_data() {
 
 #[test]
 fn scram_c_must_echo_the_gs2_header() {
-    let mut client = ScramClient::new(ScramHash::Sha1, "user", "pencil", "n,a=user@example.com,", b"");
-    client.c_override = Some(b"n,,".to_vec());
+    let mut c = client(ScramHash::Sha1, "user", "pencil", "n,a=user@example.com,", b"")
+        .with_forged_binding(b"n,,".to_vec());
     let (step, _, server) = run_scram(
         scram(ScramHash::Sha1, false),
         context(),
-        &client,
+        &mut c,
         Some(creds("pencil")),
         true,
     );
@@ -307,22 +249,22 @@ fn scram_c_must_echo_the_gs2_header() {
 fn scram_rejects_unavailable_and_unknown_binding_types() {
     let mut ctx = context();
     ctx.channel_bindings.tls_exporter = None; // TLS 1.2: no exporter binding
-    let client = ScramClient::new(ScramHash::Sha256, "user", "pencil", "p=tls-exporter,,", EXPORTER);
+    let mut c = client(ScramHash::Sha256, "user", "pencil", "p=tls-exporter,,", EXPORTER);
     let (step, _, server) = run_scram(
         scram(ScramHash::Sha256, true),
         ctx,
-        &client,
+        &mut c,
         Some(creds("pencil")),
         true,
     );
     assert_eq!(step, SaslStep::Failure(SaslFailure::NotAuthorized));
     assert_eq!(server.scram_error(), Some(ScramError::ChannelBindingUnavailable));
 
-    let client = ScramClient::new(ScramHash::Sha256, "user", "pencil", "p=tls-unique,,", b"x");
+    let mut c = client(ScramHash::Sha256, "user", "pencil", "p=tls-unique,,", b"x");
     let (step, _, server) = run_scram(
         scram(ScramHash::Sha256, true),
         context(),
-        &client,
+        &mut c,
         Some(creds("pencil")),
         true,
     );
@@ -335,11 +277,11 @@ fn scram_rejects_unavailable_and_unknown_binding_types() {
 
 #[test]
 fn scram_y_flag_is_a_downgrade_when_plus_was_advertised() {
-    let client = ScramClient::new(ScramHash::Sha256, "user", "pencil", "y,,", b"");
+    let mut c = client(ScramHash::Sha256, "user", "pencil", "y,,", b"");
     let (step, _, server) = run_scram(
         scram(ScramHash::Sha256, false),
         context(),
-        &client,
+        &mut c,
         Some(creds("pencil")),
         true,
     );
@@ -353,7 +295,7 @@ fn scram_y_flag_is_a_downgrade_when_plus_was_advertised() {
     let (step, v, _) = run_scram(
         scram(ScramHash::Sha256, false),
         context_without_plus(),
-        &client,
+        &mut c,
         Some(creds("pencil")),
         true,
     );
@@ -362,22 +304,22 @@ fn scram_y_flag_is_a_downgrade_when_plus_was_advertised() {
 
 #[test]
 fn scram_flag_must_match_plus() {
-    let client = ScramClient::new(ScramHash::Sha256, "user", "pencil", "p=tls-exporter,,", EXPORTER);
+    let mut c = client(ScramHash::Sha256, "user", "pencil", "p=tls-exporter,,", EXPORTER);
     let (step, _, server) = run_scram(
         scram(ScramHash::Sha256, false),
         context(),
-        &client,
+        &mut c,
         Some(creds("pencil")),
         true,
     );
     assert_eq!(step, SaslStep::Failure(SaslFailure::MalformedRequest));
     assert_eq!(server.scram_error(), Some(ScramError::FlagMismatch));
     for header in ["n,,", "y,,"] {
-        let client = ScramClient::new(ScramHash::Sha256, "user", "pencil", header, b"");
+        let mut c = client(ScramHash::Sha256, "user", "pencil", header, b"");
         let (step, _, _) = run_scram(
             scram(ScramHash::Sha256, true),
             context(),
-            &client,
+            &mut c,
             Some(creds("pencil")),
             true,
         );
@@ -396,11 +338,11 @@ fn scram_authzid_must_be_the_users_bare_jid() {
         ("example.com", false),
     ] {
         let header = format!("n,a={authzid},");
-        let client = ScramClient::new(ScramHash::Sha1, "user", "pencil", &header, b"");
+        let mut c = client(ScramHash::Sha1, "user", "pencil", &header, b"");
         let (step, v, _) = run_scram(
             scram(ScramHash::Sha1, false),
             context_without_plus(),
-            &client,
+            &mut c,
             Some(creds("pencil")),
             true,
         );
@@ -448,11 +390,12 @@ fn scram_username_is_prepared_like_a_localpart() {
 #[test]
 fn scram_rejects_nonce_mismatch_and_malformed_final() {
     let mut rng = rng();
-    let client = ScramClient::new(ScramHash::Sha256, "user", "pencil", "n,,", b"");
+    let mut c = client(ScramHash::Sha256, "user", "pencil", "n,,", b"");
+    let first = c.first();
     let start = |rng: &mut ChaCha8Rng| {
         let (mut s, _) = SaslServer::start(
             scram(ScramHash::Sha256, false),
-            Some(&client.first()),
+            Some(&first),
             context_without_plus(),
             rng,
         );
@@ -462,7 +405,7 @@ fn scram_rejects_nonce_mismatch_and_malformed_final() {
         (s, sf)
     };
     let (mut s, sf) = start(&mut rng);
-    let (last, _) = client.last(&sf);
+    let last = c.finish(&sf).expect("server-first");
     let tampered = String::from_utf8(last).unwrap().replacen("r=fyko", "r=fykO", 1);
     assert_eq!(
         s.response(tampered.as_bytes(), &mut rng),
@@ -478,7 +421,7 @@ fn scram_rejects_nonce_mismatch_and_malformed_final() {
 
     // A proof of the wrong length is a wrong proof.
     let (mut s, sf) = start(&mut rng);
-    let (last, _) = client.last(&sf);
+    let last = c.finish(&sf).expect("server-first");
     let last = String::from_utf8(last).unwrap();
     let short = format!("{},p=AAAA", last.rsplit_once(",p=").unwrap().0);
     assert_eq!(
