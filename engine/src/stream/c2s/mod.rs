@@ -554,3 +554,50 @@ impl C2s {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c2s_with_shaper(rate: u64, now: Instant) -> C2s {
+        let mut config = C2sConfig::new(vec!["localhost".into()]);
+        config.shaper_max_rate = Some(rate);
+        let rng = Box::new(rand_core::OsRng);
+        C2s::new(1, Arc::new(config), rng, now)
+    }
+
+    fn pauses(c2s: &mut C2s) -> Vec<Instant> {
+        std::iter::from_fn(|| c2s.poll_action())
+            .filter_map(|a| match a {
+                Action::PauseReading(until) => Some(until),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A shaped connection reading faster than `max_rate` is told to stop reading for
+    /// as long as its excess takes at that rate.
+    #[test]
+    fn shaper_pauses_reading_in_proportion_to_the_excess() {
+        let t0 = Instant::now();
+        let mut c2s = c2s_with_shaper(100, t0);
+        // 100 bytes of burst are free.
+        c2s.handle_bytes(&[b' '; 100], t0);
+        assert!(pauses(&mut c2s).is_empty());
+        // 50 bytes more at the same instant cost half a second.
+        c2s.handle_bytes(&[b' '; 50], t0);
+        assert_eq!(pauses(&mut c2s), vec![t0 + Duration::from_millis(500)]);
+        // Reading at the allowed rate afterwards needs no pause.
+        c2s.handle_bytes(&[b' '; 10], t0 + Duration::from_millis(600));
+        assert!(pauses(&mut c2s).is_empty());
+    }
+
+    #[test]
+    fn unshaped_connections_never_pause() {
+        let t0 = Instant::now();
+        let config = C2sConfig::new(vec!["localhost".into()]);
+        let mut c2s = C2s::new(1, Arc::new(config), Box::new(rand_core::OsRng), t0);
+        c2s.handle_bytes(&[b' '; 100_000], t0);
+        assert!(pauses(&mut c2s).is_empty());
+    }
+}
