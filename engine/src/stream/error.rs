@@ -100,6 +100,7 @@ impl From<&XmlError> for StreamError {
         match e {
             XmlError::NotWellFormed(_) => StreamError::NotWellFormed,
             XmlError::RestrictedXml(_) => StreamError::RestrictedXml,
+            XmlError::UnsupportedEncoding(_) => StreamError::UnsupportedEncoding,
             XmlError::PolicyViolation { .. } => StreamError::PolicyViolation,
         }
     }

@@ -111,6 +111,10 @@ pub enum XmlError {
     /// other than the five predefined.
     #[error("restricted XML: {0}")]
     RestrictedXml(String),
+    /// RFC 6120 §4.9.3.22: the XML declaration names an encoding other than UTF-8
+    /// (RFC 6120 §11.6).
+    #[error("unsupported encoding {0}")]
+    UnsupportedEncoding(String),
     /// RFC 6120 §4.9.3.14: the header or a top-level element went over a limit:
     /// `max_stanza_size` bytes, [`MAX_DEPTH`] levels of nesting, [`MAX_ATTRS`]
     /// attributes on one element or [`MAX_NAMESPACES`] declarations in scope. Reported

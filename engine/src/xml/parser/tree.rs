@@ -310,7 +310,7 @@ fn check_namespace_declaration(prefix: &str, uri: &str) -> Result<(), XmlError> 
 
 /// The XML declaration (XML 1.0 §2.8): `version`, then optionally `encoding` and
 /// `standalone`, nothing else. RFC 6120 §11.6 streams are UTF-8; any other declared
-/// encoding is refused (RFC 6120 names `unsupported-encoding` for it).
+/// encoding is [`XmlError::UnsupportedEncoding`] (RFC 6120 §4.9.3.22).
 fn check_declaration(decl: &BytesDecl<'_>) -> Result<(), XmlError> {
     let bad = |why: &str| XmlError::NotWellFormed(format!("XML declaration: {why}"));
     // `decl` is the content between `<?` and `?>`, starting with `xml`.
@@ -335,6 +335,11 @@ fn check_declaration(decl: &BytesDecl<'_>) -> Result<(), XmlError> {
             "encoding" => value.eq_ignore_ascii_case(b"UTF-8"),
             _ => matches!(value, b"yes" | b"no"),
         };
+        if !ok && key == "encoding" {
+            return Err(XmlError::UnsupportedEncoding(
+                String::from_utf8_lossy(value).into_owned(),
+            ));
+        }
         if !ok {
             return Err(bad(&format!("unsupported {key}")));
         }
