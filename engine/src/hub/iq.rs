@@ -129,25 +129,27 @@ impl Hub {
         };
         match roster::parse_set(query) {
             Err(e) => self.bounce(&stanza, e),
-            // §2.3, §2.4: add or update; the subscription state is kept.
+            // §2.3, §2.4: add or update; the subscription state (and a pending
+            // request from a contact not yet in the roster) is kept.
             Ok(RosterSet::Update { jid, name, groups }) => {
                 let before = self.user(user).roster().and_then(|r| r.get(&jid)).cloned();
                 let mut item = before.clone().unwrap_or_else(|| RosterItem::new(jid));
+                item.in_roster = true;
                 item.name = name;
                 item.groups = groups;
                 self.commit_item(user, before, item, true);
                 self.route(iq_result(&stanza, None));
             }
-            // §2.5: delete, cancelling the subscriptions both ways first (§2.5.2).
+            // §2.5: delete, cancelling the subscriptions both ways first (§2.5.2);
+            // a pending request is denied with them, so nothing is left to keep.
+            // §2.5.3: a contact with only a pending request is not in the roster.
             Ok(RosterSet::Remove(jid)) => {
-                let Some(before) = self.user(user).roster().and_then(|r| r.get(&jid)).cloned() else {
+                let Some(before) = self.user(user).roster().and_then(|r| r.item(&jid)).cloned() else {
                     return self.bounce(&stanza, StanzaError::ItemNotFound);
                 };
                 self.cancel_subscriptions(user, &before);
                 self.remove_item(user, &jid);
-                if !roster::is_hidden(&before) {
-                    self.push_item(user, roster::removed_element(&jid));
-                }
+                self.push_item(user, roster::removed_element(&jid));
                 self.route(iq_result(&stanza, None));
             }
         }

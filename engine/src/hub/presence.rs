@@ -5,7 +5,7 @@
 use super::{Hub, Pending, SessionId};
 use crate::jid::Jid;
 use crate::modules::presence::{self, has_from, PresenceFollowUp, PresenceType, SubscriptionKind};
-use crate::modules::roster::{self, is_bare_record, is_hidden, same_on_wire};
+use crate::modules::roster::{self, same_on_wire};
 use crate::ns;
 use crate::storage::{RosterItem, StorageRequest};
 use crate::stream::StanzaError;
@@ -193,7 +193,10 @@ impl Hub {
             return;
         };
         let before = roster.get(&contact).cloned();
-        let mut item = before.clone().unwrap_or_else(|| RosterItem::new(contact.clone()));
+        // A contact never seen joins the roster only if `kind` says so (§3.1.2).
+        let mut item = before
+            .clone()
+            .unwrap_or_else(|| RosterItem::hidden(contact.clone()));
         let effect = presence::outbound(&mut item, kind);
         self.commit_item(user, before, item, false);
         if effect.route {
@@ -237,7 +240,10 @@ impl Hub {
             return;
         };
         let before = roster.get(&sender).cloned();
-        let mut item = before.clone().unwrap_or_else(|| RosterItem::new(sender.clone()));
+        // §3.1.3: a request from a contact not in the roster is remembered, not added.
+        let mut item = before
+            .clone()
+            .unwrap_or_else(|| RosterItem::hidden(sender.clone()));
         let effect = presence::inbound(&mut item, kind);
         self.commit_item(user, before, item, false);
         if effect.deliver {
@@ -299,11 +305,11 @@ impl Hub {
         }
     }
 
-    /// Stores a roster record that changed from `before` to `after` and pushes it to
-    /// the user's interested resources (RFC 6121 §2.1.6) when clients would see a
-    /// difference. `explicit` marks a roster set by the user: always stored as a
-    /// roster item and always pushed (§2.3.2). A hidden record (see
-    /// [`roster::is_hidden`]) that ends up remembering nothing is deleted.
+    /// Stores a roster record that changed from `before` to `after` and, if it is in
+    /// the roster, pushes it to the user's interested resources (RFC 6121 §2.1.6)
+    /// when clients would see a difference. `explicit` marks a roster set by the
+    /// user: always pushed (§2.3.2). A record outside the roster that no longer
+    /// remembers a request (see [`RosterItem::in_roster`]) is deleted.
     pub(super) fn commit_item(
         &mut self,
         user: &Jid,
@@ -311,9 +317,7 @@ impl Hub {
         after: RosterItem,
         explicit: bool,
     ) {
-        let was_visible = before.as_ref().is_some_and(|b| !is_hidden(b));
-        let now_visible = explicit || !is_hidden(&after);
-        if !explicit && !was_visible && is_bare_record(&after) && !after.pending_in {
+        if !after.in_roster && !after.pending_in {
             if before.is_some() {
                 self.remove_item(user, &after.jid);
             }
@@ -332,10 +336,10 @@ impl Hub {
             );
         }
         let changed = match &before {
-            Some(b) => !was_visible || !same_on_wire(b, &after),
+            Some(b) => !b.in_roster || !same_on_wire(b, &after),
             None => true,
         };
-        if now_visible && (explicit || changed) {
+        if after.in_roster && (explicit || changed) {
             self.push_item(user, roster::item_element(&after));
         }
     }

@@ -145,11 +145,16 @@ fn combine(to: bool, from: bool) -> Subscription {
 /// `subscribe` and the two cancellations are always routed, so that a contact's
 /// server whose state drifted can resynchronise; `subscribed` is routed only when it
 /// answers a pending request (§3.1.5); otherwise it records a pre-approval (§3.4).
+///
+/// A request or an approval puts the contact in the user's roster (§3.1.2, §3.1.5,
+/// §3.4: the user's server adds or updates the item and pushes it); the
+/// cancellations never do (§3.2.2, §3.3.2 only change an existing item).
 pub fn outbound(item: &mut RosterItem, kind: SubscriptionKind) -> OutboundEffect {
     match kind {
         // A.2.1: None → None+PendingOut, None+PendingIn → None+PendingOut+PendingIn,
         // From → From+PendingOut; other states unchanged.
         SubscriptionKind::Subscribe => {
+            item.in_roster = true;
             if !has_to(item) {
                 item.ask_out = true;
             }
@@ -163,6 +168,7 @@ pub fn outbound(item: &mut RosterItem, kind: SubscriptionKind) -> OutboundEffect
             if item.pending_in {
                 item.pending_in = false;
                 item.approved = false;
+                item.in_roster = true;
                 set_from(item, true);
                 OutboundEffect {
                     route: true,
@@ -171,6 +177,7 @@ pub fn outbound(item: &mut RosterItem, kind: SubscriptionKind) -> OutboundEffect
             } else {
                 if !has_from(item) {
                     item.approved = true;
+                    item.in_roster = true;
                 }
                 OutboundEffect::default()
             }
@@ -200,7 +207,8 @@ pub fn outbound(item: &mut RosterItem, kind: SubscriptionKind) -> OutboundEffect
 }
 
 /// RFC 6121 Appendix A.3: the contact (owner of `item`) receives `kind` from the
-/// user `item.jid`.
+/// user `item.jid`. Inbound stanzas never put the user in the contact's roster
+/// (§3.1.3: a request from someone not in the roster is remembered, not added).
 pub fn inbound(item: &mut RosterItem, kind: SubscriptionKind) -> InboundEffect {
     match kind {
         // A.3.1 and §3.1.3.
@@ -486,6 +494,30 @@ mod tests {
         assert!(item.approved);
         outbound(&mut item, Unsubscribed);
         assert!(!item.approved);
+    }
+
+    /// RFC 6121 §3.1.2, §3.1.5, §3.4: the user's request or approval adds the
+    /// contact to the roster; cancellations do not, and nothing inbound does (§3.1.3).
+    #[test]
+    fn only_outbound_requests_and_approvals_join_the_roster() {
+        for start in ["None", "None+PI"] {
+            let hidden = || RosterItem {
+                in_roster: false,
+                ..state(start)
+            };
+            for kind in [Subscribe, Subscribed, Unsubscribe, Unsubscribed] {
+                let mut item = hidden();
+                inbound(&mut item, kind);
+                assert!(!item.in_roster, "inbound {kind:?} from hidden {start}");
+                let mut item = hidden();
+                outbound(&mut item, kind);
+                assert_eq!(
+                    item.in_roster,
+                    matches!(kind, Subscribe | Subscribed),
+                    "outbound {kind:?} from hidden {start}"
+                );
+            }
+        }
     }
 
     #[test]

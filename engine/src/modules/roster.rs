@@ -3,8 +3,9 @@
 //!
 //! A roster also holds records that are not roster items yet: a subscription request
 //! from a contact who is not in the roster must be remembered ("Pending In",
-//! RFC 6121 §3.1.3) but must not appear in the roster. Storage has one record type,
-//! so such a record is recognised by its shape (see [`is_hidden`]).
+//! RFC 6121 §3.1.3) but must not appear in the roster. Such a record has
+//! [`RosterItem::in_roster`] false; its shape says nothing, since a contact added
+//! without handle or groups looks the same.
 
 use std::collections::BTreeMap;
 
@@ -50,9 +51,14 @@ impl Roster {
         self.items.remove(contact)
     }
 
+    /// The item for `contact` if it is in the roster (hidden records left out).
+    pub fn item(&self, contact: &Jid) -> Option<&RosterItem> {
+        self.items.get(contact).filter(|i| i.in_roster)
+    }
+
     /// RFC 6121 §2.1.3: the items a roster get returns (hidden records left out).
     pub fn visible(&self) -> impl Iterator<Item = &RosterItem> {
-        self.items.values().filter(|i| !is_hidden(i))
+        self.items.values().filter(|i| i.in_roster)
     }
 
     /// Contacts that receive the owner's presence (`from` or `both`), RFC 6121 §4.2.2.
@@ -71,22 +77,6 @@ impl Roster {
     pub fn pending_in(&self) -> impl Iterator<Item = &Jid> {
         self.items.values().filter(|i| i.pending_in).map(|i| &i.jid)
     }
-}
-
-/// True for a record that only remembers a contact's pending subscription request
-/// (RFC 6121 §3.1.3: "MUST NOT add an item to the roster"): no subscription, no
-/// request of ours, no pre-approval, no name and no groups.
-pub fn is_hidden(item: &RosterItem) -> bool {
-    item.pending_in && is_bare_record(item)
-}
-
-/// True for a record that carries nothing at all (besides maybe Pending In).
-pub fn is_bare_record(item: &RosterItem) -> bool {
-    item.subscription == Subscription::None
-        && !item.ask_out
-        && !item.approved
-        && item.name.is_none()
-        && item.groups.is_empty()
 }
 
 /// The part of an item that clients see (RFC 6121 §2.1.2): a change in it is
@@ -293,14 +283,17 @@ mod tests {
     }
 
     #[test]
-    fn pending_in_only_records_are_hidden() {
-        let mut i = RosterItem::new(jid("b@localhost"));
-        i.pending_in = true;
-        assert!(is_hidden(&i));
-        let roster = Roster::new(vec![i.clone()]);
-        assert_eq!(roster.visible().count(), 0);
-        assert_eq!(roster.pending_in().count(), 1);
-        i.ask_out = true;
-        assert!(!is_hidden(&i));
+    fn records_outside_the_roster_are_hidden_whatever_their_shape() {
+        let mut hidden = RosterItem::hidden(jid("b@localhost"));
+        hidden.pending_in = true;
+        // The same shape, but added by the user: a roster item (RFC 6121 §2.1.3).
+        let mut added = RosterItem::new(jid("c@localhost"));
+        added.pending_in = true;
+        let roster = Roster::new(vec![hidden.clone(), added.clone()]);
+        assert_eq!(roster.visible().collect::<Vec<_>>(), vec![&added]);
+        assert_eq!(roster.item(&hidden.jid), None);
+        assert_eq!(roster.item(&added.jid), Some(&added));
+        assert_eq!(roster.get(&hidden.jid), Some(&hidden));
+        assert_eq!(roster.pending_in().count(), 2);
     }
 }

@@ -143,11 +143,20 @@ impl Subscription {
     }
 }
 
-/// One roster item with the subscription sub-states of RFC 6121 Appendix A.
+/// One record of a user's roster store: a roster item with the subscription
+/// sub-states of RFC 6121 Appendix A, or (when `in_roster` is false) only the memory
+/// of a contact's unanswered subscription request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RosterItem {
     /// The contact's bare JID.
     pub jid: Jid,
+    /// The owner has this contact in their roster (RFC 6121 §2): set by a roster set,
+    /// by an outbound subscription request or approval (§3.1.2, §3.1.5, §3.4), and
+    /// kept by every state RFC 6121 shows as an item. False only for a record that
+    /// remembers a "Pending In" request from a contact who is not in the roster:
+    /// §3.1.3 says the server "MUST NOT add an item to the roster" for it, so a
+    /// roster get leaves it out and no push announces it.
+    pub in_roster: bool,
     /// The handle the owner gave the contact.
     pub name: Option<String>,
     /// The subscription state.
@@ -164,10 +173,24 @@ pub struct RosterItem {
 }
 
 impl RosterItem {
-    /// A new item with no subscription.
+    /// A new item in the owner's roster, with no subscription, handle or group: what
+    /// a roster set adds (RFC 6121 §2.3). Records outside the roster are made by
+    /// [`RosterItem::hidden`].
     pub fn new(jid: Jid) -> Self {
         Self {
+            in_roster: true,
+            ..Self::hidden(jid)
+        }
+    }
+
+    /// A record for a contact who is not in the owner's roster, with no state yet:
+    /// where the subscription state machine starts for a contact it has never seen.
+    /// It only becomes worth storing with a Pending In request (RFC 6121 §3.1.3), or
+    /// by joining the roster.
+    pub fn hidden(jid: Jid) -> Self {
+        Self {
             jid,
+            in_roster: false,
             name: None,
             subscription: Subscription::None,
             ask_out: false,

@@ -17,10 +17,14 @@ use meerkat_engine::storage::{RosterItem, Storage, StorageReply, StorageRequest,
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 /// The schema this build reads and writes; [`MIGRATIONS`] has one entry per version.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+// Every version is reached by a migration.
+const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);
 
 /// `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE users (
         domain   TEXT NOT NULL,
         username TEXT NOT NULL,
@@ -68,7 +72,25 @@ const MIGRATIONS: &[&str] = &["
         stanza TEXT NOT NULL
     );
     CREATE INDEX offline_messages_by_owner ON offline_messages (owner, seq);
-"];
+",
+    // RosterItem::in_roster. Version 1 told a stored request from a contact not in
+    // the roster (RFC 6121 §3.1.3) by its shape, so existing rows are classified the
+    // same way: Pending In and nothing else (no subscription, ask, pre-approval,
+    // name or group) is outside the roster; everything else is in it. A contact the
+    // user added bare and who then asked to subscribe cannot be told apart here; it
+    // stays hidden, as version 1 showed it; approving the request or adding the
+    // contact again puts it back in the roster.
+    "
+    ALTER TABLE roster_items ADD COLUMN in_roster INTEGER NOT NULL DEFAULT 1;
+    UPDATE roster_items SET in_roster = 0
+    WHERE pending_in AND subscription = 'none' AND NOT ask_out AND NOT approved
+        AND name IS NULL
+        AND NOT EXISTS (
+            SELECT 1 FROM roster_groups g
+            WHERE g.owner = roster_items.owner AND g.contact = roster_items.contact
+        );
+",
+];
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -450,11 +472,13 @@ fn put_roster_item(tx: &Transaction, owner: &str, item: &RosterItem) -> Result<(
     }
     let contact = item.jid.bare().to_string();
     tx.execute(
-        "INSERT INTO roster_items (owner, contact, name, subscription, ask_out, pending_in, approved)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO roster_items
+             (owner, contact, name, subscription, ask_out, pending_in, approved, in_roster)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (owner, contact) DO UPDATE SET
              name = excluded.name, subscription = excluded.subscription, ask_out = excluded.ask_out,
-             pending_in = excluded.pending_in, approved = excluded.approved",
+             pending_in = excluded.pending_in, approved = excluded.approved,
+             in_roster = excluded.in_roster",
         params![
             owner,
             contact,
@@ -462,7 +486,8 @@ fn put_roster_item(tx: &Transaction, owner: &str, item: &RosterItem) -> Result<(
             item.subscription.as_str(),
             item.ask_out,
             item.pending_in,
-            item.approved
+            item.approved,
+            item.in_roster
         ],
     )?;
     tx.execute(
@@ -479,8 +504,8 @@ fn put_roster_item(tx: &Transaction, owner: &str, item: &RosterItem) -> Result<(
 
 fn read_roster(tx: &Transaction, owner: &str) -> Result<Vec<RosterItem>> {
     let mut stmt = tx.prepare(
-        "SELECT contact, name, subscription, ask_out, pending_in, approved FROM roster_items
-         WHERE owner = ?1 ORDER BY contact",
+        "SELECT contact, name, subscription, ask_out, pending_in, approved, in_roster
+         FROM roster_items WHERE owner = ?1 ORDER BY contact",
     )?;
     let rows = stmt.query_map([owner], |r| {
         Ok((
@@ -490,17 +515,19 @@ fn read_roster(tx: &Transaction, owner: &str) -> Result<Vec<RosterItem>> {
             r.get::<_, bool>(3)?,
             r.get::<_, bool>(4)?,
             r.get::<_, bool>(5)?,
+            r.get::<_, bool>(6)?,
         ))
     })?;
     let mut items = Vec::new();
     for row in rows {
-        let (contact, name, subscription, ask_out, pending_in, approved) = row?;
+        let (contact, name, subscription, ask_out, pending_in, approved, in_roster) = row?;
         let jid =
             Jid::parse(&contact).map_err(|e| Fault::Corrupt(format!("roster contact {contact:?}: {e}")))?;
         let subscription = Subscription::parse(&subscription)
             .ok_or_else(|| Fault::Corrupt(format!("roster subscription {subscription:?}")))?;
         items.push(RosterItem {
             jid,
+            in_roster,
             name,
             subscription,
             ask_out,

@@ -317,3 +317,97 @@ fn subscription_stanzas_to_a_full_jid_use_bare_jids() {
         vec!["<presence from='a@localhost' to='b@localhost' type='subscribe'/>"]
     );
 }
+
+fn roster_get(h: &mut Harness, session: SessionId, id: &str) -> Vec<String> {
+    h.send(session, iq("get", id, None, Element::new("query", ns::ROSTER)));
+    h.take(session)
+}
+
+/// A contact added with neither handle nor groups looks like a stored request
+/// alone; their request must not take them out of the roster (RFC 6121 §3.1.3:
+/// Pending In is no change to the item, and §2.1.3: a roster get returns it).
+#[test]
+fn a_request_from_a_contact_added_without_name_or_groups_keeps_the_item() {
+    let mut h = Harness::with_users(&["a@localhost", "b@localhost"]);
+    h.login(1, "a@localhost/pc");
+    h.login(2, "b@localhost/phone");
+    let bare = "<item jid='b@localhost' subscription='none'/>";
+    h.send(1, roster_set("add", roster_item("b@localhost")));
+    assert_eq!(
+        h.take(1),
+        vec![
+            push("push1", "a@localhost/pc", bare),
+            "<iq id='add' to='a@localhost/pc' type='result'/>".to_string(),
+        ]
+    );
+
+    h.send(2, presence(Some("a@localhost"), Some("subscribe")));
+    h.take(2);
+    // The request reaches a, and no push says anything changed in a's roster.
+    assert_eq!(
+        h.take(1),
+        vec!["<presence from='b@localhost' to='a@localhost' type='subscribe'/>"]
+    );
+    let listed = format!(
+        "<iq id='g1' to='a@localhost/pc' type='result'><query xmlns='jabber:iq:roster'>{bare}</query></iq>"
+    );
+    assert_eq!(roster_get(&mut h, 1, "g1"), vec![listed.clone()]);
+    let item = stored(&h, "a@localhost", "b@localhost").unwrap();
+    assert!(item.in_roster && item.pending_in);
+
+    // A new session sees b in the roster and gets the request again.
+    h.bind(3, "a@localhost/phone");
+    assert_eq!(
+        roster_get(&mut h, 3, "g1"),
+        vec![listed.replace("a@localhost/pc", "a@localhost/phone")]
+    );
+    h.send(3, presence(None, None));
+    assert!(h
+        .take(3)
+        .contains(&"<presence from='b@localhost' to='a@localhost' type='subscribe'/>".to_string()));
+    h.take(1);
+
+    // §3.2.1: denying the request leaves b in a's roster.
+    h.send(1, presence(Some("b@localhost"), Some("unsubscribed")));
+    assert!(h.take(1).is_empty());
+    assert_eq!(roster_get(&mut h, 1, "g1"), vec![listed]);
+    let item = stored(&h, "a@localhost", "b@localhost").unwrap();
+    assert!(item.in_roster && !item.pending_in);
+}
+
+/// RFC 6121 §2.5.3: a contact whose request is all a roster remembers is not in
+/// the roster, so removing it is `item-not-found`, and the request still waits.
+#[test]
+fn removing_a_contact_known_only_by_their_request_is_item_not_found() {
+    let mut h = Harness::with_users(&["a@localhost", "b@localhost"]);
+    h.login(1, "a@localhost/pc");
+    h.login(2, "b@localhost/phone");
+    h.send(2, presence(Some("a@localhost"), Some("subscribe")));
+    h.take(1);
+    h.take(2);
+    h.send(
+        1,
+        roster_set(
+            "rm",
+            roster_item("b@localhost").with_attr("subscription", "remove"),
+        ),
+    );
+    let got = h.take(1);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains("<item-not-found "), "{got:?}");
+    h.assert_quiet();
+    let item = stored(&h, "a@localhost", "b@localhost").unwrap();
+    assert!(!item.in_roster && item.pending_in);
+
+    // Approving it adds b to the roster, announced by a push (§3.1.5).
+    h.send(1, presence(Some("b@localhost"), Some("subscribed")));
+    assert_eq!(
+        h.take(1),
+        vec![push(
+            "push2",
+            "a@localhost/pc",
+            "<item jid='b@localhost' subscription='from'/>"
+        )]
+    );
+    assert!(stored(&h, "a@localhost", "b@localhost").unwrap().in_roster);
+}

@@ -54,6 +54,7 @@ fn create(db: &Db, user: &str) {
 fn item(contact: &str, subscription: Subscription, groups: &[&str]) -> RosterItem {
     RosterItem {
         jid: jid(contact),
+        in_roster: true,
         name: Some(format!("name of {contact}")),
         subscription,
         ask_out: true,
@@ -113,6 +114,116 @@ fn a_newer_schema_is_refused() {
         .unwrap();
     let err = SqliteStorage::open(&db.path).err().expect("refused");
     assert!(matches!(err, OpenError::TooNew { found: 99, .. }), "{err}");
+}
+
+/// A `roster_items` row of schema version 1: owner, contact, name, subscription,
+/// ask_out, pending_in, approved.
+type Version1Item<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, bool, bool, bool);
+
+/// A database as schema version 1 left it, with these roster items and `groups` of
+/// `roster_groups` (owner, contact, name).
+fn version_1_database(path: &Path, rows: &[Version1Item], groups: &[(&str, &str, &str)]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(MIGRATIONS[0]).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL);
+         INSERT INTO schema_version (version) VALUES (1);
+         INSERT INTO users (domain, username) VALUES ('localhost', 'alice'), ('localhost', 'bob');",
+    )
+    .unwrap();
+    for (owner, contact, name, subscription, ask_out, pending_in, approved) in rows {
+        conn.execute(
+            "INSERT INTO roster_items (owner, contact, name, subscription, ask_out, pending_in, approved)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![owner, contact, name, subscription, ask_out, pending_in, approved],
+        )
+        .unwrap();
+    }
+    for (position, (owner, contact, name)) in groups.iter().enumerate() {
+        conn.execute(
+            "INSERT INTO roster_groups (owner, contact, position, name) VALUES (?1, ?2, ?3, ?4)",
+            params![owner, contact, position as i64, name],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn version_1_rosters_get_in_roster_from_the_old_shape_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data").join("meerkat.db");
+    let (alice, bob) = ("alice@localhost", "bob@localhost");
+    version_1_database(
+        &path,
+        &[
+            // A stored request alone: the only shape version 1 kept out of the roster.
+            (alice, "asker@example.com", None, "none", false, true, false),
+            // A request from a contact that also has a name, a group, our own
+            // request, a pre-approval or a subscription: in the roster.
+            (alice, "named@example.com", Some("N"), "none", false, true, false),
+            (alice, "grouped@example.com", None, "none", false, true, false),
+            (alice, "asked@example.com", None, "none", true, true, false),
+            (alice, "approved@example.com", None, "none", false, true, true),
+            (alice, "to@example.com", None, "to", false, true, false),
+            // No request: in the roster whatever its shape.
+            (alice, "plain@example.com", None, "none", false, false, false),
+            // Groups count for their own owner only.
+            (bob, "asker@example.com", None, "none", false, true, false),
+        ],
+        &[
+            (alice, "grouped@example.com", "G"),
+            (bob, "asker@example.com", "G"),
+        ],
+    );
+    let storage = SqliteStorage::open(&path).unwrap();
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let flags = |user: &str| -> Vec<(String, bool)> {
+        match storage.execute(StorageRequest::LoadUser { user: jid(user) }) {
+            StorageReply::User(Some(items)) => items
+                .into_iter()
+                .map(|i| (i.jid.to_string(), i.in_roster))
+                .collect(),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(
+        flags(alice),
+        [
+            ("approved@example.com", true),
+            ("asked@example.com", true),
+            ("asker@example.com", false),
+            ("grouped@example.com", true),
+            ("named@example.com", true),
+            ("plain@example.com", true),
+            ("to@example.com", true),
+        ]
+        .map(|(c, f)| (c.to_string(), f))
+    );
+    assert_eq!(flags(bob), vec![("asker@example.com".to_string(), true)]);
+    // The other columns came through untouched.
+    match storage.execute(StorageRequest::LoadUser { user: jid(alice) }) {
+        StorageReply::User(Some(items)) => {
+            let grouped = items
+                .iter()
+                .find(|i| i.jid == jid("grouped@example.com"))
+                .unwrap();
+            assert_eq!(grouped.groups, vec!["G".to_string()]);
+            assert!(grouped.pending_in);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Migrated once: opening again changes nothing.
+    drop(storage);
+    let again = SqliteStorage::open(&path).unwrap();
+    assert!(matches!(
+        again.execute(StorageRequest::LoadUser { user: jid(alice) }),
+        StorageReply::User(Some(items)) if items.len() == 7
+    ));
 }
 
 #[test]
@@ -331,6 +442,48 @@ fn put_roster_item_inserts_then_replaces_with_groups_in_order() {
         item: replaced.clone(),
     });
     assert_eq!(roster(&db, "alice@localhost"), Some(vec![replaced, other]));
+}
+
+#[test]
+fn the_in_roster_flag_round_trips() {
+    let db = Db::new();
+    create(&db, "alice@localhost");
+    let owner = jid("alice@localhost");
+    // Two records of the same shape (a pending request alone): only the flag tells
+    // the stored request from the contact the user added.
+    let request = |contact: &str, in_roster: bool| RosterItem {
+        in_roster,
+        pending_in: true,
+        ..RosterItem::new(jid(contact))
+    };
+    let hidden = request("bob@example.com", false);
+    let added = request("carol@example.com", true);
+    for i in [&hidden, &added] {
+        db.run(StorageRequest::PutRosterItem {
+            owner: owner.clone(),
+            item: i.clone(),
+        });
+    }
+    assert_eq!(
+        roster(&db, "alice@localhost"),
+        Some(vec![hidden.clone(), added.clone()])
+    );
+    // Replacing a record updates the flag both ways.
+    let joined = RosterItem {
+        in_roster: true,
+        ..hidden
+    };
+    let left = RosterItem {
+        in_roster: false,
+        ..added
+    };
+    for i in [&joined, &left] {
+        db.run(StorageRequest::PutRosterItem {
+            owner: owner.clone(),
+            item: i.clone(),
+        });
+    }
+    assert_eq!(roster(&db, "alice@localhost"), Some(vec![joined, left]));
 }
 
 #[test]
