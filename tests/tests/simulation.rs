@@ -308,3 +308,36 @@ fn in_band_registration_then_login() {
     );
     let _ = Driver::login(&mut sim, "newbie", "pw1", "r");
 }
+
+#[test]
+fn plain_over_tls_succeeds_with_an_empty_success() {
+    // RFC 6120 §6.4.6: PLAIN has no additional data, so <success/> is empty (`=`
+    // would mean additional data of zero length).
+    let cert = TestCert::localhost();
+    let mut sim = direct_tls(&cert);
+    let mut d = Driver::connect_tls(&mut sim, cert.client_config());
+    d.send(&mut sim, STREAM_OPEN);
+    assert!(d.recv(&mut sim).contains("<mechanism>PLAIN</mechanism>"));
+    // base64("\0juliet\0pw")
+    d.send(
+        &mut sim,
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGp1bGlldABwdw==</auth>",
+    );
+    assert_eq!(
+        d.recv(&mut sim),
+        "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"
+    );
+}
+
+#[test]
+fn plain_is_not_offered_without_tls() {
+    let mut sim = two_users();
+    let mut d = Driver::connect(&mut sim);
+    d.send(&mut sim, STREAM_OPEN);
+    assert!(!d.recv(&mut sim).contains("PLAIN"));
+    d.send(
+        &mut sim,
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAGFsaWNlLXB3</auth>",
+    );
+    assert!(d.recv(&mut sim).contains("<invalid-mechanism/>"));
+}

@@ -238,12 +238,13 @@ impl C2s {
                 let Ok(user) = Jid::new(Some(&username), &domain, None) else {
                     return self.sasl_failure(SaslFailure::NotAuthorized);
                 };
-                let text = additional_data.map(|d| B64.encode(d)).unwrap_or_default();
-                let success = Element::new("success", ns::SASL).with_text(if text.is_empty() {
-                    "=".into()
-                } else {
-                    text
-                });
+                // RFC 6120 §6.4.6: no additional data, an empty element; additional
+                // data of zero length, `=`.
+                let success = match additional_data {
+                    None => Element::new("success", ns::SASL),
+                    Some(d) if d.is_empty() => Element::new("success", ns::SASL).with_text("="),
+                    Some(d) => Element::new("success", ns::SASL).with_text(B64.encode(d)),
+                };
                 self.send(&success);
                 self.auth_event(mechanism, true);
                 tracing::info!(session = self.id, user = %user, mechanism, "authenticated");
