@@ -73,12 +73,12 @@ pub(crate) async fn run(
             match action {
                 HubAction::Deliver { session, stanza } => {
                     if let Some(tx) = connections.get(&session) {
-                        let _ = tx.send(ConnMsg::Routed(stanza));
+                        let _ = tx.send(ConnMsg::Routed(Box::new(stanza)));
                     }
                 }
                 HubAction::DeliverRaw { session, xml } => {
                     if let Some(tx) = connections.get(&session) {
-                        let _ = tx.send(ConnMsg::RoutedRaw(xml));
+                        let _ = tx.send(ConnMsg::RoutedRaw(xml.into_boxed_str()));
                     }
                 }
                 HubAction::Replaced { session } => {

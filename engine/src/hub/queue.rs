@@ -2,6 +2,8 @@
 //! (or giving up on) a roster load. See the module docs of [`super`] for why every
 //! input concerning a user goes through that user's queue.
 
+use std::collections::VecDeque;
+
 use super::user::{self, RosterState, UserState, Work};
 use super::{Hub, Pending};
 use crate::jid::Jid;
@@ -40,6 +42,9 @@ impl Hub {
                 return;
             };
             let Some(front) = state.queue.front() else {
+                // An online user's queue is empty most of the time: give its memory
+                // back rather than keep the largest burst's capacity per user.
+                state.queue = VecDeque::new();
                 break;
             };
             if !state.satisfied(state.need(front)) {

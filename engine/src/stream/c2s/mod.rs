@@ -344,7 +344,13 @@ impl C2s {
 
     /// The next action, `None` when there is nothing more to do now.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if action.is_none() && self.actions.capacity() > 0 {
+            // Drained: an idle session keeps no queue (an `Action` is ~200 bytes, and
+            // a login grows the queue to a dozen of them).
+            self.actions = VecDeque::new();
+        }
+        action
     }
 
     // ---- stream level ----
