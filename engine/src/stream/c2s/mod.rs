@@ -598,6 +598,41 @@ mod tests {
         assert!(pauses(&mut c2s).is_empty());
     }
 
+    /// RFC 6120 §6.4.4: `<abort/>` while the credentials are being looked up ends the
+    /// exchange with `<aborted/>`, and the late storage answer changes nothing.
+    #[test]
+    fn abort_during_credential_lookup() {
+        let t0 = Instant::now();
+        let config = C2sConfig::new(vec!["localhost".into()]);
+        let mut c2s = C2s::new(1, Arc::new(config), Box::new(rand_core::OsRng), t0);
+        c2s.handle_bytes(
+            b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' \
+              to='localhost' version='1.0'><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' \
+              mechanism='SCRAM-SHA-256'>biwsbj1qdWxpZXQscj1hYmM=</auth>",
+            t0,
+        );
+        let actions: Vec<Action> = std::iter::from_fn(|| c2s.poll_action()).collect();
+        let request = actions.iter().find_map(|a| match a {
+            Action::Request(id, _) => Some(*id),
+            _ => None,
+        });
+        let id = request.expect("a credentials lookup");
+        c2s.handle_bytes(b"<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>", t0);
+        let out: Vec<u8> = std::iter::from_fn(|| c2s.poll_action())
+            .filter_map(|a| match a {
+                Action::Transmit(b) => Some(b),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><aborted/></failure>"
+        );
+        c2s.handle_reply(id, StorageReply::Credentials(None), t0);
+        assert!(std::iter::from_fn(|| c2s.poll_action()).all(|a| !matches!(a, Action::Transmit(_))));
+    }
+
     #[test]
     fn unshaped_connections_never_pause() {
         let t0 = Instant::now();

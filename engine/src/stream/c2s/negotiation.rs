@@ -154,6 +154,14 @@ impl C2s {
     }
 
     fn on_sasl(&mut self, el: Element) {
+        // RFC 6120 §6.4.4: the client may abort at any time, even while we look up its
+        // credentials; the late answer is then ignored (no request is pending).
+        if el.name() == "abort" {
+            if matches!(self.pending, Some((_, Pending::Credentials))) {
+                self.pending = None;
+            }
+            return self.sasl_failure(SaslFailure::Aborted);
+        }
         if self.pending.is_some() {
             return self.stream_error(StreamError::PolicyViolation, Some("SASL request while busy"));
         }
@@ -203,7 +211,6 @@ impl C2s {
                 let step = server.response(&data, &mut *self.rng);
                 self.on_sasl_step(step);
             }
-            "abort" => self.sasl_failure(SaslFailure::Aborted),
             _ => self.stream_error(StreamError::UnsupportedStanzaType, None),
         }
     }
