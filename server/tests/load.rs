@@ -8,14 +8,13 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{Server, DOMAIN};
+use support::{open_plain_stream, read_until_closed, Server, DOMAIN};
 
 /// The load generator binary, (re)built by cargo so that it is never stale: it is
 /// another package's binary, which `cargo test -p meerkat` alone would not rebuild.
@@ -48,31 +47,13 @@ fn json_number(json: &str, key: &str) -> Option<f64> {
     rest[..end].parse().ok()
 }
 
-const STREAM_OPEN: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
-    xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
-
-/// Opens a plain stream, sends `bad` after the features, and returns everything the
-/// server wrote until it closed the connection.
+/// Opens a plain stream, sends `bad` after the features, and returns what the server
+/// wrote after that until it closed the connection.
 fn bad_client(port: u16, bad: &[u8]) -> String {
-    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(STREAM_OPEN.as_bytes()).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&got).contains("</stream:features>") {
-        let n = s.read(&mut buf).expect("features");
-        assert!(n > 0, "closed before features");
-        got.extend_from_slice(&buf[..n]);
-    }
+    let mut s = open_plain_stream(port);
     // The server may close before it has read everything we send; that is its right.
     let _ = s.write_all(bad);
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    String::from_utf8_lossy(&got).into_owned()
+    read_until_closed(&mut s)
 }
 
 #[test]

@@ -4,54 +4,24 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::Server;
-
-const STREAM_OPEN: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
-    xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
-
-fn open_stream(port: u16) -> TcpStream {
-    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(STREAM_OPEN.as_bytes()).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&got).contains("</stream:features>") {
-        let n = s.read(&mut buf).expect("features");
-        assert!(n > 0, "closed before features");
-        got.extend_from_slice(&buf[..n]);
-    }
-    s
-}
-
-fn read_to_close(mut s: TcpStream) -> String {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    String::from_utf8_lossy(&got).into_owned()
-}
+use support::{open_plain_stream, read_until_closed, Server};
 
 #[test]
 fn sigterm_sends_system_shutdown_and_exits_cleanly() {
     let mut server = Server::start("shutdown", &[]);
     let port = server.starttls_port;
-    let sessions: Vec<TcpStream> = (0..3).map(|_| open_stream(port)).collect();
+    let sessions: Vec<TcpStream> = (0..3).map(|_| open_plain_stream(port)).collect();
 
     // SAFETY: sending a signal to our own child process.
     let rc = unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(rc, 0, "kill failed");
 
-    for s in sessions {
-        let rest = read_to_close(s);
+    for mut s in sessions {
+        let rest = read_until_closed(&mut s);
         assert!(
             rest.contains("<system-shutdown") && rest.ends_with("</stream:stream>"),
             "expected system-shutdown then the stream close, got: {rest}"

@@ -285,3 +285,39 @@ pub fn make_cert(cert: &Path, key: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The stream header a plain-text client sends to DOMAIN.
+pub const STREAM_OPEN: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+    xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
+
+/// Connects to `port`, opens a stream in clear and reads up to the end of the features.
+pub fn open_plain_stream(port: u16) -> TcpStream {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    s.write_all(STREAM_OPEN.as_bytes())
+        .expect("send the stream header");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("</stream:features>") {
+        let n = s.read(&mut buf).expect("features");
+        assert!(n > 0, "closed before features");
+        got.extend_from_slice(&buf[..n]);
+    }
+    s
+}
+
+/// Everything the server writes on `s` until it closes the connection.
+pub fn read_until_closed(s: &mut TcpStream) -> String {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
