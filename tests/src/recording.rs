@@ -120,7 +120,17 @@ impl Recording {
 
     /// A fresh simulation with this recording's seed and users.
     pub fn simulation(&self) -> Simulation {
-        let mut sim = Simulation::plain(self.seed);
+        self.simulation_sharded(1)
+    }
+
+    /// The same, with the hub split into `shards` shards.
+    pub fn simulation_sharded(&self, shards: usize) -> Simulation {
+        let hub = meerkat_engine::hub::HubConfig {
+            shards,
+            ..Default::default()
+        };
+        let config = meerkat_engine::stream::c2s::C2sConfig::new(vec!["localhost".into()]);
+        let mut sim = Simulation::new(config, hub, self.seed);
         for (j, p) in &self.users {
             sim.add_user(j, p);
         }
@@ -131,7 +141,12 @@ impl Recording {
     /// (a list of piece lengths per step; `None` feeds it whole), and returns the
     /// server's output after each step.
     pub fn replay(&self, split: impl Fn(usize, usize) -> Vec<usize>) -> Vec<Vec<u8>> {
-        let mut sim = self.simulation();
+        self.replay_sharded(1, split)
+    }
+
+    /// [`Recording::replay`] against a hub split into `shards` shards.
+    pub fn replay_sharded(&self, shards: usize, split: impl Fn(usize, usize) -> Vec<usize>) -> Vec<Vec<u8>> {
+        let mut sim = self.simulation_sharded(shards);
         let id = sim.connect();
         let mut outputs = Vec::new();
         for (i, step) in self.steps.iter().enumerate() {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use meerkat_engine::hub::{Hub, HubAction, HubConfig, HubInput, RequestId, SessionId};
+use meerkat_engine::hub::{shard_of, Hub, HubAction, HubConfig, HubInput, RequestId, SessionId};
 use meerkat_engine::instrument::Event;
 use meerkat_engine::sasl::{StoredCredentials, DEFAULT_ITERATIONS};
 use meerkat_engine::storage::{MemoryStorage, Storage, StorageReply, StorageRequest};
@@ -20,11 +20,14 @@ struct Conn {
     output: Vec<u8>,
     closed: bool,
     timer: Option<Instant>,
+    /// The hub shard of the bound user, known from the session's bind.
+    shard: usize,
 }
 
 /// A server in memory. See the crate docs.
 pub struct Simulation {
-    hub: Hub,
+    /// One hub per shard (`HubConfig::shards`, 1 unless a test shards the hub).
+    hubs: Vec<Hub>,
     storage: Arc<dyn Storage>,
     config: Arc<C2sConfig>,
     conns: BTreeMap<SessionId, Conn>,
@@ -37,11 +40,23 @@ pub struct Simulation {
 }
 
 impl Simulation {
-    /// A simulation with the given C2S and hub settings and random seed.
+    /// A simulation with the given C2S and hub settings and random seed. With
+    /// `hub.shards` > 1 the hub is sharded as a multi-core runtime shards it, and
+    /// work crosses shards through [`HubAction::Forward`].
     pub fn new(config: C2sConfig, hub: HubConfig, seed: u64) -> Self {
         let start = Instant::now();
+        let shards = hub.shards.max(1);
+        let hubs = (0..shards)
+            .map(|shard| {
+                Hub::new(HubConfig {
+                    shard,
+                    shards,
+                    ..hub.clone()
+                })
+            })
+            .collect();
         Self {
-            hub: Hub::new(hub),
+            hubs,
             storage: Arc::new(MemoryStorage::new()),
             config: Arc::new(config),
             conns: BTreeMap::new(),
@@ -92,6 +107,7 @@ impl Simulation {
                 output: Vec::new(),
                 closed: false,
                 timer: None,
+                shard: 0,
             },
         );
         self.settle();
@@ -160,7 +176,8 @@ impl Simulation {
 
     /// Runs every machine until none has anything left to do.
     fn settle(&mut self) {
-        let mut hub_inputs: VecDeque<HubInput> = VecDeque::new();
+        let mut hub_inputs: VecDeque<(usize, HubInput)> = VecDeque::new();
+        let shards = self.hubs.len();
         let mut replies: VecDeque<(SessionId, RequestId, StorageReply)> = VecDeque::new();
         loop {
             let mut progressed = false;
@@ -169,7 +186,12 @@ impl Simulation {
                     progressed = true;
                     match action {
                         Action::Transmit(bytes) => conn.output.extend_from_slice(&bytes),
-                        Action::Hub(input) => hub_inputs.push_back(input),
+                        Action::Hub(input) => {
+                            if let HubInput::Bind { jid, .. } = &input {
+                                conn.shard = shard_of(&jid.bare(), shards);
+                            }
+                            hub_inputs.push_back((conn.shard, input));
+                        }
                         Action::Request(rid, request) => {
                             replies.push_back((id, rid, self.storage.execute(request)));
                         }
@@ -181,11 +203,11 @@ impl Simulation {
                     }
                 }
             }
-            while let Some(input) = hub_inputs.pop_front() {
+            while let Some((shard, input)) = hub_inputs.pop_front() {
                 progressed = true;
-                self.hub.handle(input, self.wall);
-                while let Some(action) = self.hub.poll_action() {
-                    self.on_hub_action(action, &mut hub_inputs);
+                self.hubs[shard].handle(input, self.wall);
+                while let Some(action) = self.hubs[shard].poll_action() {
+                    self.on_hub_action(shard, action, &mut hub_inputs);
                 }
             }
             while let Some((id, rid, reply)) = replies.pop_front() {
@@ -200,7 +222,12 @@ impl Simulation {
         }
     }
 
-    fn on_hub_action(&mut self, action: HubAction, hub_inputs: &mut VecDeque<HubInput>) {
+    fn on_hub_action(
+        &mut self,
+        shard: usize,
+        action: HubAction,
+        hub_inputs: &mut VecDeque<(usize, HubInput)>,
+    ) {
         let now = self.now;
         match action {
             HubAction::Deliver { session, stanza } => {
@@ -220,8 +247,9 @@ impl Simulation {
             }
             HubAction::Request { id, request } => {
                 let reply = self.storage.execute(request);
-                hub_inputs.push_back(HubInput::Reply { id, reply });
+                hub_inputs.push_back((shard, HubInput::Reply { id, reply }));
             }
+            HubAction::Forward { shard, work } => hub_inputs.push_back((shard, HubInput::Forwarded(work))),
         }
     }
 }

@@ -140,6 +140,18 @@ fn one_byte_at_a_time_gives_the_same_output() {
     assert_eq!(rec.replay(|_, len| vec![1; len]), rec.expected());
 }
 
+#[test]
+fn a_sharded_hub_gives_the_same_output() {
+    let rec = load("login_chat.session", record_login_chat);
+    for shards in [2, 3, 4] {
+        assert_eq!(
+            rec.replay_sharded(shards, |_, len| vec![len]),
+            rec.expected(),
+            "{shards} shards"
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]

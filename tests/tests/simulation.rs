@@ -3,17 +3,27 @@
 
 use std::sync::Arc;
 
-use meerkat_engine::hub::HubConfig;
+use meerkat_engine::hub::{shard_of, HubConfig};
 use meerkat_engine::instrument::{ConnectionType, Direction, ElementKind, Event};
 use meerkat_engine::sasl::{ScramClient, ScramHash};
 use meerkat_engine::stream::c2s::{C2sConfig, TlsMode};
+use meerkat_engine::Jid;
 use meerkat_tests::driver::{Driver, STREAM_OPEN};
 use meerkat_tests::tls::TestCert;
 use meerkat_tests::Simulation;
 use sha2::Digest;
 
 fn two_users() -> Simulation {
-    let mut sim = Simulation::plain(11);
+    two_users_on(1)
+}
+
+/// Alice and Bob on a hub of `shards` shards.
+fn two_users_on(shards: usize) -> Simulation {
+    let hub = HubConfig {
+        shards,
+        ..HubConfig::default()
+    };
+    let mut sim = Simulation::new(C2sConfig::new(vec!["localhost".into()]), hub, 11);
     sim.add_user("alice@localhost", "alice-pw");
     sim.add_user("bob@localhost", "bob-pw");
     sim
@@ -21,7 +31,29 @@ fn two_users() -> Simulation {
 
 #[test]
 fn subscription_handshake_presence_and_chat() {
-    let mut sim = two_users();
+    subscription_handshake_presence_and_chat_on(1);
+}
+
+/// The same conversation when Alice and Bob live on different hub shards: every
+/// stanza between them crosses shards as forwarded work.
+#[test]
+fn subscription_handshake_presence_and_chat_across_shards() {
+    let (alice, bob) = (
+        Jid::parse("alice@localhost").unwrap(),
+        Jid::parse("bob@localhost").unwrap(),
+    );
+    for shards in [2, 3] {
+        assert_ne!(
+            shard_of(&alice, shards),
+            shard_of(&bob, shards),
+            "premise: different shards"
+        );
+        subscription_handshake_presence_and_chat_on(shards);
+    }
+}
+
+fn subscription_handshake_presence_and_chat_on(shards: usize) {
+    let mut sim = two_users_on(shards);
     let mut alice = Driver::login(&mut sim, "alice", "alice-pw", "phone");
     let mut bob = Driver::login(&mut sim, "bob", "bob-pw", "laptop");
     for d in [&mut alice, &mut bob] {

@@ -36,7 +36,10 @@ mod iq;
 mod presence;
 mod queue;
 mod router;
+mod shard;
 mod user;
+
+pub use shard::{shard_of, Forwarded};
 
 #[cfg(test)]
 mod tests;
@@ -73,6 +76,10 @@ pub struct HubConfig {
     pub software_version: Option<(String, String)>,
     /// XEP-0092: whether to include the OS (`mod_version os_info`).
     pub version_os: Option<String>,
+    /// This hub's shard index, below `shards` (see [`shard_of`]).
+    pub shard: usize,
+    /// How many shards share the users; 1 for an unsharded hub.
+    pub shards: usize,
 }
 
 impl Default for HubConfig {
@@ -84,6 +91,8 @@ impl Default for HubConfig {
             registration_enabled: false,
             software_version: Some(("Meerkat".into(), env!("CARGO_PKG_VERSION").into())),
             version_os: None,
+            shard: 0,
+            shards: 1,
         }
     }
 }
@@ -114,6 +123,8 @@ pub enum HubInput {
         /// The stanza (`message`, `presence` or `iq`, namespace `jabber:client`).
         stanza: Element,
     },
+    /// Work another shard routed to a user of this one ([`HubAction::Forward`]).
+    Forwarded(Forwarded),
     /// The answer to a [`HubAction::Request`].
     Reply {
         /// The request's id.
@@ -149,6 +160,14 @@ pub enum HubAction {
     Replaced {
         /// The session to close.
         session: SessionId,
+    },
+    /// Hand `work` to shard `shard` as [`HubInput::Forwarded`]. Only emitted by a
+    /// sharded hub (`shards` > 1).
+    Forward {
+        /// The shard that owns the recipient.
+        shard: usize,
+        /// The work, carried as is.
+        work: Forwarded,
     },
     /// Carry out a storage request and answer with [`HubInput::Reply`].
     Request {
@@ -242,6 +261,13 @@ impl Hub {
             HubInput::Bind { session, jid } => self.on_bind(session, jid),
             HubInput::Unbind { session } => self.on_unbind(session),
             HubInput::Stanza { session, stanza } => self.on_stanza(session, stanza),
+            HubInput::Forwarded(f) => self.enqueue(
+                &f.user,
+                Work::Inbound {
+                    to: f.to,
+                    stanza: f.stanza,
+                },
+            ),
             HubInput::Reply { id, reply } => self.on_reply(id, reply),
         }
         self.run();

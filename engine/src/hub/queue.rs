@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use super::user::{self, RosterState, UserState, Work};
-use super::{Hub, Pending};
+use super::{shard_of, Forwarded, Hub, HubAction, Pending};
 use crate::jid::Jid;
 use crate::modules::roster::Roster;
 use crate::storage::{StorageReply, StorageRequest};
@@ -14,7 +14,24 @@ use crate::stream::StanzaError;
 impl Hub {
     /// Puts `work` on `user`'s queue. Work that the item being processed routes back
     /// to its own user runs next, before the rest of that user's queue.
+    /// Inbound work for a user of another shard is forwarded there instead.
     pub(super) fn enqueue(&mut self, user: &Jid, work: Work) {
+        let work = match work {
+            Work::Inbound { to, stanza } if self.config.shards > 1 => {
+                let shard = shard_of(user, self.config.shards);
+                if shard != self.config.shard {
+                    let work = Forwarded {
+                        user: user.clone(),
+                        to,
+                        stanza,
+                    };
+                    self.actions.push_back(HubAction::Forward { shard, work });
+                    return;
+                }
+                Work::Inbound { to, stanza }
+            }
+            other => other,
+        };
         if self.current.as_ref() == Some(user) {
             self.front.push(work);
             return;
