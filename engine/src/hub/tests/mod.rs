@@ -9,12 +9,13 @@ mod presence;
 mod roster;
 mod routing;
 mod sessions;
+mod shards;
 mod subscription;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Hub, HubAction, HubConfig, HubInput, RequestId, SessionId};
+use super::{Forwarded, Hub, HubAction, HubConfig, HubInput, RequestId, SessionId};
 use crate::jid::Jid;
 use crate::ns;
 use crate::storage::MemoryStorage;
@@ -34,6 +35,8 @@ pub(super) struct Harness {
     /// Every request seen, in order.
     pub log: Vec<StorageRequest>,
     pub replaced: Vec<SessionId>,
+    /// Work a sharded hub handed to other shards.
+    pub forwarded: Vec<(usize, Forwarded)>,
     out: BTreeMap<SessionId, Vec<String>>,
 }
 
@@ -55,6 +58,7 @@ impl Harness {
             requests: VecDeque::new(),
             log: Vec::new(),
             replaced: Vec::new(),
+            forwarded: Vec::new(),
             out: BTreeMap::new(),
         }
     }
@@ -111,6 +115,7 @@ impl Harness {
                         self.out.entry(session).or_default().push(format!("RAW {xml}"))
                     }
                     HubAction::Replaced { session } => self.replaced.push(session),
+                    HubAction::Forward { shard, work } => self.forwarded.push((shard, work)),
                     HubAction::Request { id, request } => {
                         self.log.push(request.clone());
                         self.requests.push_back((id, request));
