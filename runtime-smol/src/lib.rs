@@ -1,1 +1,161 @@
-//! Meerkat on smol: an empty shell until issue 3 fills it; it will drive the same engine API as the tokio adapter.
+//! Meerkat on smol: async-io's reactor and timers, an async-executor run by
+//! `threads` OS threads, async-channel for messages. No XMPP logic lives here: bytes go
+//! into the engine, effects come out (see `meerkat-runtime-common` for what all
+//! runtimes share).
+//!
+//! Tasks: one per listener (accept), one per connection (socket, timer, mailbox,
+//! shutdown signal), one per hub shard, and the storage executor's OS thread.
+
+mod connection;
+mod hub_task;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_executor::Executor;
+use async_io::{Async, Timer};
+use futures_lite::future;
+use hub_task::{ShardTx, Tx};
+use meerkat_runtime_common::storage::StorageExecutor;
+use meerkat_runtime_common::{HubMsg, Liveness, Metrics, Shards, ShutdownFlag, Sink, SHUTDOWN_GRACE};
+
+pub use meerkat_runtime_common::{C2sListener, RunError, ServerSpec};
+
+/// How often the shutdown flag set by the signal handler is looked at.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// Serves `spec` until SIGINT or SIGTERM, then shuts down gracefully: listeners close,
+/// sessions get `system-shutdown`, pending storage writes finish.
+pub fn run(spec: ServerSpec) -> Result<(), RunError> {
+    let flag = ShutdownFlag::install().map_err(|e| RunError::Runtime(format!("signal handlers: {e}")))?;
+    let ex = Arc::new(Executor::new());
+    // The calling thread runs the executor too: `threads - 1` more.
+    let (done_tx, done_rx) = async_channel::bounded::<()>(1);
+    let mut workers = Vec::new();
+    for i in 1..spec.threads.max(1) {
+        let ex = ex.clone();
+        let done = done_rx.clone();
+        let worker = std::thread::Builder::new()
+            .name(format!("meerkat-smol-{i}"))
+            .spawn(move || async_io::block_on(ex.run(done.recv())))
+            .map_err(|e| RunError::Runtime(format!("smol worker thread: {e}")))?;
+        workers.push(worker);
+    }
+    let stop = async move {
+        while !flag.raised() {
+            Timer::after(SIGNAL_POLL).await;
+        }
+    };
+    let result = async_io::block_on(ex.run(serve(ex.clone(), spec, stop)));
+    drop(done_tx);
+    for w in workers {
+        let _ = w.join();
+    }
+    result
+}
+
+/// Serves `spec` on `ex` (which some threads must be running) until `shutdown`
+/// completes. Exposed so that tests and embedders can run a server in their own
+/// executor.
+pub async fn serve(
+    ex: Arc<Executor<'static>>,
+    spec: ServerSpec,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), RunError> {
+    let metrics = Arc::new(Metrics::default());
+    let (storage, storage_thread) = StorageExecutor::start(spec.storage.clone());
+    let shards = spec.threads.max(1);
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards).map(|_| async_channel::unbounded()).unzip();
+    let senders: Shards<ShardTx> = senders.into_iter().map(Tx).collect();
+    let mut hubs = Vec::new();
+    for (i, rx) in receivers.into_iter().enumerate() {
+        hubs.push(ex.spawn(hub_task::run(
+            spec.hub.clone(),
+            i,
+            senders.clone(),
+            storage.clone(),
+            rx,
+        )));
+    }
+    // Closing this channel is the shutdown signal: every receiver sees it.
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    let live = Liveness::default();
+
+    let mut acceptors = Vec::new();
+    for l in &spec.c2s {
+        let listener = Async::<TcpListener>::bind(l.addr).map_err(|e| RunError::Bind(l.addr, e))?;
+        tracing::info!(addr = %l.addr, tls = ?l.config.tls_mode, "c2s listener up");
+        let ctx = connection::Shared {
+            config: l.config.clone(),
+            shards: senders.clone(),
+            storage: storage.clone(),
+            metrics: metrics.clone(),
+            stop: stop_rx.clone(),
+            live: live.clone(),
+        };
+        acceptors.push(ex.spawn(accept_loop(ex.clone(), listener, ctx)));
+    }
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    drop(stop_tx);
+    for a in acceptors {
+        a.await;
+    }
+    // Sessions were told; wait (bounded) until they have all said goodbye.
+    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+    while live.open() > 0 && std::time::Instant::now() < deadline {
+        Timer::after(Duration::from_millis(10)).await;
+    }
+    for s in senders.iter() {
+        s.send(HubMsg::Stop);
+    }
+    for h in hubs {
+        h.await;
+    }
+    drop(storage);
+    // Pending storage writes finish before we return.
+    let _ = blocking_join(storage_thread).await;
+    metrics.log_summary();
+    Ok(())
+}
+
+/// Joins the storage thread without blocking the executor.
+async fn blocking_join(thread: meerkat_runtime_common::storage::StorageThread) {
+    let (tx, rx) = async_channel::bounded::<()>(1);
+    std::thread::spawn(move || {
+        thread.join();
+        let _ = tx.send_blocking(());
+    });
+    let _ = rx.recv().await;
+}
+
+async fn accept_loop(ex: Arc<Executor<'static>>, listener: Async<TcpListener>, ctx: connection::Shared) {
+    enum Next {
+        Stop,
+        Accepted(std::io::Result<(Async<std::net::TcpStream>, std::net::SocketAddr)>),
+    }
+    loop {
+        let next = future::or(
+            async {
+                let _ = ctx.stop.recv().await;
+                Next::Stop
+            },
+            async { Next::Accepted(listener.accept().await) },
+        )
+        .await;
+        match next {
+            Next::Stop => break,
+            Next::Accepted(Ok((socket, peer))) => {
+                let _ = socket.get_ref().set_nodelay(true);
+                ex.spawn(connection::run(socket, peer, ctx.clone())).detach();
+            }
+            Next::Accepted(Err(e)) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                Timer::after(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

@@ -1,103 +1,41 @@
-//! The task that owns the engine's `Hub`: it feeds it inputs from connections and
-//! storage answers, and carries out its actions.
+//! One task per hub shard, and the tokio channels behind the shared [`Sink`]s.
 
-use std::collections::HashMap;
-use std::time::SystemTime;
+use meerkat_engine::hub::HubConfig;
+use meerkat_runtime_common::storage::StorageExecutor;
+use meerkat_runtime_common::{HubMsg, HubShard, Sink, ToSession};
+use tokio::sync::mpsc;
 
-use meerkat_engine::hub::{Hub, HubAction, HubConfig, HubInput, RequestId, SessionId};
-use meerkat_engine::storage::StorageReply;
-use tokio::sync::{mpsc, oneshot};
+/// A tokio channel's sending end as a [`Sink`].
+pub(crate) struct Tx<T>(pub mpsc::UnboundedSender<T>);
 
-use crate::connection::ConnMsg;
-use crate::storage_thread::Job;
-
-/// A message to the hub task.
-pub(crate) enum HubMsg {
-    /// A connection started; stanzas for it go to `tx`.
-    Attach {
-        session: SessionId,
-        tx: mpsc::UnboundedSender<ConnMsg>,
-    },
-    /// A connection ended.
-    Detach { session: SessionId },
-    /// An input for the engine's hub.
-    Input(HubInput),
-    /// Tell every connection to close; answer on `done` when all are gone.
-    Shutdown { done: oneshot::Sender<()> },
+impl<T> Clone for Tx<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
 }
+
+impl<T: Send + 'static> Sink<T> for Tx<T> {
+    fn send(&self, msg: T) {
+        let _ = self.0.send(msg);
+    }
+}
+
+/// A session's mailbox.
+pub(crate) type Mailbox = Tx<ToSession>;
+/// A hub shard's inbox.
+pub(crate) type ShardTx = Tx<HubMsg<Mailbox>>;
 
 pub(crate) async fn run(
     config: HubConfig,
-    mut rx: mpsc::UnboundedReceiver<HubMsg>,
-    storage: mpsc::UnboundedSender<Job>,
+    index: usize,
+    shards: meerkat_runtime_common::Shards<ShardTx>,
+    storage: StorageExecutor,
+    mut rx: mpsc::UnboundedReceiver<HubMsg<Mailbox>>,
 ) {
-    let mut hub = Hub::new(config);
-    let mut connections: HashMap<SessionId, mpsc::UnboundedSender<ConnMsg>> = HashMap::new();
-    let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<(RequestId, StorageReply)>();
-    let mut shutdown_done: Option<oneshot::Sender<()>> = None;
-    loop {
-        let input = tokio::select! {
-            biased;
-            Some((id, reply)) = reply_rx.recv() => HubInput::Reply { id, reply },
-            msg = rx.recv() => match msg {
-                None => break,
-                Some(HubMsg::Attach { session, tx }) => {
-                    connections.insert(session, tx);
-                    continue;
-                }
-                Some(HubMsg::Detach { session }) => {
-                    connections.remove(&session);
-                    if connections.is_empty() {
-                        if let Some(done) = shutdown_done.take() {
-                            let _ = done.send(());
-                        }
-                    }
-                    continue;
-                }
-                Some(HubMsg::Shutdown { done }) => {
-                    for tx in connections.values() {
-                        let _ = tx.send(ConnMsg::Shutdown);
-                    }
-                    if connections.is_empty() {
-                        let _ = done.send(());
-                    } else {
-                        shutdown_done = Some(done);
-                    }
-                    continue;
-                }
-                Some(HubMsg::Input(input)) => input,
-            },
-        };
-        hub.handle(input, SystemTime::now());
-        while let Some(action) = hub.poll_action() {
-            match action {
-                HubAction::Deliver { session, stanza } => {
-                    if let Some(tx) = connections.get(&session) {
-                        let _ = tx.send(ConnMsg::Routed(Box::new(stanza)));
-                    }
-                }
-                HubAction::DeliverRaw { session, xml } => {
-                    if let Some(tx) = connections.get(&session) {
-                        let _ = tx.send(ConnMsg::RoutedRaw(xml.into_boxed_str()));
-                    }
-                }
-                HubAction::Replaced { session } => {
-                    if let Some(tx) = connections.get(&session) {
-                        let _ = tx.send(ConnMsg::Replaced);
-                    }
-                }
-                HubAction::Request { id, request } => {
-                    let reply_tx = reply_tx.clone();
-                    let job = Job {
-                        id,
-                        request,
-                        reply_to: Box::new(move |id, reply| {
-                            let _ = reply_tx.send((id, reply));
-                        }),
-                    };
-                    let _ = storage.send(job);
-                }
-            }
+    let mut shard = HubShard::new(&config, index, shards.len());
+    while let Some(msg) = rx.recv().await {
+        if !shard.on_message(msg, &shards, &storage) {
+            break;
         }
     }
 }

@@ -1,76 +1,33 @@
-//! Meerkat on tokio: accept loops, one driver per connection, timers and the storage
-//! executor. No XMPP logic lives here: bytes go into the engine, actions come out.
+//! Meerkat on tokio: accept loops, one task per connection, one task per hub shard,
+//! timers. No XMPP logic lives here: bytes go into the engine, effects come out
+//! (see `meerkat-runtime-common` for what all runtimes share).
 //!
-//! Tasks: one per listener (accept), one per connection (socket + timer + inbox),
-//! one for the hub (it owns the engine's `Hub`), and one OS thread for storage, which
-//! executes requests in the order they were sent.
+//! Tasks: one per listener (accept), one per connection (socket, timer, mailbox,
+//! shutdown signal), one per hub shard (`threads` of them, spread over tokio's
+//! workers), and the storage executor's OS thread.
 
 mod connection;
 mod hub_task;
-mod metrics;
-mod storage_thread;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meerkat_engine::hub::HubConfig;
-use meerkat_engine::storage::Storage;
-use meerkat_engine::stream::c2s::C2sConfig;
+use hub_task::{ShardTx, Tx};
+use meerkat_runtime_common::storage::StorageExecutor;
+use meerkat_runtime_common::{HubMsg, Liveness, Metrics, Shards, Sink, SHUTDOWN_GRACE};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-pub use metrics::Metrics;
-
-/// One C2S listener to open.
-#[derive(Debug, Clone)]
-pub struct C2sListener {
-    /// Address to bind.
-    pub addr: SocketAddr,
-    /// Settings shared by its connections.
-    pub config: Arc<C2sConfig>,
-}
-
-/// Everything the runtime needs to serve, built by the server crate from the config.
-pub struct ServerSpec {
-    /// C2S listeners.
-    pub c2s: Vec<C2sListener>,
-    /// Hub settings.
-    pub hub: HubConfig,
-    /// The storage backend, used from the storage executor only.
-    pub storage: Arc<dyn Storage>,
-}
-
-/// Why the runtime could not run.
-#[derive(Debug)]
-pub enum RunError {
-    /// A listener could not be bound.
-    Bind(SocketAddr, std::io::Error),
-    /// The tokio runtime could not start.
-    Runtime(std::io::Error),
-}
-
-impl std::fmt::Display for RunError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RunError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
-            RunError::Runtime(e) => write!(f, "cannot start the tokio runtime: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for RunError {}
-
-/// How long sessions get to say goodbye on shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+pub use meerkat_runtime_common::{C2sListener, RunError, ServerSpec};
 
 /// Serves `spec` until SIGINT or SIGTERM, then shuts down gracefully: listeners close,
 /// sessions get `system-shutdown`, pending storage writes finish.
 pub fn run(spec: ServerSpec) -> Result<(), RunError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(spec.threads.max(1))
         .enable_all()
         .build()
-        .map_err(RunError::Runtime)?;
+        .map_err(|e| RunError::Runtime(format!("tokio: {e}")))?;
     rt.block_on(serve(spec, shutdown_signal()))
 }
 
@@ -81,10 +38,17 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
-    let (storage_tx, storage_thread) = storage_thread::start(spec.storage.clone());
-    let (hub_tx, hub_rx) = mpsc::unbounded_channel();
-    let hub = tokio::spawn(hub_task::run(spec.hub.clone(), hub_rx, storage_tx.clone()));
+    let (storage, storage_thread) = StorageExecutor::start(spec.storage.clone());
+    let shards = spec.threads.max(1);
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards).map(|_| mpsc::unbounded_channel()).unzip();
+    let senders: Shards<ShardTx> = senders.into_iter().map(Tx).collect();
+    let mut hubs = Vec::new();
+    for (i, rx) in receivers.into_iter().enumerate() {
+        let run = hub_task::run(spec.hub.clone(), i, senders.clone(), storage.clone(), rx);
+        hubs.push(tokio::spawn(run));
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
+    let live = Liveness::default();
 
     let mut acceptors = Vec::new();
     for l in &spec.c2s {
@@ -94,11 +58,13 @@ pub async fn serve(
         tracing::info!(addr = %l.addr, tls = ?l.config.tls_mode, "c2s listener up");
         let ctx = connection::Shared {
             config: l.config.clone(),
-            hub: hub_tx.clone(),
-            storage: storage_tx.clone(),
+            shards: senders.clone(),
+            storage: storage.clone(),
             metrics: metrics.clone(),
+            stop: stop_rx.clone(),
+            live: live.clone(),
         };
-        acceptors.push(tokio::spawn(accept_loop(listener, ctx, stop_rx.clone())));
+        acceptors.push(tokio::spawn(accept_loop(listener, ctx)));
     }
 
     shutdown.await;
@@ -107,20 +73,26 @@ pub async fn serve(
     for a in acceptors {
         let _ = a.await;
     }
-    // Tell every session, then wait (bounded) for the hub to see them all gone.
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let _ = hub_tx.send(hub_task::HubMsg::Shutdown { done: done_tx });
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, done_rx).await;
-    drop(hub_tx);
-    let _ = hub.await;
-    drop(storage_tx);
+    // Sessions were told; wait (bounded) until they have all said goodbye.
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while live.open() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for s in senders.iter() {
+        s.send(HubMsg::Stop);
+    }
+    for h in hubs {
+        let _ = h.await;
+    }
+    drop(storage);
     // Pending storage writes finish before we return.
     let _ = tokio::task::spawn_blocking(move || storage_thread.join()).await;
     metrics.log_summary();
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, ctx: connection::Shared, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(listener: TcpListener, ctx: connection::Shared) {
+    let mut stop = ctx.stop.clone();
     loop {
         tokio::select! {
             _ = stop.changed() => break,

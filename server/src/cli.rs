@@ -10,7 +10,7 @@ use meerkat_engine::jid::Jid;
 use meerkat_engine::sasl::{StoredCredentials, DEFAULT_ITERATIONS};
 use meerkat_engine::storage::{Storage, StorageReply, StorageRequest};
 
-use crate::config::Config;
+use crate::config::{Config, RuntimeKind};
 use crate::storage;
 
 /// The Meerkat XMPP server.
@@ -24,6 +24,9 @@ pub struct Cli {
     /// Config file (TOML in the shape of MongooseIM's mongooseim.toml).
     #[arg(long, short = 'c', value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
+    /// The async runtime to serve with; overrides `[general] runtime`.
+    #[arg(long, value_enum, value_name = "RUNTIME")]
+    pub runtime: Option<RuntimeKind>,
     /// What to do instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -5,6 +5,7 @@ mod cert;
 mod cli;
 mod config;
 mod limits;
+mod runtime;
 mod spec;
 mod storage;
 
@@ -45,7 +46,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        None => serve(&config),
+        None => serve(&config, cli.runtime.unwrap_or(config.runtime)),
     }
 }
 
@@ -61,11 +62,16 @@ fn init_logging(config: &Config) {
         .init();
 }
 
-fn serve(config: &Config) -> ExitCode {
+fn serve(config: &Config, runtime: config::RuntimeKind) -> ExitCode {
+    if !runtime::available().contains(&runtime) {
+        eprintln!("meerkat: {}", runtime::RuntimeError::NotCompiled(runtime.name()));
+        return ExitCode::FAILURE;
+    }
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         config = %config.origin,
         hosts = ?config.hosts,
+        runtime = runtime.name(),
         "starting meerkat"
     );
     match limits::raise_open_files() {
@@ -86,10 +92,8 @@ fn serve(config: &Config) -> ExitCode {
     if spec.c2s.is_empty() {
         tracing::warn!("no [[listen.c2s]] listener is configured; clients cannot connect");
     }
-    for l in &spec.c2s {
-        tracing::info!(addr = %l.addr, tls = ?l.config.tls_mode, "c2s listener");
-    }
-    match meerkat_runtime_tokio::run(spec) {
+    tracing::info!(threads = spec.threads, "hub shards and worker threads");
+    match runtime::run(runtime, spec) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("meerkat: {e}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use meerkat_engine::hub::HubConfig;
 use meerkat_engine::stream::c2s::{C2sConfig, TlsMode};
 use meerkat_engine::tls::{TlsError, TlsIdentity};
-use meerkat_runtime_tokio::{C2sListener, ServerSpec};
+use meerkat_runtime_common::{C2sListener, ServerSpec};
 
 use crate::cert::{self, CertError, PemPair};
 use crate::config::{CertSource, Config, ListenerTls};
@@ -58,6 +58,9 @@ pub fn build(config: &Config) -> Result<ServerSpec, SpecError> {
         c2s: c2s_listeners(config, &config.data_dir())?,
         hub: hub_config(config),
         storage: storage::open(&config.storage)?,
+        threads: config
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
     })
 }
 
@@ -160,6 +163,9 @@ pub fn hub_config(config: &Config) -> HubConfig {
             .as_ref()
             .filter(|v| v.os_info)
             .map(|_| os_description()),
+        // The runtime shards the hub, one shard per thread.
+        shard: 0,
+        shards: 1,
     }
 }
 

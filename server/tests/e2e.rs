@@ -220,7 +220,7 @@ fn token(test: &str) -> String {
 
 /// Starts a server with the users of `pairs`, runs every pair's two clients at once
 /// (all pairs concurrently), and checks that all of them passed.
-fn run_pairs(test: &str, pairs: &[(PeerSpec, PeerSpec)]) {
+fn run_pairs(runtime: &str, test: &str, pairs: &[(PeerSpec, PeerSpec)]) {
     setup();
     let mut users = Vec::new();
     for (a, b) in pairs {
@@ -234,20 +234,24 @@ fn run_pairs(test: &str, pairs: &[(PeerSpec, PeerSpec)]) {
         .zip(passwords.iter().map(String::as_str))
         .collect();
     let started = Instant::now();
-    let server = Server::start(test, &creds);
-    let token = token(test);
+    let server = Server::start(runtime, test, &creds);
+    let token = token(&format!("{test}-{runtime}"));
     let mut running = Vec::new();
     for (a, b) in pairs {
         running.push(spawn_peer(&server, a, &token));
         running.push(spawn_peer(&server, b, &token));
     }
     finish(running);
-    eprintln!("[e2e] {test} passed in {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "[e2e] {test} on {runtime} passed in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
-#[test]
-fn slixmpp_with_slixmpp() {
+on_every_runtime! {
+fn slixmpp_with_slixmpp(runtime) {
     run_pairs(
+        runtime,
         "slixmpp",
         &[(
             PeerSpec {
@@ -266,9 +270,9 @@ fn slixmpp_with_slixmpp() {
     );
 }
 
-#[test]
-fn xmppjs_with_xmppjs() {
+fn xmppjs_with_xmppjs(runtime) {
     run_pairs(
+        runtime,
         "xmppjs",
         &[(
             PeerSpec {
@@ -289,9 +293,9 @@ fn xmppjs_with_xmppjs() {
 
 /// slixmpp and @xmpp/client users with each other, once with each library in each
 /// role; both pairs at the same time on one server.
-#[test]
-fn slixmpp_with_xmppjs() {
+fn slixmpp_with_xmppjs(runtime) {
     run_pairs(
+        runtime,
         "cross",
         &[
             (
@@ -324,4 +328,5 @@ fn slixmpp_with_xmppjs() {
             ),
         ],
     );
+}
 }

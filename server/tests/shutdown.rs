@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use support::{open_plain_stream, read_until_closed, Server};
 
-#[test]
-fn sigterm_sends_system_shutdown_and_exits_cleanly() {
-    let mut server = Server::start("shutdown", &[]);
+on_every_runtime! {
+fn sigterm_sends_system_shutdown_and_exits_cleanly(runtime) {
+    let mut server = Server::start(runtime, "shutdown", &[]);
     let port = server.starttls_port;
     let sessions: Vec<TcpStream> = (0..3).map(|_| open_plain_stream(port)).collect();
 
@@ -40,4 +40,5 @@ fn sigterm_sends_system_shutdown_and_exits_cleanly() {
         TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err(),
         "the listener is still open"
     );
+}
 }

@@ -24,6 +24,8 @@
 //! | option | value | default |
 //! |---|---|---|
 //! | `hosts` | non-empty array of domain names (XMPP domains served) | required |
+//! | `runtime` | `"tokio"`, `"smol"` or `"glommio"` (io_uring, Linux only); the `--runtime` flag overrides it | `"tokio"` |
+//! | `threads` | integer 1..=1024: worker threads (tokio, smol) or executors, one per core (glommio); also the number of hub shards | the number of CPUs |
 //! | `loglevel` | `"none"`, `"emergency"`, `"alert"`, `"critical"`, `"error"`, `"warning"`, `"notice"`, `"info"`, `"debug"`, `"all"` | `"info"` (the `RUST_LOG` environment variable overrides it) |
 //!
 //! ## `[[listen.c2s]]` (one table per client listener)
@@ -116,6 +118,10 @@ pub struct Config {
     pub hosts: Vec<String>,
     /// `general.loglevel`.
     pub loglevel: Option<LogLevel>,
+    /// `general.runtime`.
+    pub runtime: RuntimeKind,
+    /// `general.threads`; `None`: one per CPU.
+    pub threads: Option<usize>,
     /// `[[listen.c2s]]`, in file order.
     pub c2s: Vec<C2sListenerConfig>,
     /// `[auth]`.
@@ -124,6 +130,28 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[modules.*]`.
     pub modules: ModulesConfig,
+}
+
+/// The async runtime that drives the engine (`[general] runtime`, `--runtime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeKind {
+    /// tokio's multi-threaded work-stealing runtime (the default).
+    Tokio,
+    /// smol: async-io's reactor with an executor thread per configured thread.
+    Smol,
+    /// glommio: io_uring, one executor per core, thread per core.
+    Glommio,
+}
+
+impl RuntimeKind {
+    /// The name used in the config and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            RuntimeKind::Tokio => "tokio",
+            RuntimeKind::Smol => "smol",
+            RuntimeKind::Glommio => "glommio",
+        }
+    }
 }
 
 /// MongooseIM's (syslog's) log levels.

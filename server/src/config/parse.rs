@@ -14,7 +14,8 @@ use super::error::{ConfigError, ConfigOrigin, Problem};
 use super::node::{Doc, Node, Result};
 use super::{
     AuthConfig, AuthMethod, C2sListenerConfig, CertSource, Config, ListenerTls, LogLevel, ModulesConfig,
-    OfflineConfig, StorageConfig, VersionConfig, DATA_DIR, DEFAULT_MAX_STANZA_SIZE, DEFAULT_OFFLINE_LIMIT,
+    OfflineConfig, RuntimeKind, StorageConfig, VersionConfig, DATA_DIR, DEFAULT_MAX_STANZA_SIZE,
+    DEFAULT_OFFLINE_LIMIT,
 };
 
 /// MongooseIM's `sasl_mechanisms` names that Meerkat implements, in the default order.
@@ -56,7 +57,7 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
         "modules",
     ])?;
 
-    let (hosts, loglevel) = general(&root.required("general", "a table with at least `hosts`")?)?;
+    let general = general(&root.required("general", "a table with at least `hosts`")?)?;
     let shapers = match root.get("shaper") {
         Some(node) => shapers(&node)?,
         None => BTreeMap::new(),
@@ -89,8 +90,10 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
     };
     Ok(Config {
         origin,
-        hosts,
-        loglevel,
+        hosts: general.hosts,
+        loglevel: general.loglevel,
+        runtime: general.runtime,
+        threads: general.threads,
         c2s,
         auth,
         storage,
@@ -98,8 +101,16 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
     })
 }
 
-fn general(node: &Node) -> Result<(Vec<String>, Option<LogLevel>)> {
-    let t = node.table(&["hosts", "loglevel"])?;
+/// The `[general]` section.
+struct General {
+    hosts: Vec<String>,
+    loglevel: Option<LogLevel>,
+    runtime: RuntimeKind,
+    threads: Option<usize>,
+}
+
+fn general(node: &Node) -> Result<General> {
+    let t = node.table(&["hosts", "loglevel", "runtime", "threads"])?;
     let expected = "a non-empty array of domain names, e.g. [\"example.com\"]";
     let hosts_node = t.required("hosts", expected)?;
     let items = hosts_node.array(expected)?;
@@ -144,7 +155,24 @@ fn general(node: &Node) -> Result<(Vec<String>, Option<LogLevel>)> {
             },
         ),
     };
-    Ok((hosts, loglevel))
+    let runtime = match t.get("runtime") {
+        None => RuntimeKind::Tokio,
+        Some(n) => match n.one_of(&["tokio", "smol", "glommio"])? {
+            "smol" => RuntimeKind::Smol,
+            "glommio" => RuntimeKind::Glommio,
+            _ => RuntimeKind::Tokio,
+        },
+    };
+    let threads = match t.get("threads") {
+        None => None,
+        Some(n) => Some(n.integer(1..=1024, "a number of threads from 1 to 1024")? as usize),
+    };
+    Ok(General {
+        hosts,
+        loglevel,
+        runtime,
+        threads,
+    })
 }
 
 fn shapers(node: &Node) -> Result<BTreeMap<String, u64>> {

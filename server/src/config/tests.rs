@@ -71,6 +71,7 @@ fn embedded_default_serves_localhost_with_starttls_and_direct_tls() {
     );
     assert!(c.c2s.iter().all(|l| l.max_stanza_size == DEFAULT_MAX_STANZA_SIZE));
     assert_eq!(c.auth.methods, vec![AuthMethod::Internal]);
+    assert_eq!((c.runtime, c.threads), (RuntimeKind::Tokio, None));
     assert_eq!(
         c.auth.sasl_mechanisms,
         vec![
@@ -110,6 +111,8 @@ fn example_config_parses_to_the_expected_structures() {
         origin: ConfigOrigin::File("meerkat.toml".into()),
         hosts: vec!["example.com".into(), "chat.example.org".into()],
         loglevel: Some(LogLevel::Warning),
+        runtime: RuntimeKind::Glommio,
+        threads: Some(4),
         c2s: vec![
             C2sListenerConfig {
                 addr: "0.0.0.0:5222".parse().unwrap(),
@@ -543,4 +546,28 @@ fn integers_may_use_underscores_and_other_bases() {
     .unwrap();
     assert_eq!(c.c2s[0].shaper_max_rate, Some(16));
     assert_eq!(c.modules.offline, Some(OfflineConfig { max_messages: 1000 }));
+}
+
+#[test]
+fn runtime_and_threads_are_checked() {
+    let err = |text: &str| {
+        Config::parse(text, ConfigOrigin::File("m.toml".into()))
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err("[general]\nhosts = [\"a.example\"]\nruntime = \"async-std\"\n");
+    assert!(
+        e.contains("m.toml:3")
+            && e.contains("general.runtime")
+            && e.contains("\"tokio\", \"smol\", \"glommio\""),
+        "{e}"
+    );
+    let e = err("[general]\nhosts = [\"a.example\"]\nthreads = 0\n");
+    assert!(e.contains("m.toml:3") && e.contains("general.threads"), "{e}");
+    let c = Config::parse(
+        "[general]\nhosts = [\"a.example\"]\nruntime = \"smol\"\nthreads = 3\n",
+        ConfigOrigin::Embedded,
+    )
+    .unwrap();
+    assert_eq!((c.runtime, c.threads), (RuntimeKind::Smol, Some(3)));
 }

@@ -14,6 +14,32 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The served domain.
 pub const DOMAIN: &str = "localhost";
+
+/// The runtimes every end-to-end test runs on (the default build has all three).
+pub const RUNTIMES: [&str; 3] = ["tokio", "smol", "glommio"];
+
+/// Defines, for each `fn name(runtime) { body }`, a module `name` with one test per
+/// runtime (`name::tokio`, `name::smol`, `name::glommio`), each running the body with
+/// `runtime` bound to the runtime's name: the same test, parametrised by runtime.
+#[macro_export]
+macro_rules! on_every_runtime {
+    ($($(#[$meta:meta])* fn $name:ident($rt:ident) $body:block)*) => {
+        $(
+            $(#[$meta])*
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                fn run($rt: &'static str) $body
+                #[test]
+                fn tokio() { run("tokio") }
+                #[test]
+                fn smol() { run("smol") }
+                #[test]
+                fn glommio() { run("glommio") }
+            }
+        )*
+    };
+}
 /// How long the server may take to listen after it starts.
 const SERVER_START: Duration = Duration::from_secs(30);
 
@@ -81,11 +107,12 @@ pub struct Server {
 }
 
 impl Server {
-    /// Writes a config for two C2S listeners (STARTTLS and direct TLS) with a fresh
+    /// Writes a config for two C2S listeners (STARTTLS and direct TLS) on `runtime`,
+    /// with a fresh
     /// certificate, creates `users` (name, password), starts the server and waits until
     /// both ports accept connections.
-    pub fn start(name: &str, users: &[(&str, &str)]) -> Server {
-        let dir = TempDir::new(name);
+    pub fn start(runtime: &str, name: &str, users: &[(&str, &str)]) -> Server {
+        let dir = TempDir::new(&format!("{name}-{runtime}"));
         let cert = dir.0.join("cert.pem");
         let key = dir.0.join("key.pem");
         make_cert(&cert, &key);
@@ -104,6 +131,9 @@ impl Server {
         let text = format!(
             r#"[general]
 hosts = ["{DOMAIN}"]
+runtime = "{runtime}"
+# Two threads, so two hub shards: users on different shards talk across them.
+threads = 2
 
 [[listen.c2s]]
 port = {starttls_port}

@@ -322,11 +322,14 @@ impl C2s {
         self.flush();
     }
 
-    /// The peer closed the socket or it failed.
+    /// The peer closed the socket or it failed: the session unbinds and ends with
+    /// `Action::Close` (the runtime drops the socket). Nothing happens if it had
+    /// already ended.
     pub fn handle_closed(&mut self, _now: Instant) {
         if self.phase != Phase::Closed {
             self.phase = Phase::Closed;
             self.unbind();
+            self.actions.push_back(Action::Close);
         }
     }
 

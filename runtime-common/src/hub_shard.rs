@@ -1,0 +1,144 @@
+//! One shard of the engine's hub, with the mailboxes of the sessions bound to it, and
+//! the messages a shard's task receives.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use meerkat_engine::hub::{Forwarded, Hub, HubAction, HubConfig, HubInput, RequestId, SessionId};
+use meerkat_engine::storage::StorageRequest;
+
+use crate::storage::SubmitStorage;
+use crate::ToSession;
+
+/// The sending end of a runtime's channel. Adapters wrap their channel senders in a
+/// newtype implementing it; a closed channel drops the message (its receiver is
+/// going away).
+pub trait Sink<T>: Clone + Send + Sync + 'static {
+    /// Sends `msg` without waiting (the channels are unbounded).
+    fn send(&self, msg: T);
+}
+
+/// A message to a hub shard's task; `M` is the runtime's session mailbox.
+// Inputs stay inline: there are only `threads` hub inboxes, and boxing would cost an
+// allocation per stanza.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum HubMsg<M> {
+    /// A session bound a user of this shard; what is for it goes to the mailbox.
+    Attach(SessionId, M),
+    /// A connection ended (after its unbind input).
+    Detach(SessionId),
+    /// An input for the shard.
+    Input(HubInput),
+    /// Every session is gone: stop.
+    Stop,
+}
+
+/// The senders of every shard's task, by shard index.
+pub type Shards<S> = Arc<[S]>;
+
+/// What a shard sends elsewhere than to its sessions.
+#[derive(Debug)]
+pub enum HubOut {
+    /// Work for another shard: deliver as [`HubInput::Forwarded`] there.
+    Forward {
+        /// The shard.
+        shard: usize,
+        /// The work.
+        work: Forwarded,
+    },
+    /// A storage request; answer with [`HubInput::Reply`] to this shard.
+    Storage {
+        /// Its id.
+        id: RequestId,
+        /// The request.
+        request: StorageRequest,
+    },
+}
+
+/// A hub shard and the mailboxes of its bound sessions.
+pub struct HubShard<M> {
+    index: usize,
+    hub: Hub,
+    mailboxes: HashMap<SessionId, M>,
+}
+
+impl<M: Sink<ToSession>> HubShard<M> {
+    /// Shard `shard` of `shards`, with the other settings from `config`.
+    pub fn new(config: &HubConfig, shard: usize, shards: usize) -> Self {
+        Self {
+            index: shard,
+            hub: Hub::new(HubConfig {
+                shard,
+                shards,
+                ..config.clone()
+            }),
+            mailboxes: HashMap::new(),
+        }
+    }
+
+    /// Handles one message in a runtime whose shards are reached through `shards`
+    /// and whose storage is `storage`. Returns false on [`HubMsg::Stop`].
+    pub fn on_message<S: Sink<HubMsg<M>>>(
+        &mut self,
+        msg: HubMsg<M>,
+        shards: &[S],
+        storage: &impl SubmitStorage,
+    ) -> bool {
+        match msg {
+            HubMsg::Attach(session, mailbox) => self.attach(session, mailbox),
+            HubMsg::Detach(session) => self.detach(session),
+            HubMsg::Stop => return false,
+            HubMsg::Input(input) => {
+                let me = &shards[self.index];
+                self.handle(input, SystemTime::now(), |out| match out {
+                    HubOut::Forward { shard, work } => {
+                        shards[shard].send(HubMsg::Input(HubInput::Forwarded(work)))
+                    }
+                    HubOut::Storage { id, request } => {
+                        let me = me.clone();
+                        let reply_to = move |id, reply| me.send(HubMsg::Input(HubInput::Reply { id, reply }));
+                        storage.submit(id, request, Box::new(reply_to));
+                    }
+                })
+            }
+        }
+        true
+    }
+
+    /// A session bound a user of this shard; its bind input follows.
+    pub fn attach(&mut self, session: SessionId, mailbox: M) {
+        self.mailboxes.insert(session, mailbox);
+    }
+
+    /// The session's connection ended (after its unbind input).
+    pub fn detach(&mut self, session: SessionId) {
+        self.mailboxes.remove(&session);
+    }
+
+    /// Feeds one input and carries out the hub's actions: deliveries go to the
+    /// sessions' mailboxes, the rest to `out`.
+    pub fn handle(&mut self, input: HubInput, now: SystemTime, mut out: impl FnMut(HubOut)) {
+        self.hub.handle(input, now);
+        while let Some(action) = self.hub.poll_action() {
+            match action {
+                HubAction::Deliver { session, stanza } => {
+                    self.send(session, ToSession::Routed(Box::new(stanza)))
+                }
+                HubAction::DeliverRaw { session, xml } => {
+                    self.send(session, ToSession::RoutedRaw(xml.into_boxed_str()))
+                }
+                HubAction::Replaced { session } => self.send(session, ToSession::Replaced),
+                HubAction::Forward { shard, work } => out(HubOut::Forward { shard, work }),
+                HubAction::Request { id, request } => out(HubOut::Storage { id, request }),
+            }
+        }
+    }
+
+    fn send(&self, session: SessionId, msg: ToSession) {
+        if let Some(m) = self.mailboxes.get(&session) {
+            m.send(msg);
+        }
+    }
+}

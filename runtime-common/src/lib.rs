@@ -1,0 +1,30 @@
+//! What Meerkat's runtime adapters (tokio, smol, glommio) share, so that each adapter
+//! is left with sockets, timers, tasks and channels only.
+//!
+//! - [`ServerSpec`]: everything a runtime needs to serve, built by the server crate;
+//! - [`Session`]: one connection's engine state machine, with the bookkeeping every
+//!   adapter would otherwise repeat (which hub shard the session belongs to, metrics),
+//!   turned into runtime-neutral [`Effect`]s;
+//! - [`HubShard`]: one shard of the engine's hub with the mailboxes of its sessions;
+//! - [`storage::StorageExecutor`]: the storage thread;
+//! - [`Metrics`]: counters fed by instrumentation events;
+//! - [`Liveness`]: counts open connections, for graceful shutdown;
+//! - [`ShutdownFlag`]: SIGTERM/SIGINT for runtimes without signal support.
+//!
+//! Nothing here knows a runtime: no sockets, no timers, no tasks. The only thread is
+//! the storage executor's, because storage backends block.
+
+mod hub_shard;
+mod liveness;
+mod metrics;
+mod session;
+mod signals;
+mod spec;
+pub mod storage;
+
+pub use hub_shard::{HubMsg, HubOut, HubShard, Shards, Sink};
+pub use liveness::{Liveness, LivenessGuard};
+pub use metrics::Metrics;
+pub use session::{next_session_id, Effect, Io, Links, Session, ToSession};
+pub use signals::ShutdownFlag;
+pub use spec::{C2sListener, RunError, ServerSpec, SHUTDOWN_GRACE};

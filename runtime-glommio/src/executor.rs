@@ -1,0 +1,181 @@
+//! One executor: its listeners, its hub shard, its end of the mesh, and its part of
+//! the shutdown.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use glommio::channels::channel_mesh::{Full, MeshBuilder};
+use glommio::channels::local_channel;
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+use meerkat_engine::hub::HubConfig;
+use meerkat_engine::storage::Storage;
+use meerkat_runtime_common::{
+    C2sListener, HubMsg, HubShard, Liveness, Metrics, RunError, Shards, Sink, ToSession, SHUTDOWN_GRACE,
+};
+
+use crate::connection::{self, ConnCtx};
+use crate::router::{self, Addr, Mesh, ShardAddr};
+use crate::storage::BlockingStorage;
+
+/// Messages in flight between two executors before a sender waits.
+const MESH_CAPACITY: usize = 4096;
+
+/// How often the stop condition is checked.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Memory glommio reserves per executor for registered I/O buffers. Meerkat does no
+/// file I/O through glommio, so the 10 MiB default would be wasted.
+const IO_MEMORY: usize = 1 << 20;
+
+/// What every executor gets.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub c2s: Vec<C2sListener>,
+    pub hub: HubConfig,
+    pub storage: Arc<dyn Storage>,
+    pub metrics: Arc<Metrics>,
+    pub live: Liveness,
+}
+
+pub(crate) fn run_all(
+    threads: usize,
+    shared: Shared,
+    stop: impl Fn() -> bool + Clone + Send + 'static,
+) -> Result<(), RunError> {
+    let mesh = MeshBuilder::<Mesh, Full>::full(threads, MESH_CAPACITY);
+    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::Unbound(threads))
+        .name("meerkat-glommio")
+        .io_memory(IO_MEMORY)
+        .blocking_thread_pool_placement(PoolPlacement::Unbound(1))
+        .on_all_shards(move || async move { executor_main(threads, shared, mesh, stop).await })
+        .map_err(|e| RunError::Runtime(format!("glommio executors: {e}")))?;
+    for result in handles.join_all() {
+        match result {
+            Ok(r) => r?,
+            Err(e) => return Err(RunError::Runtime(format!("glommio executor: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+async fn executor_main(
+    threads: usize,
+    shared: Shared,
+    mesh: MeshBuilder<Mesh, Full>,
+    stop: impl Fn() -> bool,
+) -> Result<(), RunError> {
+    let (senders, mut receivers) = mesh
+        .join()
+        .await
+        .map_err(|_| RunError::Runtime("glommio channel mesh".into()))?;
+    let index = senders.peer_id();
+    let (hub_tx, hub_rx) = local_channel::new_unbounded::<HubMsg<Addr>>();
+    let (mesh_tx, mesh_rx) = local_channel::new_unbounded::<(usize, Mesh)>();
+    router::install(index, hub_tx, mesh_tx);
+
+    for (_, rx) in receivers.streams() {
+        glommio::spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                router::from_mesh(msg);
+            }
+        })
+        .detach();
+    }
+    glommio::spawn_local(async move {
+        while let Some((peer, msg)) = mesh_rx.recv().await {
+            let _ = senders.send_to(peer, msg).await;
+        }
+    })
+    .detach();
+
+    let storage = BlockingStorage::new(shared.storage.clone());
+    let shards: Shards<ShardAddr> = (0..threads).map(ShardAddr).collect();
+    let hub = {
+        let (shards, storage) = (shards.clone(), storage.clone());
+        let mut shard = HubShard::<Addr>::new(&shared.hub, index, threads);
+        glommio::spawn_local(async move {
+            while let Some(msg) = hub_rx.recv().await {
+                if !shard.on_message(msg, &shards, &storage) {
+                    break;
+                }
+            }
+        })
+    };
+
+    let mut acceptors = Vec::new();
+    let mut stop_listeners = Vec::new();
+    for l in &shared.c2s {
+        let listener = TcpListener::bind(l.addr).map_err(|e| RunError::Bind(l.addr, e.into()))?;
+        if index == 0 {
+            tracing::info!(addr = %l.addr, tls = ?l.config.tls_mode, executors = threads, "c2s listener up");
+        }
+        let ctx = Rc::new(ConnCtx {
+            config: l.config.clone(),
+            shards: shards.clone(),
+            storage: storage.clone(),
+            metrics: shared.metrics.clone(),
+            live: shared.live.clone(),
+        });
+        let (stop_tx, stop_rx) = local_channel::new_bounded::<()>(1);
+        stop_listeners.push(stop_tx);
+        acceptors.push(glommio::spawn_local(accept_loop(listener, ctx, stop_rx)));
+    }
+
+    while !stop() {
+        glommio::timer::sleep(STOP_POLL).await;
+    }
+    if index == 0 {
+        tracing::info!("shutting down");
+    }
+    drop(stop_listeners);
+    for a in acceptors {
+        a.await;
+    }
+    router::broadcast(|| ToSession::Shutdown);
+    // Wait (bounded) until every executor's sessions have said goodbye, then until
+    // this shard's storage requests are answered and written.
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    while shared.live.open() > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    // Unbinds from other executors may still be crossing the mesh.
+    glommio::timer::sleep(Duration::from_millis(100)).await;
+    while storage.in_flight() > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    ShardAddr(index).send(HubMsg::Stop);
+    hub.await;
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Rc<ConnCtx>, stop: local_channel::LocalReceiver<()>) {
+    enum Next {
+        Stop,
+        Accepted(glommio::Result<glommio::net::TcpStream, ()>),
+    }
+    loop {
+        let next = future::or(
+            async {
+                stop.recv().await;
+                Next::Stop
+            },
+            async { Next::Accepted(listener.accept().await) },
+        )
+        .await;
+        match next {
+            Next::Stop => break,
+            Next::Accepted(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                glommio::spawn_local(connection::run(stream, ctx.clone())).detach();
+            }
+            Next::Accepted(Err(e)) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! One task per hub shard, and the async-channel senders behind the shared [`Sink`]s.
+
+use async_channel::{Receiver, Sender};
+use meerkat_engine::hub::HubConfig;
+use meerkat_runtime_common::storage::StorageExecutor;
+use meerkat_runtime_common::{HubMsg, HubShard, Shards, Sink, ToSession};
+
+/// An unbounded async-channel's sending end as a [`Sink`].
+pub(crate) struct Tx<T>(pub Sender<T>);
+
+impl<T> Clone for Tx<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T: Send + 'static> Sink<T> for Tx<T> {
+    fn send(&self, msg: T) {
+        let _ = self.0.try_send(msg);
+    }
+}
+
+/// A session's mailbox.
+pub(crate) type Mailbox = Tx<ToSession>;
+/// A hub shard's inbox.
+pub(crate) type ShardTx = Tx<HubMsg<Mailbox>>;
+
+pub(crate) async fn run(
+    config: HubConfig,
+    index: usize,
+    shards: Shards<ShardTx>,
+    storage: StorageExecutor,
+    rx: Receiver<HubMsg<Mailbox>>,
+) {
+    let mut shard = HubShard::new(&config, index, shards.len());
+    while let Ok(msg) = rx.recv().await {
+        if !shard.on_message(msg, &shards, &storage) {
+            break;
+        }
+    }
+}
