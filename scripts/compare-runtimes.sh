@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sessions=${1:-5000}
 chat_sessions=${2:-1000}
-port=${PORT:-47811}
+# Below the ephemeral range (32768-60999), where a client socket could hold it.
+port=${PORT:-25811}
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release -q -p meerkat -p meerkat-loadgen
 meerkat=$(realpath "$target/release/meerkat")
@@ -45,7 +46,8 @@ start() { # runtime
         if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then return; fi
         sleep 0.1
     done
-    echo "server did not start" >&2; cat "$work/server.log" >&2; exit 1
+    echo "server ($1) did not start" >&2; cat "$work/server.log" >&2
+    ss -tan "( sport = :$port )" | awk '{print $1}' | sort | uniq -c >&2; exit 1
 }
 stop() { kill -TERM "$pid"; wait "$pid" || true; }
 lg() { "$loadgen" --addr 127.0.0.1:$port --domain localhost --json --quiet "$@"; }

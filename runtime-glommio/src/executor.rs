@@ -23,6 +23,9 @@ use crate::storage::BlockingStorage;
 /// Messages in flight between two executors before a sender waits.
 const MESH_CAPACITY: usize = 4096;
 
+/// Pending connections per listener socket (as tokio's and glommio's default).
+const LISTEN_BACKLOG: i32 = 1024;
+
 /// How often the stop condition is checked.
 const STOP_POLL: Duration = Duration::from_millis(50);
 
@@ -108,7 +111,7 @@ async fn executor_main(
     let mut acceptors = Vec::new();
     let mut stop_listeners = Vec::new();
     for l in &shared.c2s {
-        let listener = TcpListener::bind(l.addr).map_err(|e| RunError::Bind(l.addr, e.into()))?;
+        let listener = reuseport_listener(l.addr).map_err(|e| RunError::Bind(l.addr, e))?;
         if index == 0 {
             tracing::info!(addr = %l.addr, tls = ?l.config.tls_mode, executors = threads, "c2s listener up");
         }
@@ -149,6 +152,22 @@ async fn executor_main(
     ShardAddr(index).send(HubMsg::Stop);
     hub.await;
     Ok(())
+}
+
+/// A listening socket on `addr` shared with the other executors (SO_REUSEPORT), that
+/// also binds while connections of a previous run linger in TIME_WAIT (SO_REUSEADDR,
+/// which glommio's own `TcpListener::bind` does not set: a restart after a busy run
+/// would fail with "address in use").
+fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    // SAFETY: the descriptor is a bound, listening TCP socket we own and hand over.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
 async fn accept_loop(listener: TcpListener, ctx: Rc<ConnCtx>, stop: local_channel::LocalReceiver<()>) {
