@@ -11,6 +11,7 @@
 //! ```
 
 pub mod driver;
+pub mod fuzz;
 pub mod recording;
 pub mod sim;
 pub mod tls;

@@ -81,8 +81,15 @@ impl Simulation {
 
     /// Creates an account directly in storage (as `meerkat user add` does).
     pub fn add_user(&mut self, jid: &str, password: &str) {
+        self.add_user_with_iterations(jid, password, DEFAULT_ITERATIONS);
+    }
+
+    /// [`Simulation::add_user`] with another PBKDF2 iteration count: fuzzers and other
+    /// harnesses that log in thousands of times a second use 1, which changes nothing
+    /// in the protocol but the `i=` the server sends.
+    pub fn add_user_with_iterations(&mut self, jid: &str, password: &str, iterations: u32) {
         let user = Jid::parse(jid).expect("valid JID");
-        let credentials = StoredCredentials::derive(password, DEFAULT_ITERATIONS, &mut self.rng);
+        let credentials = StoredCredentials::derive(password, iterations, &mut self.rng);
         let reply = self
             .storage
             .execute(StorageRequest::CreateUser { user, credentials });
