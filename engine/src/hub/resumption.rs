@@ -1,0 +1,165 @@
+//! XEP-0198 §5 resumption in the hub: a stream-managed session whose connection
+//! broke stays bound here, detached, until its deadline; stanzas for it join its
+//! unacknowledged ones. A new connection of the same user takes it over
+//! ([`HubInput::Resume`](super::HubInput::Resume)); at the deadline the session
+//! ends and nothing it held is lost: messages are routed again (to another
+//! resource, or offline storage, RFC 6121 §8.5.3.2.1), iq requests are answered
+//! `service-unavailable` (XEP-0198 §5 "as if delivery failed"), presence is dropped.
+//!
+//! The hub shard of the user owns all this, so a connection may resume on any
+//! thread or executor: the runtime only carries the inputs to the user's shard.
+
+use std::time::SystemTime;
+
+use super::user::{SessionChange, Work};
+use super::{Hub, HubAction, Pending, SessionId};
+use crate::jid::Jid;
+use crate::modules::offline;
+use crate::ns;
+use crate::storage::StorageRequest;
+use crate::stream::c2s::{Outbound, SmResumed, SmSnapshot};
+use crate::stream::StanzaError;
+
+/// A session waiting to be resumed.
+#[derive(Debug)]
+pub(super) struct Detached {
+    pub snapshot: SmSnapshot,
+    pub deadline: SystemTime,
+}
+
+impl Hub {
+    /// A session setting, applied in order with the session's other work.
+    pub(super) fn on_session_change(&mut self, session: SessionId, change: SessionChange) {
+        let Some(jid) = self.sessions.get(&session).cloned() else {
+            return;
+        };
+        self.enqueue(&jid.bare(), Work::Configure { session, change });
+    }
+
+    /// The connection of a stream-managed session ended.
+    pub(super) fn on_detach(&mut self, session: SessionId, snapshot: SmSnapshot) {
+        if let Some(new) = self.takeovers.remove(&session) {
+            return self.complete_resume(session, new, snapshot);
+        }
+        let Some(jid) = self.sessions.get(&session).cloned() else {
+            // Already replaced: its stanzas still need a home.
+            tracing::debug!(session, "detach of an unknown session");
+            return;
+        };
+        if snapshot.resume_timeout.is_zero() {
+            self.on_unbind(session);
+            return self.reroute_unacked(&jid, snapshot.unacked);
+        }
+        let deadline = self.now + snapshot.resume_timeout;
+        tracing::debug!(session, %jid, unacked = snapshot.unacked.len(), "detached, resumable");
+        self.detached.insert(session, Detached { snapshot, deadline });
+    }
+
+    /// A new connection resumes `previd` of `user`.
+    pub(super) fn on_resume(&mut self, new: SessionId, user: &Jid, previd: &str) {
+        let old = self.users.get(user).and_then(|u| {
+            u.sessions
+                .iter()
+                .find(|s| s.sm_id.as_deref() == Some(previd))
+                .map(|s| s.id)
+        });
+        let Some(old) = old.filter(|o| !self.takeovers.contains_key(o)) else {
+            return self.actions.push_back(HubAction::ResumeFailed { session: new });
+        };
+        match self.detached.remove(&old) {
+            Some(d) => self.complete_resume(old, new, d.snapshot),
+            None => {
+                // Still connected as far as we know: its state comes with its
+                // Detach once the old connection has closed.
+                self.takeovers.insert(old, new);
+                self.actions.push_back(HubAction::Takeover { session: old });
+            }
+        }
+    }
+
+    /// The session `old` continues as connection `new`.
+    fn complete_resume(&mut self, old: SessionId, new: SessionId, mut snapshot: SmSnapshot) {
+        let Some(jid) = self.sessions.remove(&old) else {
+            return self.actions.push_back(HubAction::ResumeFailed { session: new });
+        };
+        self.sessions.insert(new, jid.clone());
+        if self.bound.get(&jid) == Some(&old) {
+            self.bound.insert(jid.clone(), new);
+        }
+        if let Some(state) = self.users.get_mut(&jid.bare()) {
+            if let Some(s) = state.session_mut(old) {
+                s.id = new;
+            }
+        }
+        // The resumed stream has a buffer limit again; trim nothing here, the
+        // connection enforces it as it resends.
+        snapshot.resume_timeout = std::time::Duration::ZERO;
+        tracing::info!(old, new, %jid, "session resumed");
+        self.actions.push_back(HubAction::Resumed {
+            session: new,
+            resumed: Box::new(SmResumed { jid, state: snapshot }),
+        });
+    }
+
+    /// Ends the detached sessions whose deadline is past.
+    pub(super) fn expire_detached(&mut self, now: SystemTime) {
+        let expired: Vec<SessionId> = self
+            .detached
+            .iter()
+            .filter(|(_, d)| d.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for session in expired {
+            let Some(d) = self.detached.remove(&session) else {
+                continue;
+            };
+            let Some(jid) = self.sessions.get(&session).cloned() else {
+                continue;
+            };
+            tracing::info!(session, %jid, unacked = d.snapshot.unacked.len(), "resumption timed out");
+            self.on_unbind(session);
+            self.reroute_unacked(&jid, d.snapshot.unacked);
+        }
+    }
+
+    /// Stanzas a session that is gone never acknowledged (XEP-0198 §5): messages
+    /// go to the user again (after the unbind on the queue, so another resource or
+    /// offline storage gets them), offline messages back to storage, iq requests
+    /// are bounced; presence and carbon copies are dropped.
+    pub(super) fn reroute_unacked(&mut self, jid: &Jid, unacked: Vec<Outbound>) {
+        let user = jid.bare();
+        for out in unacked {
+            match out {
+                Outbound::Raw(xml) => self.request(
+                    StorageRequest::StoreOffline {
+                        owner: user.clone(),
+                        stanza: xml,
+                        limit: usize::MAX,
+                    },
+                    Pending::Restore,
+                ),
+                Outbound::Stanza(stanza) => match stanza.name() {
+                    "message" => {
+                        let carbon = stanza
+                            .children()
+                            .any(|c| c.ns() == ns::CARBONS && matches!(c.name(), "received" | "sent"));
+                        if carbon || !offline::is_storable(&stanza) {
+                            continue;
+                        }
+                        self.enqueue(
+                            &user,
+                            Work::Inbound {
+                                to: Some(jid.clone()),
+                                stanza,
+                            },
+                        );
+                    }
+                    "iq" if matches!(stanza.attr("type"), Some("get" | "set")) => {
+                        self.bounce(&stanza, StanzaError::ServiceUnavailable)
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+}
