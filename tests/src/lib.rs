@@ -12,6 +12,7 @@
 
 pub mod driver;
 pub mod recording;
+pub mod sasl2;
 pub mod sim;
 pub mod tls;
 pub mod transcript;
