@@ -573,3 +573,36 @@ fn csi_holds_presence_while_inactive() {
         "{flushed}"
     );
 }
+
+/// A new session binding the same full JID replaces a stream-managed one: what the
+/// old one had not acknowledged goes to the new one, nothing is lost.
+#[test]
+fn sm_replaced_session_hands_its_unacked_stanzas_on() {
+    let cert = TestCert::localhost();
+    let mut sim = sim(&cert, false, 38);
+    let bind = |sim: &mut Simulation, sm: bool| {
+        let (mut d, _) = open(sim, &cert);
+        d.send(sim, &Authenticate::plain("juliet", JULIET.1).to_xml());
+        d.recv(sim);
+        d.send(
+            sim,
+            "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>balcony</resource></bind></iq>",
+        );
+        let bound = d.recv(sim);
+        assert!(bound.contains("<jid>juliet@localhost/balcony</jid>"), "{bound}");
+        if sm {
+            d.send(sim, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+            assert!(d.recv(sim).contains("<enabled"));
+        }
+        (d, bound)
+    };
+    let (mut old, _) = bind(&mut sim, true);
+    let (mut r, _) = login(&mut sim, &cert, ROMEO, "");
+    chat(&mut sim, &mut r, "juliet@localhost/balcony", "kept");
+    assert_eq!(bodies(&old.recv(&mut sim)), ["kept"]);
+    // The old session's unacknowledged message goes to the full JID again, now
+    // the new session's: it arrives right after the bind result.
+    let (_new, bound) = bind(&mut sim, false);
+    assert!(old.recv(&mut sim).contains("<conflict"));
+    assert_eq!(bodies(&bound), ["kept"]);
+}

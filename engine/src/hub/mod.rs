@@ -155,6 +155,9 @@ pub enum HubInput {
     Detach {
         /// The session.
         session: SessionId,
+        /// Its full JID (the session may have been replaced meanwhile; its
+        /// unacknowledged stanzas still go to this user).
+        jid: Jid,
         /// Its resumable state.
         snapshot: Box<SmSnapshot>,
     },
@@ -343,7 +346,11 @@ impl Hub {
             HubInput::Carbons { session, enabled } => {
                 self.on_session_change(session, user::SessionChange::Carbons(enabled))
             }
-            HubInput::Detach { session, snapshot } => self.on_detach(session, *snapshot),
+            HubInput::Detach {
+                session,
+                jid,
+                snapshot,
+            } => self.on_detach(session, &jid, *snapshot),
             HubInput::Resume {
                 session,
                 user,

@@ -37,14 +37,15 @@ impl Hub {
     }
 
     /// The connection of a stream-managed session ended.
-    pub(super) fn on_detach(&mut self, session: SessionId, snapshot: SmSnapshot) {
+    pub(super) fn on_detach(&mut self, session: SessionId, jid: &Jid, snapshot: SmSnapshot) {
         if let Some(new) = self.takeovers.remove(&session) {
             return self.complete_resume(session, new, snapshot);
         }
         let Some(jid) = self.sessions.get(&session).cloned() else {
-            // Already replaced: its stanzas still need a home.
-            tracing::debug!(session, "detach of an unknown session");
-            return;
+            // Already replaced by a session with the same JID: its stanzas still
+            // need a home.
+            tracing::debug!(session, %jid, "detach of a replaced session");
+            return self.reroute_unacked(jid, snapshot.unacked);
         };
         if snapshot.resume_timeout.is_zero() {
             self.on_unbind(session);

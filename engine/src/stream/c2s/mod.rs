@@ -627,10 +627,11 @@ impl C2s {
     /// detached (for a resumption when `resumable`, XEP-0198 §5) and takes care of
     /// the stanzas the client did not acknowledge.
     fn unbind(&mut self, resumable: bool) {
-        if self.jid.take().is_some() {
+        if let Some(jid) = self.jid.take() {
             let input = match self.sm_snapshot(resumable) {
                 Some(snapshot) => HubInput::Detach {
                     session: self.id,
+                    jid,
                     snapshot: Box::new(snapshot),
                 },
                 None => HubInput::Unbind { session: self.id },

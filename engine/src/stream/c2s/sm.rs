@@ -222,6 +222,7 @@ impl C2s {
             };
             self.actions.push_back(Action::Hub(HubInput::Detach {
                 session: self.id,
+                jid: resumed.jid,
                 snapshot: Box::new(snapshot),
             }));
             return;
