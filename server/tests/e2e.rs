@@ -224,6 +224,18 @@ fn token(test: &str) -> String {
     format!("{test}-{}-{nanos:x}", std::process::id())
 }
 
+/// Starts a server on `runtime` whose accounts are `users`, each with its
+/// [`password_of`].
+fn start_with_users(runtime: &str, test: &str, users: &[&str]) -> Server {
+    let passwords: Vec<String> = users.iter().map(|u| password_of(u)).collect();
+    let creds: Vec<(&str, &str)> = users
+        .iter()
+        .copied()
+        .zip(passwords.iter().map(String::as_str))
+        .collect();
+    Server::start(runtime, test, &creds)
+}
+
 /// Starts a server with the users of `pairs`, runs every pair's two clients at once
 /// (all pairs concurrently), and checks that all of them passed.
 fn run_pairs(runtime: &str, test: &str, pairs: &[(PeerSpec, PeerSpec)]) {
@@ -233,14 +245,8 @@ fn run_pairs(runtime: &str, test: &str, pairs: &[(PeerSpec, PeerSpec)]) {
         users.push(a.user);
         users.push(b.user);
     }
-    let passwords: Vec<String> = users.iter().map(|u| password_of(u)).collect();
-    let creds: Vec<(&str, &str)> = users
-        .iter()
-        .copied()
-        .zip(passwords.iter().map(String::as_str))
-        .collect();
     let started = Instant::now();
-    let server = Server::start(runtime, test, &creds);
+    let server = start_with_users(runtime, test, &users);
     let token = token(&format!("{test}-{runtime}"));
     let mut running = Vec::new();
     for (a, b) in pairs {
@@ -341,13 +347,8 @@ fn slixmpp_with_xmppjs(runtime) {
 fn run_script(runtime: &str, test: &str, lib: Lib, users: [&str; 2]) {
     setup();
     let passwords: Vec<String> = users.iter().map(|u| password_of(u)).collect();
-    let creds: Vec<(&str, &str)> = users
-        .iter()
-        .copied()
-        .zip(passwords.iter().map(String::as_str))
-        .collect();
     let started = Instant::now();
-    let server = Server::start(runtime, test, &creds);
+    let server = start_with_users(runtime, test, &users);
     let dir = e2e_dir();
     let mut cmd = match lib {
         Lib::Slixmpp => {

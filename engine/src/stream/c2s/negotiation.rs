@@ -222,24 +222,7 @@ impl C2s {
                     Ok(d) => d,
                     Err(f) => return self.sasl_failure(f),
                 };
-                let context = SaslContext {
-                    domain: self.domain.clone().unwrap_or_default(),
-                    advertised: self.offered_mechanisms(),
-                    channel_bindings: self
-                        .tls
-                        .as_ref()
-                        .map(|t| t.channel_bindings())
-                        .unwrap_or_default(),
-                };
-                let (server, step) = SaslServer::start_with_server_secret(
-                    mech,
-                    initial.as_deref(),
-                    context,
-                    &self.config.sasl_secret,
-                    &mut *self.rng,
-                );
-                self.sasl = Some(server);
-                self.on_sasl_step(step, now);
+                self.start_mechanism(mech, initial, now);
             }
             "response" => {
                 let data = match decode_sasl_payload(&el.text()) {
@@ -254,6 +237,25 @@ impl C2s {
             }
             _ => self.stream_error(StreamError::UnsupportedStanzaType, None),
         }
+    }
+
+    /// Starts an exchange of `mech` (checked offered) with the client's initial
+    /// response, for either SASL profile.
+    pub(super) fn start_mechanism(&mut self, mech: Mechanism, initial: Option<Vec<u8>>, now: Instant) {
+        let context = SaslContext {
+            domain: self.domain.clone().unwrap_or_default(),
+            advertised: self.offered_mechanisms(),
+            channel_bindings: self.channel_bindings(),
+        };
+        let (server, step) = SaslServer::start_with_server_secret(
+            mech,
+            initial.as_deref(),
+            context,
+            &self.config.sasl_secret,
+            &mut *self.rng,
+        );
+        self.sasl = Some(server);
+        self.on_sasl_step(step, now);
     }
 
     pub(super) fn on_sasl_step(&mut self, step: SaslStep, now: Instant) {

@@ -13,7 +13,7 @@ use super::{C2s, Outbound, Pending, Phase};
 use crate::jid::Jid;
 use crate::ns;
 use crate::sasl::ht::HtMechanism;
-use crate::sasl::{Mechanism, SaslContext, SaslFailure, SaslServer};
+use crate::sasl::{Mechanism, SaslFailure};
 use crate::stream::StreamError;
 use crate::xml::Element;
 
@@ -193,20 +193,7 @@ impl C2s {
         let Some(mech) = mech else {
             return self.sasl_failure(SaslFailure::InvalidMechanism);
         };
-        let context = SaslContext {
-            domain: self.domain.clone().unwrap_or_default(),
-            advertised: self.offered_mechanisms(),
-            channel_bindings: self.channel_bindings(),
-        };
-        let (server, step) = SaslServer::start_with_server_secret(
-            mech,
-            initial.as_deref(),
-            context,
-            &self.config.sasl_secret,
-            &mut *self.rng,
-        );
-        self.sasl = Some(server);
-        self.on_sasl_step(step, now);
+        self.start_mechanism(mech, initial, now);
     }
 
     /// XEP-0388 §2.5: a challenge.
