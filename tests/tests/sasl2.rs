@@ -606,3 +606,61 @@ fn sm_replaced_session_hands_its_unacked_stanzas_on() {
     assert!(old.recv(&mut sim).contains("<conflict"));
     assert_eq!(bodies(&bound), ["kept"]);
 }
+
+/// A detached session holds at most `buffer_max` stanzas: past that it ends at
+/// once and everything goes to offline storage for the next login.
+#[test]
+fn sm_detached_session_past_its_buffer_ends_and_keeps_everything() {
+    let cert = TestCert::localhost();
+    let mut config = config(&cert, false);
+    config.sm = Some(SmConfig {
+        buffer_max: Some(2),
+        ack_freq: None,
+        resume_timeout: Duration::from_secs(600),
+    });
+    let mut sim = Simulation::new(config, HubConfig::default(), 39);
+    sim.add_user("juliet@localhost", JULIET.1);
+    sim.add_user("romeo@localhost", ROMEO.1);
+    let (mut j, success) = login(&mut sim, &cert, JULIET, "");
+    let previd = sm_id(&success);
+    j.send(&mut sim, "<presence/>");
+    j.recv(&mut sim);
+    j.send(&mut sim, "<a xmlns='urn:xmpp:sm:3' h='1'/>");
+    sim.disconnect(j.id);
+    let (mut r, _) = login(&mut sim, &cert, ROMEO, "");
+    for b in ["1", "2", "3"] {
+        chat(&mut sim, &mut r, "juliet@localhost", b);
+    }
+    sim.advance(Duration::ZERO);
+    // Not resumable any more.
+    let (mut j2, _) = open(&mut sim, &cert);
+    let mut auth = Authenticate::plain("juliet", JULIET.1);
+    auth.resume = Some((previd, 1));
+    j2.send(&mut sim, &auth.to_xml());
+    let answer = j2.recv(&mut sim);
+    assert!(answer.contains("<failed xmlns='urn:xmpp:sm:3'>"), "{answer}");
+    // A login without stream management (its buffer of 2 would end it too).
+    let (mut j3, _) = open(&mut sim, &cert);
+    j3.send(
+        &mut sim,
+        &Authenticate::plain("juliet", JULIET.1).bind("Sim", "").to_xml(),
+    );
+    j3.recv(&mut sim);
+    j3.send(&mut sim, "<presence/>");
+    assert_eq!(bodies(&j3.recv(&mut sim)), ["1", "2", "3"]);
+}
+
+/// XEP-0388 §2.3: a stream `from` naming someone else fails the authentication.
+#[test]
+fn sasl2_stream_from_must_match_the_identity() {
+    let cert = TestCert::localhost();
+    let mut sim = sim(&cert, false, 40);
+    let mut d = Driver::connect_tls(&mut sim, cert.client_config());
+    d.send(
+        &mut sim,
+        &STREAM_OPEN.replace("to='localhost'", "to='localhost' from='romeo@localhost'"),
+    );
+    d.recv(&mut sim);
+    d.send(&mut sim, &Authenticate::plain("juliet", JULIET.1).to_xml());
+    assert!(d.recv(&mut sim).contains("<invalid-authzid"));
+}

@@ -485,19 +485,15 @@ impl Hub {
     }
 
     fn deliver(&mut self, session: SessionId, stanza: Element) {
-        if let Some(d) = self.detached.get_mut(&session) {
-            d.snapshot
-                .unacked
-                .push(crate::stream::c2s::Outbound::Stanza(stanza));
-            return;
+        if self.detached.contains_key(&session) {
+            return self.hold_for_detached(session, crate::stream::c2s::Outbound::Stanza(stanza));
         }
         self.actions.push_back(HubAction::Deliver { session, stanza });
     }
 
     fn deliver_raw(&mut self, session: SessionId, xml: String) {
-        if let Some(d) = self.detached.get_mut(&session) {
-            d.snapshot.unacked.push(crate::stream::c2s::Outbound::Raw(xml));
-            return;
+        if self.detached.contains_key(&session) {
+            return self.hold_for_detached(session, crate::stream::c2s::Outbound::Raw(xml));
         }
         self.actions.push_back(HubAction::DeliverRaw { session, xml });
     }

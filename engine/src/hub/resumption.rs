@@ -102,6 +102,22 @@ impl Hub {
         });
     }
 
+    /// A stanza for a detached session waits with its unacknowledged ones. Past
+    /// `buffer_max` the session will not be resumed: its deadline becomes now, and
+    /// the runtime's next timeout ends it (its stanzas go offline or bounce).
+    pub(super) fn hold_for_detached(&mut self, session: SessionId, out: Outbound) {
+        let now = self.now;
+        if let Some(d) = self.detached.get_mut(&session) {
+            d.snapshot.unacked.push(out);
+            if d.snapshot
+                .buffer_max
+                .is_some_and(|max| d.snapshot.unacked.len() > max)
+            {
+                d.deadline = d.deadline.min(now);
+            }
+        }
+    }
+
     /// Ends the detached sessions whose deadline is past.
     pub(super) fn expire_detached(&mut self, now: SystemTime) {
         let expired: Vec<SessionId> = self

@@ -191,6 +191,9 @@ pub struct C2s {
     wall: (Instant, SystemTime),
     /// True while the input being processed arrived as TLS 1.3 early data.
     in_early_data: bool,
+    /// The `from` of the client's stream header (XEP-0388 §2.3: the identity it
+    /// means to authenticate as).
+    header_from: Option<Jid>,
 }
 
 /// RFC 6120 §6.4.5: retries allowed before the stream is closed.
@@ -234,6 +237,7 @@ impl C2s {
             csi: csi::ClientState::default(),
             wall: (now, SystemTime::UNIX_EPOCH),
             in_early_data: false,
+            header_from: None,
         };
         if c2s.config.tls_mode == TlsMode::Tls && c2s.tls.is_none() {
             // A direct-TLS listener without an identity cannot serve anyone.
@@ -506,6 +510,7 @@ impl C2s {
             }
         }
         self.domain = Some(domain);
+        self.header_from = h.attr("from").and_then(|f| Jid::parse(f).ok());
         self.phase = if self.user.is_some() {
             Phase::Authenticated
         } else {

@@ -211,6 +211,11 @@ impl C2s {
     /// The mechanism exchange succeeded for `user`: the inline requests run, then
     /// `<success/>` goes out.
     pub(super) fn sasl2_authenticated(&mut self, user: Jid, additional_data: Option<Vec<u8>>, now: Instant) {
+        // §2.3: a stream `from` must name the identity that authenticated.
+        if self.header_from.as_ref().is_some_and(|f| f.bare() != user) {
+            tracing::info!(session = self.id, user = %user, "SASL2 identity differs from the stream's from");
+            return self.sasl_failure(SaslFailure::InvalidAuthzid);
+        }
         self.user = Some(user);
         if let Some(x) = &mut self.sasl2 {
             x.authenticated = true;
