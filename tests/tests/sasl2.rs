@@ -19,6 +19,8 @@ use base64::Engine as _;
 
 const JULIET: (&str, &str) = ("juliet", "r0m30myr0m30");
 const ROMEO: (&str, &str) = ("romeo", "jul13tjul13t");
+/// A second client installation of the same user.
+const OTHER_AGENT: &str = "6a1e40d2-1111-4c3b-9a55-0123456789ab";
 
 /// SM and FAST as configured by default, plus carbons and CSI (buffer of 5).
 fn config(cert: &TestCert, early_data: bool) -> C2sConfig {
@@ -61,8 +63,21 @@ fn open(sim: &mut Simulation, cert: &TestCert) -> (Driver, String) {
 /// Logs in with PLAIN through SASL2 in one round trip, with Bind 2, SM, carbons and
 /// a FAST token request; returns the driver and the `<success/>`.
 fn login(sim: &mut Simulation, cert: &TestCert, user: (&str, &str), extra: &str) -> (Driver, String) {
+    login_as(sim, cert, user, meerkat_tests::sasl2::AGENT, extra)
+}
+
+/// [`login`] from the client installation `agent`.
+fn login_as(
+    sim: &mut Simulation,
+    cert: &TestCert,
+    user: (&str, &str),
+    agent: &str,
+    extra: &str,
+) -> (Driver, String) {
     let (mut d, _) = open(sim, cert);
-    let mut auth = Authenticate::plain(user.0, user.1).bind(
+    let mut auth = Authenticate::plain(user.0, user.1);
+    auth.agent = Some(agent.into());
+    let mut auth = auth.bind(
         "Sim",
         &format!("<enable xmlns='urn:xmpp:sm:3' resume='true'/><enable xmlns='urn:xmpp:carbons:2'/>{extra}"),
     );
@@ -521,7 +536,7 @@ fn carbons_copy_to_the_other_resource() {
     let cert = TestCert::localhost();
     let mut sim = sim(&cert, false, 36);
     let (mut a, sa) = login(&mut sim, &cert, JULIET, "");
-    let (mut b, _) = login(&mut sim, &cert, JULIET, "");
+    let (mut b, _) = login_as(&mut sim, &cert, JULIET, OTHER_AGENT, "");
     let full_a = element_text(&sa, "authorization-identifier").unwrap().to_string();
     for d in [&mut a, &mut b] {
         d.send(&mut sim, "<presence/>");
@@ -663,4 +678,28 @@ fn sasl2_stream_from_must_match_the_identity() {
     d.recv(&mut sim);
     d.send(&mut sim, &Authenticate::plain("juliet", JULIET.1).to_xml());
     assert!(d.recv(&mut sim).contains("<invalid-authzid"));
+}
+
+/// XEP-0386 §2.2: a new Bind 2 session of the same client installation ends the
+/// earlier one (which gets `conflict`), and what that one had not acknowledged is
+/// routed again (here to offline storage, then to the new session). Another
+/// installation of the same user is left alone.
+#[test]
+fn bind2_ends_earlier_sessions_of_the_same_client() {
+    let cert = TestCert::localhost();
+    let mut sim = sim(&cert, false, 45);
+    let (other, _) = login_as(&mut sim, &cert, JULIET, OTHER_AGENT, "");
+    let (mut old, success) = login(&mut sim, &cert, JULIET, "");
+    let full_old = element_text(&success, "authorization-identifier")
+        .unwrap()
+        .to_string();
+    let (mut r, _) = login(&mut sim, &cert, ROMEO, "");
+    chat(&mut sim, &mut r, &full_old, "unacked");
+    assert_eq!(bodies(&old.recv(&mut sim)), ["unacked"]);
+    let (mut new, _) = login(&mut sim, &cert, JULIET, "");
+    assert!(old.recv(&mut sim).contains("<conflict"));
+    assert!(sim.is_closed(old.id));
+    assert!(!sim.is_closed(other.id));
+    new.send(&mut sim, "<presence/>");
+    assert_eq!(bodies(&new.recv(&mut sim)), ["unacked"]);
 }

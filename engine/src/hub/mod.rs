@@ -172,6 +172,15 @@ pub enum HubInput {
         /// The id the client resumes.
         previd: String,
     },
+    /// XEP-0386 §2.2: `session` was bound by the client installation `id` (its SASL2
+    /// user-agent id); earlier sessions of the same installation end (attached ones
+    /// as replaced, detached ones with their stanzas routed again).
+    UserAgent {
+        /// The session.
+        session: SessionId,
+        /// The user-agent id.
+        id: String,
+    },
     /// XEP-0280: `session` enabled (or disabled) message carbons (inline in Bind 2).
     Carbons {
         /// The session.
@@ -342,6 +351,9 @@ impl Hub {
             HubInput::Reply { id, reply } => self.on_reply(id, reply),
             HubInput::SmEnabled { session, id } => {
                 self.on_session_change(session, user::SessionChange::SmId(id))
+            }
+            HubInput::UserAgent { session, id } => {
+                self.on_session_change(session, user::SessionChange::Agent(id))
             }
             HubInput::Carbons { session, enabled } => {
                 self.on_session_change(session, user::SessionChange::Carbons(enabled))

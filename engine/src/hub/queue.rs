@@ -100,11 +100,16 @@ impl Hub {
                 state.sessions.push(user::Session::new(session, jid));
             }
             Work::Unbind { session } => self.unbind_session(user, session),
+            Work::Configure {
+                session,
+                change: user::SessionChange::Agent(agent),
+            } => self.end_earlier_sessions_of(user, session, agent),
             Work::Configure { session, change } => {
                 if let Some(s) = self.user_mut(user).session_mut(session) {
                     match change {
                         user::SessionChange::Carbons(on) => s.carbons = on,
                         user::SessionChange::SmId(id) => s.sm_id = Some(id),
+                        user::SessionChange::Agent(_) => {}
                     }
                 }
             }

@@ -36,6 +36,42 @@ impl Hub {
         self.enqueue(&jid.bare(), Work::Configure { session, change });
     }
 
+    /// XEP-0386 §2.2: `session` of `user` was bound by the client installation
+    /// `agent`; the installation's earlier sessions end. An attached one is
+    /// replaced (its connection gets `conflict`), a detached one ends now; either
+    /// way their unacknowledged stanzas are routed again. A session being resumed
+    /// is left alone.
+    pub(super) fn end_earlier_sessions_of(&mut self, user: &Jid, session: SessionId, agent: String) {
+        let earlier: Vec<SessionId> = self
+            .user(user)
+            .sessions
+            .iter()
+            .filter(|s| s.id != session && s.agent.as_deref() == Some(agent.as_str()))
+            .map(|s| s.id)
+            .filter(|id| !self.takeovers.contains_key(id))
+            .collect();
+        if let Some(s) = self.user_mut(user).session_mut(session) {
+            s.agent = Some(agent);
+        }
+        for old in earlier {
+            let Some(jid) = self.sessions.remove(&old) else {
+                continue;
+            };
+            if self.bound.get(&jid) == Some(&old) {
+                self.bound.remove(&jid);
+            }
+            tracing::info!(old, new = session, %jid, "an earlier session of the same client ends");
+            let detached = self.detached.remove(&old);
+            if detached.is_none() {
+                self.actions.push_back(HubAction::Replaced { session: old });
+            }
+            self.enqueue(user, Work::Unbind { session: old });
+            if let Some(d) = detached {
+                self.reroute_unacked(&jid, d.snapshot.unacked);
+            }
+        }
+    }
+
     /// The connection of a stream-managed session ended.
     pub(super) fn on_detach(&mut self, session: SessionId, jid: &Jid, snapshot: SmSnapshot) {
         if let Some(new) = self.takeovers.remove(&session) {

@@ -38,6 +38,8 @@ pub(super) struct Session {
     pub carbons: bool,
     /// XEP-0198: the stream management id, once enabled.
     pub sm_id: Option<String>,
+    /// XEP-0388: the client installation (user-agent id) that bound it.
+    pub agent: Option<String>,
 }
 
 /// A change to one session's settings, ordered with its other work.
@@ -47,6 +49,8 @@ pub(super) enum SessionChange {
     Carbons(bool),
     /// XEP-0198 enabled with this id.
     SmId(String),
+    /// XEP-0386 §2.2: bound by this client installation.
+    Agent(String),
 }
 
 impl Session {
@@ -60,6 +64,7 @@ impl Session {
             directed: BTreeSet::new(),
             carbons: false,
             sm_id: None,
+            agent: None,
         }
     }
 

@@ -54,6 +54,11 @@ impl C2s {
             .or_else(|| user.with_resource(&format!("meerkat-{random}")).ok())
             .unwrap_or(user);
         self.bind_session(jid, now);
+        if let Some(id) = self.user_agent_id().map(str::to_string) {
+            // §2.2: earlier sessions of this client installation end.
+            self.actions
+                .push_back(Action::Hub(HubInput::UserAgent { session: self.id, id }));
+        }
         let mut bound = Element::new("bound", ns::BIND2);
         for request in bind.children() {
             match (request.name(), request.ns()) {
