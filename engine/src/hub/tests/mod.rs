@@ -6,6 +6,7 @@
 
 mod iq;
 mod presence;
+mod resumption;
 mod roster;
 mod routing;
 mod sessions;
