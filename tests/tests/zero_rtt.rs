@@ -190,4 +190,16 @@ fn early_data_carries_only_fast_authentication() {
     let (id, _, _, plain) = zero_rtt(&mut sim, &client, &stanza);
     assert!(plain.contains("<policy-violation"), "{plain}");
     assert!(sim.is_closed(id));
+    // Not even after a good FAST authentication: a stanza in early data could be
+    // replayed, so it ends the stream instead of reaching anyone.
+    let token = first_login(&mut sim, &client);
+    let after_auth = format!(
+        "{STREAM_OPEN}{}<message to='romeo@localhost'><body>x</body></message>",
+        Authenticate::fast("juliet", &token, Some(1))
+            .bind("Sim", "")
+            .to_xml()
+    );
+    let (id, _, _, plain) = zero_rtt(&mut sim, &client, &after_auth);
+    assert!(plain.contains("<policy-violation"), "{plain}");
+    assert!(sim.is_closed(id));
 }

@@ -127,7 +127,7 @@ impl C2s {
 
     /// Dispatches a top-level element by phase.
     pub(super) fn on_element(&mut self, el: Element, now: Instant) {
-        if self.phase == Phase::Negotiating && self.in_early_data && el.ns() != ns::SASL2 {
+        if self.in_early_data && !(self.phase == Phase::Negotiating && el.ns() == ns::SASL2) {
             // TLS 1.3 early data may carry the stream header and a SASL2
             // authentication, nothing else (XEP-0484 §3.4, RFC 8446 §8).
             return self.stream_error(

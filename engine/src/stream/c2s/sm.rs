@@ -142,8 +142,11 @@ impl C2s {
             enabled.set_attr("max", timeout.to_string());
         }
         self.sm = Some(Box::new(StreamManagement::new(id.clone(), resume)));
-        self.actions
-            .push_back(Action::Hub(HubInput::SmEnabled { session: self.id, id }));
+        if resume {
+            // Only a resumable session can be found by its id (XEP-0198 §5).
+            self.actions
+                .push_back(Action::Hub(HubInput::SmEnabled { session: self.id, id }));
+        }
         enabled
     }
 
