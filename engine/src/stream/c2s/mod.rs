@@ -179,11 +179,11 @@ pub struct C2s {
     /// during a legacy SASL exchange.
     sasl2: Option<Box<sasl2::Sasl2Exchange>>,
     /// XEP-0388 §2.3: the client installation that authenticated.
-    user_agent: Option<sasl2::UserAgent>,
+    user_agent: Option<Box<sasl2::UserAgent>>,
     /// XEP-0198 state once enabled (or resumed).
     sm: Option<Box<sm::StreamManagement>>,
     /// XEP-0198: a resumption asked of the hub, waiting for its answer.
-    resuming: Option<sm::Resuming>,
+    resuming: Option<Box<sm::Resuming>>,
     /// XEP-0352 state and the stanzas held back while inactive.
     csi: csi::ClientState,
     /// An instant and the wall-clock time it was (FAST token expiry), so that wall
@@ -193,7 +193,7 @@ pub struct C2s {
     in_early_data: bool,
     /// The `from` of the client's stream header (XEP-0388 §2.3: the identity it
     /// means to authenticate as).
-    header_from: Option<Jid>,
+    header_from: Option<Box<Jid>>,
 }
 
 /// RFC 6120 §6.4.5: retries allowed before the stream is closed.
@@ -510,7 +510,7 @@ impl C2s {
             }
         }
         self.domain = Some(domain);
-        self.header_from = h.attr("from").and_then(|f| Jid::parse(f).ok());
+        self.header_from = h.attr("from").and_then(|f| Jid::parse(f).ok()).map(Box::new);
         self.phase = if self.user.is_some() {
             Phase::Authenticated
         } else {

@@ -160,7 +160,7 @@ impl C2s {
                         invalidate: matches!(child.attr("invalidate"), Some("true" | "1")),
                     })
                 }
-                ("user-agent", ns::SASL2) => self.user_agent = Some(UserAgent::parse(child)),
+                ("user-agent", ns::SASL2) => self.user_agent = Some(Box::new(UserAgent::parse(child))),
                 _ => {}
             }
         }

@@ -202,11 +202,11 @@ impl C2s {
                 self.send(&f)
             };
         }
-        self.resuming = Some(Resuming {
+        self.resuming = Some(Box::new(Resuming {
             previd: previd.to_string(),
             h,
             inline,
-        });
+        }));
         self.actions.push_back(Action::Hub(HubInput::Resume {
             session: self.id,
             user,
