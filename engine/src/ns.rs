@@ -48,3 +48,21 @@ pub const ROSTER_VER: &str = "urn:xmpp:features:rosterver";
 pub const PRE_APPROVAL: &str = "urn:xmpp:features:pre-approval";
 /// The `xml:` prefix namespace (for `xml:lang`).
 pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
+/// XEP-0388 Extensible SASL Profile (SASL2).
+pub const SASL2: &str = "urn:xmpp:sasl:2";
+/// XEP-0386 Bind 2.
+pub const BIND2: &str = "urn:xmpp:bind:0";
+/// XEP-0198 stream management.
+pub const SM: &str = "urn:xmpp:sm:3";
+/// XEP-0280 message carbons.
+pub const CARBONS: &str = "urn:xmpp:carbons:2";
+/// XEP-0297 stanza forwarding (carbons wrap copies in it).
+pub const FORWARD: &str = "urn:xmpp:forward:0";
+/// XEP-0352 client state indication.
+pub const CSI: &str = "urn:xmpp:csi:0";
+/// XEP-0484 Fast Authentication Streamlining Tokens.
+pub const FAST: &str = "urn:xmpp:fast:0";
+/// XEP-0334 message processing hints (`<no-copy/>`).
+pub const HINTS: &str = "urn:xmpp:hints";
+/// XEP-0085 chat state notifications (held back while a client is inactive).
+pub const CHATSTATES: &str = "http://jabber.org/protocol/chatstates";

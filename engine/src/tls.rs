@@ -39,6 +39,8 @@ pub struct TlsIdentity {
     pub server_config: Arc<rustls::ServerConfig>,
     /// RFC 5929 §4.1 hash of the end-entity certificate.
     pub end_point_hash: Vec<u8>,
+    /// TLS 1.3 early data (0-RTT) is accepted (see [`TlsIdentity::with_early_data`]).
+    pub early_data: bool,
 }
 
 impl TlsIdentity {
@@ -62,6 +64,54 @@ impl TlsIdentity {
         Ok(Self {
             server_config: Arc::new(config),
             end_point_hash,
+            early_data: false,
+        })
+    }
+}
+
+/// Most TLS 1.3 early data accepted per connection: room for a stream header and a
+/// SASL2 `<authenticate/>` with a FAST token, Bind 2 and a resumption (well under
+/// 2 KiB), with slack for record overhead; nothing else is allowed in it anyway.
+pub const MAX_EARLY_DATA: u32 = 8192;
+
+/// How TLS 1.3 sessions are resumed (and whether 0-RTT is possible).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumption {
+    /// Encrypted tickets, no server-side state; rustls never accepts early data on
+    /// them (RFC 8446 §8.1: no anti-replay).
+    Stateless,
+    /// Single-use tickets in server memory: a ticket resumes once, so a replayed
+    /// ClientHello gets no early data accepted (RFC 8446 §8.1, single-use tickets).
+    SingleUse {
+        /// Accept up to [`MAX_EARLY_DATA`] bytes of 0-RTT data.
+        early_data: bool,
+    },
+}
+
+impl TlsIdentity {
+    /// This identity with TLS 1.3 session resumption as given. With early data,
+    /// the server also sends its first answer right after its Finished (0.5-RTT),
+    /// so a 0-RTT FAST login completes in the handshake's round trip.
+    pub fn with_resumption(self, resumption: Resumption) -> Result<Self, TlsError> {
+        let mut config = (*self.server_config).clone();
+        let mut early_data = false;
+        match resumption {
+            Resumption::Stateless => {
+                config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+            }
+            Resumption::SingleUse { early_data: on } => {
+                config.session_storage = rustls::server::ServerSessionMemoryCache::new(65_536);
+                if on {
+                    config.max_early_data_size = MAX_EARLY_DATA;
+                    config.send_half_rtt_data = true;
+                    early_data = true;
+                }
+            }
+        }
+        Ok(Self {
+            server_config: Arc::new(config),
+            end_point_hash: self.end_point_hash,
+            early_data,
         })
     }
 }
@@ -102,7 +152,24 @@ impl TlsSession {
     /// Feeds ciphertext; decrypted application data is appended to `plaintext`.
     /// An error means the TLS session is broken: send what [`TlsSession::take_output`]
     /// has (an alert) and close.
-    pub fn read(&mut self, mut ciphertext: &[u8], plaintext: &mut Vec<u8>) -> Result<(), TlsError> {
+    pub fn read(&mut self, ciphertext: &[u8], plaintext: &mut Vec<u8>) -> Result<(), TlsError> {
+        let mut early = Vec::new();
+        self.read_with_early(ciphertext, &mut early, plaintext)?;
+        // Without early data enabled there is none; keep it in order regardless.
+        early.extend_from_slice(plaintext);
+        *plaintext = early;
+        Ok(())
+    }
+
+    /// [`TlsSession::read`], keeping TLS 1.3 early (0-RTT) data apart: it comes
+    /// first, into `early`; everything after the handshake into `plaintext`.
+    /// Early data may be a replay (RFC 8446 §8), so the caller treats it apart.
+    pub fn read_with_early(
+        &mut self,
+        mut ciphertext: &[u8],
+        early: &mut Vec<u8>,
+        plaintext: &mut Vec<u8>,
+    ) -> Result<(), TlsError> {
         while !ciphertext.is_empty() {
             // rustls takes records at its own pace; loop until all input is consumed.
             match self.conn.read_tls(&mut ciphertext) {
@@ -111,11 +178,19 @@ impl TlsSession {
                 Err(e) => return Err(TlsError::Rustls(rustls::Error::General(e.to_string()))),
             }
             self.conn.process_new_packets()?;
+            self.drain_early(early);
             self.drain_plaintext(plaintext);
         }
         self.conn.process_new_packets()?;
+        self.drain_early(early);
         self.drain_plaintext(plaintext);
         Ok(())
+    }
+
+    fn drain_early(&mut self, early: &mut Vec<u8>) {
+        if let Some(mut data) = self.conn.early_data() {
+            let _ = data.read_to_end(early);
+        }
     }
 
     fn drain_plaintext(&mut self, plaintext: &mut Vec<u8>) {

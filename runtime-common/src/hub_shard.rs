@@ -91,20 +91,36 @@ impl<M: Sink<ToSession>> HubShard<M> {
             HubMsg::Detach(session) => self.detach(session),
             HubMsg::Stop => return false,
             HubMsg::Input(input) => {
-                let me = &shards[self.index];
-                self.handle(input, SystemTime::now(), |out| match out {
-                    HubOut::Forward { shard, work } => {
-                        shards[shard].send(HubMsg::Input(HubInput::Forwarded(work)))
-                    }
-                    HubOut::Storage { id, request } => {
-                        let me = me.clone();
-                        let reply_to = move |id, reply| me.send(HubMsg::Input(HubInput::Reply { id, reply }));
-                        storage.submit(id, request, Box::new(reply_to));
-                    }
-                })
+                self.hub.handle(input, SystemTime::now());
+                self.drain(shards, storage);
             }
         }
         true
+    }
+
+    fn drain<S: Sink<HubMsg<M>>>(&mut self, shards: &[S], storage: &impl SubmitStorage) {
+        let me = &shards[self.index];
+        self.carry_out(|out| match out {
+            HubOut::Forward { shard, work } => shards[shard].send(HubMsg::Input(HubInput::Forwarded(work))),
+            HubOut::Storage { id, request } => {
+                let me = me.clone();
+                let reply_to = move |id, reply| me.send(HubMsg::Input(HubInput::Reply { id, reply }));
+                storage.submit(id, request, Box::new(reply_to));
+            }
+        })
+    }
+
+    /// When [`HubShard::on_timeout`] has work (a detached XEP-0198 session's
+    /// resumption deadline); runtimes sleep until then, or until a message.
+    pub fn next_deadline(&self) -> Option<SystemTime> {
+        self.hub.next_deadline()
+    }
+
+    /// The deadline of [`HubShard::next_deadline`] passed.
+    pub fn on_timeout<S: Sink<HubMsg<M>>>(&mut self, shards: &[S], storage: &impl SubmitStorage) {
+        let now = SystemTime::now();
+        self.hub.handle_timeout(now);
+        self.drain(shards, storage);
     }
 
     /// A session bound a user of this shard; its bind input follows.
@@ -119,8 +135,12 @@ impl<M: Sink<ToSession>> HubShard<M> {
 
     /// Feeds one input and carries out the hub's actions: deliveries go to the
     /// sessions' mailboxes, the rest to `out`.
-    pub fn handle(&mut self, input: HubInput, now: SystemTime, mut out: impl FnMut(HubOut)) {
+    pub fn handle(&mut self, input: HubInput, now: SystemTime, out: impl FnMut(HubOut)) {
         self.hub.handle(input, now);
+        self.carry_out(out);
+    }
+
+    fn carry_out(&mut self, mut out: impl FnMut(HubOut)) {
         while let Some(action) = self.hub.poll_action() {
             match action {
                 HubAction::Deliver { session, stanza } => {
@@ -130,6 +150,9 @@ impl<M: Sink<ToSession>> HubShard<M> {
                     self.send(session, ToSession::RoutedRaw(xml.into_boxed_str()))
                 }
                 HubAction::Replaced { session } => self.send(session, ToSession::Replaced),
+                HubAction::Resumed { session, resumed } => self.send(session, ToSession::Resumed(resumed)),
+                HubAction::ResumeFailed { session } => self.send(session, ToSession::ResumeFailed),
+                HubAction::Takeover { session } => self.send(session, ToSession::Takeover),
                 HubAction::Forward { shard, work } => out(HubOut::Forward { shard, work }),
                 HubAction::Request { id, request } => out(HubOut::Storage { id, request }),
             }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use meerkat_engine::hub::{shard_of, HubInput, RequestId, SessionId};
 use meerkat_engine::storage::{StorageReply, StorageRequest};
-use meerkat_engine::stream::c2s::{C2s, C2sConfig};
+use meerkat_engine::stream::c2s::{C2s, C2sConfig, SmResumed};
 use meerkat_engine::stream::Action;
 use meerkat_engine::Element;
 use rand_core::OsRng;
@@ -36,6 +36,12 @@ pub enum ToSession {
     Reply(Box<(RequestId, StorageReply)>),
     /// The server is stopping.
     Shutdown,
+    /// XEP-0198: the session this connection asked to resume is now its own.
+    Resumed(Box<SmResumed>),
+    /// XEP-0198: there was no session to resume.
+    ResumeFailed,
+    /// XEP-0198: a new connection resumes this session; hand it over.
+    Takeover,
 }
 
 /// What the adapter must do for the session, in order.
@@ -43,8 +49,9 @@ pub enum ToSession {
 pub enum Effect {
     /// Write these bytes to the socket.
     Write(Vec<u8>),
-    /// The session just bound: register its mailbox with hub shard `shard` (before
-    /// the `Hub` effect that follows, which carries the bind).
+    /// The session just bound (or asks to resume a session): register its mailbox
+    /// with hub shard `shard` (before the `Hub` effect that follows, which carries
+    /// the bind or the resumption).
     Attach {
         /// The shard of the bound user.
         shard: usize,
@@ -94,9 +101,11 @@ impl Session {
         metrics: Arc<Metrics>,
         now: Instant,
     ) -> Self {
+        let mut c2s = C2s::new(id, config, Box::new(OsRng), now);
+        c2s.set_wall_clock(now, std::time::SystemTime::now());
         Self {
             id,
-            c2s: C2s::new(id, config, Box::new(OsRng), now),
+            c2s,
             shards: shards.max(1),
             shard: None,
             pending: None,
@@ -140,6 +149,9 @@ impl Session {
                 self.c2s.handle_reply(id, reply, now);
             }
             ToSession::Shutdown => self.c2s.handle_shutdown(now),
+            ToSession::Resumed(resumed) => self.c2s.handle_resumed(*resumed, now),
+            ToSession::ResumeFailed => self.c2s.handle_resume_failed(now),
+            ToSession::Takeover => self.c2s.handle_takeover(now),
         }
     }
 
@@ -152,9 +164,14 @@ impl Session {
             let effect = match self.c2s.poll_action()? {
                 Action::Transmit(bytes) => Effect::Write(bytes),
                 Action::Hub(input) => {
-                    if let HubInput::Bind { jid, .. } = &input {
+                    let user = match &input {
+                        HubInput::Bind { jid, .. } => Some(jid.bare()),
+                        HubInput::Resume { user, .. } => Some(user.clone()),
+                        _ => None,
+                    };
+                    if let Some(user) = user {
                         if self.shard.is_none() {
-                            let shard = shard_of(&jid.bare(), self.shards);
+                            let shard = shard_of(&user, self.shards);
                             self.shard = Some(shard);
                             self.pending = Some(Effect::Hub { shard, input });
                             return Some(Effect::Attach { shard });

@@ -100,9 +100,29 @@ async fn executor_main(
         let (shards, storage) = (shards.clone(), storage.clone());
         let mut shard = HubShard::<Addr>::new(&shared.hub, index, threads);
         glommio::spawn_local(async move {
-            while let Some(msg) = hub_rx.recv().await {
-                if !shard.on_message(msg, &shards, &storage) {
-                    break;
+            loop {
+                // The shard's next deadline (a detached session's resumption timeout).
+                let wait = shard
+                    .next_deadline()
+                    .map(|d| d.duration_since(std::time::SystemTime::now()).unwrap_or_default());
+                let next = future::or(async { Some(hub_rx.recv().await) }, async {
+                    match wait {
+                        Some(w) => {
+                            glommio::timer::sleep(w).await;
+                            None
+                        }
+                        None => future::pending().await,
+                    }
+                })
+                .await;
+                match next {
+                    Some(Some(msg)) => {
+                        if !shard.on_message(msg, &shards, &storage) {
+                            break;
+                        }
+                    }
+                    Some(None) => break,
+                    None => shard.on_timeout(&shards, &storage),
                 }
             }
         })

@@ -33,9 +33,29 @@ pub(crate) async fn run(
     rx: Receiver<HubMsg<Mailbox>>,
 ) {
     let mut shard = HubShard::new(&config, index, shards.len());
-    while let Ok(msg) = rx.recv().await {
-        if !shard.on_message(msg, &shards, &storage) {
-            break;
+    loop {
+        // The shard's next deadline (a detached session's resumption timeout).
+        let wait = shard
+            .next_deadline()
+            .map(|d| d.duration_since(std::time::SystemTime::now()).unwrap_or_default());
+        let next = futures_lite::future::or(async { Some(rx.recv().await) }, async {
+            match wait {
+                Some(w) => {
+                    async_io::Timer::after(w).await;
+                    None
+                }
+                None => std::future::pending().await,
+            }
+        })
+        .await;
+        match next {
+            Some(Ok(msg)) => {
+                if !shard.on_message(msg, &shards, &storage) {
+                    break;
+                }
+            }
+            Some(Err(_)) => break,
+            None => shard.on_timeout(&shards, &storage),
         }
     }
 }

@@ -33,9 +33,19 @@ pub(crate) async fn run(
     mut rx: mpsc::UnboundedReceiver<HubMsg<Mailbox>>,
 ) {
     let mut shard = HubShard::new(&config, index, shards.len());
-    while let Some(msg) = rx.recv().await {
-        if !shard.on_message(msg, &shards, &storage) {
-            break;
+    loop {
+        // The shard's next deadline (a detached session's resumption timeout).
+        let wait = shard
+            .next_deadline()
+            .map(|d| d.duration_since(std::time::SystemTime::now()).unwrap_or_default());
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(msg) => if !shard.on_message(msg, &shards, &storage) { break },
+                None => break,
+            },
+            _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {
+                shard.on_timeout(&shards, &storage);
+            }
         }
     }
 }

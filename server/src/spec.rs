@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use meerkat_engine::hub::HubConfig;
 use meerkat_engine::stream::c2s::{C2sConfig, TlsMode};
-use meerkat_engine::tls::{TlsError, TlsIdentity};
+use meerkat_engine::tls::{Resumption, TlsError, TlsIdentity};
 use meerkat_runtime_common::{C2sListener, ServerSpec};
 
 use crate::cert::{self, CertError, PemPair};
-use crate::config::{CertSource, Config, ListenerTls};
+use crate::config::{CertSource, Config, ListenerTls, SessionTickets};
 use crate::storage::{self, OpenError};
 
 /// Time a client has to authenticate and bind before it is disconnected.
@@ -76,6 +76,7 @@ pub fn c2s_listeners(config: &Config, data_dir: &Path) -> Result<Vec<C2sListener
             None => (TlsMode::None, None),
             Some(t) => {
                 let identity = identity(t, config, data_dir, &mut self_signed)?;
+                let identity = with_resumption(identity, t)?;
                 (t.mode, Some(Arc::new(identity)))
             }
         };
@@ -92,6 +93,10 @@ pub fn c2s_listeners(config: &Config, data_dir: &Path) -> Result<Vec<C2sListener
                 auth_timeout: AUTH_TIMEOUT,
                 keepalive_interval: KEEPALIVE_INTERVAL,
                 sasl_secret,
+                sm: config.modules.stream_management.clone(),
+                carbons: config.modules.carbons,
+                csi: config.modules.csi.clone(),
+                fast: config.modules.fast_auth_token.clone(),
             }),
         });
     }
@@ -146,6 +151,30 @@ fn identity(
     }
 }
 
+/// `tls.session_tickets` and `tls.early_data`. rustls accepts 0-RTT data only on
+/// single-use tickets (RFC 8446 §8.1 anti-replay), so `"stateless"` with early data
+/// gets those: the FAST `count` check is the second line against replays, across
+/// restarts and servers.
+fn with_resumption(identity: TlsIdentity, tls: &ListenerTls) -> Result<TlsIdentity, SpecError> {
+    let resumption = match (tls.session_tickets, tls.early_data) {
+        (None, _) => return Ok(identity),
+        (Some(SessionTickets::Stateless), false) => Resumption::Stateless,
+        (Some(SessionTickets::Stateless), true) => {
+            tracing::info!(
+                "tls.early_data: using single-use session tickets, the only kind rustls takes 0-RTT data on"
+            );
+            Resumption::SingleUse { early_data: true }
+        }
+        (Some(SessionTickets::Stateful), early_data) => Resumption::SingleUse { early_data },
+    };
+    identity
+        .with_resumption(resumption)
+        .map_err(|source| SpecError::Tls {
+            what: "session tickets".into(),
+            source,
+        })
+}
+
 /// The hub's settings: hosts and which modules are on.
 pub fn hub_config(config: &Config) -> HubConfig {
     let modules = &config.modules;
@@ -166,6 +195,7 @@ pub fn hub_config(config: &Config) -> HubConfig {
         // The runtime shards the hub, one shard per thread.
         shard: 0,
         shards: 1,
+        carbons_enabled: modules.carbons,
     }
 }
 

@@ -9,6 +9,12 @@
 //! handshake, sees the other's presence, exchanges messages, and gets a message sent
 //! while it was offline after logging in again over direct TLS. See their headers.
 //!
+//! Two more scenarios run both users in one client process: `tests/e2e/node/fast_sm.mjs`
+//! (@xmpp/client: SASL2 + Bind 2 login that saves a FAST token, a reconnect with the
+//! token and a wrong password, messages, and a cut connection resumed inline in SASL2
+//! with nothing lost) and `tests/e2e/slixmpp_sm.py` (slixmpp, which has stream
+//! management but no SASL2: a cut connection resumed with `<resume/>`, nothing lost).
+//!
 //! tests/e2e/setup.sh installs the clients first (once per test process); if it
 //! fails, the tests fail. Nothing here is skipped.
 
@@ -218,6 +224,18 @@ fn token(test: &str) -> String {
     format!("{test}-{}-{nanos:x}", std::process::id())
 }
 
+/// Starts a server on `runtime` whose accounts are `users`, each with its
+/// [`password_of`].
+fn start_with_users(runtime: &str, test: &str, users: &[&str]) -> Server {
+    let passwords: Vec<String> = users.iter().map(|u| password_of(u)).collect();
+    let creds: Vec<(&str, &str)> = users
+        .iter()
+        .copied()
+        .zip(passwords.iter().map(String::as_str))
+        .collect();
+    Server::start(runtime, test, &creds)
+}
+
 /// Starts a server with the users of `pairs`, runs every pair's two clients at once
 /// (all pairs concurrently), and checks that all of them passed.
 fn run_pairs(runtime: &str, test: &str, pairs: &[(PeerSpec, PeerSpec)]) {
@@ -227,14 +245,8 @@ fn run_pairs(runtime: &str, test: &str, pairs: &[(PeerSpec, PeerSpec)]) {
         users.push(a.user);
         users.push(b.user);
     }
-    let passwords: Vec<String> = users.iter().map(|u| password_of(u)).collect();
-    let creds: Vec<(&str, &str)> = users
-        .iter()
-        .copied()
-        .zip(passwords.iter().map(String::as_str))
-        .collect();
     let started = Instant::now();
-    let server = Server::start(runtime, test, &creds);
+    let server = start_with_users(runtime, test, &users);
     let token = token(&format!("{test}-{runtime}"));
     let mut running = Vec::new();
     for (a, b) in pairs {
@@ -328,5 +340,63 @@ fn slixmpp_with_xmppjs(runtime) {
             ),
         ],
     );
+}
+}
+
+/// Runs one scenario script (both users in one process) against a fresh server.
+fn run_script(runtime: &str, test: &str, lib: Lib, users: [&str; 2]) {
+    setup();
+    let passwords: Vec<String> = users.iter().map(|u| password_of(u)).collect();
+    let started = Instant::now();
+    let server = start_with_users(runtime, test, &users);
+    let dir = e2e_dir();
+    let mut cmd = match lib {
+        Lib::Slixmpp => {
+            let mut c = Command::new(dir.join(".venv").join("bin").join("python"));
+            c.arg(dir.join("slixmpp_sm.py")).arg("--ca").arg(&server.cert);
+            c
+        }
+        Lib::XmppJs => {
+            let mut c = Command::new("node");
+            c.arg(dir.join("node").join("fast_sm.mjs"));
+            c.env("NODE_EXTRA_CA_CERTS", &server.cert);
+            c
+        }
+    };
+    cmd.args(["--jid-a", &format!("{}@{DOMAIN}", users[0])])
+        .args(["--jid-b", &format!("{}@{DOMAIN}", users[1])])
+        .args(["--password-a", &passwords[0]])
+        .args(["--password-b", &passwords[1]])
+        .args(["--tls-port", &server.tls_port.to_string()])
+        .args(["--token", &token(&format!("{test}-{runtime}"))])
+        .args(["--timeout", &STEP_TIMEOUT_SECS.to_string()])
+        .current_dir(&server.dir.0)
+        .stdin(Stdio::null());
+    let label = format!("{} {test}", lib.name());
+    let out = server.dir.0.join(format!("{test}.log"));
+    let file = fs::File::create(&out).expect("create a script log");
+    let err = file.try_clone().expect("clone a file handle");
+    cmd.stdout(file).stderr(err);
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start the {label} script: {e}"));
+    finish(vec![Running { label, child, out }]);
+    eprintln!(
+        "[e2e] {test} on {runtime} passed in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+on_every_runtime! {
+/// @xmpp/client: SASL2 + Bind 2 login with a FAST token request, reconnect with the
+/// token alone, messages, and a cut connection resumed inline with nothing lost.
+fn xmppjs_fast_token_and_resumption(runtime) {
+    run_script(runtime, "fast-sm", Lib::XmppJs, ["ivan", "judy"]);
+}
+
+/// slixmpp: stream management enabled after binding, a cut connection resumed with
+/// `<resume/>`, nothing lost and nothing twice.
+fn slixmpp_stream_resumption(runtime) {
+    run_script(runtime, "slixmpp-sm", Lib::Slixmpp, ["mallory", "niaj"]);
 }
 }

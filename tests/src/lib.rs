@@ -13,6 +13,7 @@
 pub mod driver;
 pub mod fuzz;
 pub mod recording;
+pub mod sasl2;
 pub mod sim;
 pub mod tls;
 pub mod transcript;

@@ -106,7 +106,8 @@ impl Simulation {
         let id = self.next_id;
         self.next_id += 1;
         let rng = ChaCha20Rng::seed_from_u64(self.rng.next_u64());
-        let c2s = C2s::new(id, self.config.clone(), Box::new(rng), self.now);
+        let mut c2s = C2s::new(id, self.config.clone(), Box::new(rng), self.now);
+        c2s.set_wall_clock(self.now, self.wall);
         self.conns.insert(
             id,
             Conn {
@@ -168,10 +169,22 @@ impl Simulation {
         self.now - self.start
     }
 
-    /// Moves the virtual clock forward, firing due timers.
+    /// Moves the virtual clock (and the wall clock with it) forward, firing due
+    /// timers of connections and hub shards.
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
+        self.wall += by;
         let now = self.now;
+        let mut hub_inputs = VecDeque::new();
+        for shard in 0..self.hubs.len() {
+            if self.hubs[shard].next_deadline().is_some_and(|d| d <= self.wall) {
+                self.hubs[shard].handle_timeout(self.wall);
+                while let Some(action) = self.hubs[shard].poll_action() {
+                    self.on_hub_action(shard, action, &mut hub_inputs);
+                }
+            }
+        }
+        self.settle_with(hub_inputs);
         for c in self.conns.values_mut() {
             if c.timer.is_some_and(|t| t <= now) && !c.closed {
                 c.timer = None;
@@ -183,7 +196,10 @@ impl Simulation {
 
     /// Runs every machine until none has anything left to do.
     fn settle(&mut self) {
-        let mut hub_inputs: VecDeque<(usize, HubInput)> = VecDeque::new();
+        self.settle_with(VecDeque::new());
+    }
+
+    fn settle_with(&mut self, mut hub_inputs: VecDeque<(usize, HubInput)>) {
         let shards = self.hubs.len();
         let mut replies: VecDeque<(SessionId, RequestId, StorageReply)> = VecDeque::new();
         loop {
@@ -194,8 +210,10 @@ impl Simulation {
                     match action {
                         Action::Transmit(bytes) => conn.output.extend_from_slice(&bytes),
                         Action::Hub(input) => {
-                            if let HubInput::Bind { jid, .. } = &input {
-                                conn.shard = shard_of(&jid.bare(), shards);
+                            match &input {
+                                HubInput::Bind { jid, .. } => conn.shard = shard_of(&jid.bare(), shards),
+                                HubInput::Resume { user, .. } => conn.shard = shard_of(user, shards),
+                                _ => {}
                             }
                             hub_inputs.push_back((conn.shard, input));
                         }
@@ -257,6 +275,21 @@ impl Simulation {
                 hub_inputs.push_back((shard, HubInput::Reply { id, reply }));
             }
             HubAction::Forward { shard, work } => hub_inputs.push_back((shard, HubInput::Forwarded(work))),
+            HubAction::Resumed { session, resumed } => {
+                if let Some(c) = self.conns.get_mut(&session) {
+                    c.c2s.handle_resumed(*resumed, now);
+                }
+            }
+            HubAction::ResumeFailed { session } => {
+                if let Some(c) = self.conns.get_mut(&session) {
+                    c.c2s.handle_resume_failed(now);
+                }
+            }
+            HubAction::Takeover { session } => {
+                if let Some(c) = self.conns.get_mut(&session) {
+                    c.c2s.handle_takeover(now);
+                }
+            }
         }
     }
 }

@@ -29,6 +29,14 @@ impl TestCert {
         TlsIdentity::from_pem(self.cert_pem.as_bytes(), self.key_pem.as_bytes(), alpn).expect("identity")
     }
 
+    /// [`TestCert::client_config`] with TLS 1.3 early data (0-RTT) on resumption.
+    /// Keep the `Arc`: its session cache holds the tickets for the next connection.
+    pub fn client_config_early(&self) -> Arc<rustls::ClientConfig> {
+        let mut config = (*self.client_config()).clone();
+        config.enable_early_data = true;
+        Arc::new(config)
+    }
+
     /// A client configuration that trusts only this certificate.
     pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
@@ -88,6 +96,20 @@ impl TlsClient {
     /// Queues plaintext for the server.
     pub fn send(&mut self, plain: &[u8]) {
         self.conn.writer().write_all(plain).expect("write");
+    }
+
+    /// Writes `plain` as TLS 1.3 early data; false when the session cannot carry
+    /// any (no resumable ticket allowing it) or it does not fit.
+    pub fn send_early(&mut self, plain: &[u8]) -> bool {
+        match self.conn.early_data() {
+            Some(mut early) => early.write(plain).is_ok_and(|n| n == plain.len()),
+            None => false,
+        }
+    }
+
+    /// Whether the server accepted the early data (known once the handshake ends).
+    pub fn early_data_accepted(&self) -> bool {
+        self.conn.is_early_data_accepted()
     }
 
     /// True until the handshake is done.

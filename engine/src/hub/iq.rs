@@ -29,6 +29,9 @@ impl Hub {
         if stanza.attr("to").is_some() {
             return self.route(stanza);
         }
+        if self.carbons_iq(user, &stanza).is_some() {
+            return;
+        }
         // RFC 6120 §10.3.3: no `to`, so the server answers on behalf of the account:
         // the roster is the account's, the rest is the server's.
         if !request {

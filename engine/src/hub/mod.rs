@@ -32,9 +32,11 @@
 //! (per-user state), `queue` (running the per-user queues). Tests and simulations
 //! answer its requests from [`crate::storage::MemoryStorage`].
 
+mod carbons;
 mod iq;
 mod presence;
 mod queue;
+mod resumption;
 mod router;
 mod shard;
 mod user;
@@ -46,6 +48,8 @@ mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::SystemTime;
+
+use crate::stream::c2s::{SmResumed, SmSnapshot};
 
 use crate::jid::Jid;
 use crate::storage::{StorageReply, StorageRequest};
@@ -80,6 +84,8 @@ pub struct HubConfig {
     pub shard: usize,
     /// How many shards share the users; 1 for an unsharded hub.
     pub shards: usize,
+    /// XEP-0280 message carbons (`mod_carbons`).
+    pub carbons_enabled: bool,
 }
 
 impl Default for HubConfig {
@@ -93,6 +99,7 @@ impl Default for HubConfig {
             version_os: None,
             shard: 0,
             shards: 1,
+            carbons_enabled: false,
         }
     }
 }
@@ -131,6 +138,55 @@ pub enum HubInput {
         id: RequestId,
         /// The answer.
         reply: StorageReply,
+    },
+    /// XEP-0198: the bound `session` enabled stream management with this id (its
+    /// `previd` when a new connection resumes it).
+    SmEnabled {
+        /// The session.
+        session: SessionId,
+        /// The stream management id.
+        id: String,
+    },
+    /// XEP-0198 §5: the stream-managed `session`'s connection ended. With a non-zero
+    /// `snapshot.resume_timeout` the hub keeps the session, detached, until then
+    /// (stanzas for it join its unacknowledged ones); otherwise, or at the
+    /// deadline, the session ends and its unacknowledged stanzas are routed again
+    /// (another resource, or offline storage) or bounced.
+    Detach {
+        /// The session.
+        session: SessionId,
+        /// Its full JID (the session may have been replaced meanwhile; its
+        /// unacknowledged stanzas still go to this user).
+        jid: Jid,
+        /// Its resumable state.
+        snapshot: Box<SmSnapshot>,
+    },
+    /// XEP-0198 §5: the new connection `session`, authenticated as `user` (bare),
+    /// resumes the session whose stream management id is `previd`. Answered by
+    /// [`HubAction::Resumed`] or [`HubAction::ResumeFailed`].
+    Resume {
+        /// The new connection (its mailbox is attached to this shard).
+        session: SessionId,
+        /// The authenticated user.
+        user: Jid,
+        /// The id the client resumes.
+        previd: String,
+    },
+    /// XEP-0386 §2.2: `session` was bound by the client installation `id` (its SASL2
+    /// user-agent id); earlier sessions of the same installation end (attached ones
+    /// as replaced, detached ones with their stanzas routed again).
+    UserAgent {
+        /// The session.
+        session: SessionId,
+        /// The user-agent id.
+        id: String,
+    },
+    /// XEP-0280: `session` enabled (or disabled) message carbons (inline in Bind 2).
+    Carbons {
+        /// The session.
+        session: SessionId,
+        /// On or off.
+        enabled: bool,
     },
 }
 
@@ -176,6 +232,24 @@ pub enum HubAction {
         /// The request.
         request: StorageRequest,
     },
+    /// XEP-0198 §5: `session` (a new connection) now owns the resumed session.
+    Resumed {
+        /// The new connection.
+        session: SessionId,
+        /// The session's JID and state.
+        resumed: Box<SmResumed>,
+    },
+    /// XEP-0198 §5: no session to resume for `session`.
+    ResumeFailed {
+        /// The new connection.
+        session: SessionId,
+    },
+    /// XEP-0198 §5: a new connection resumes `session` while its connection is
+    /// still open: end it and hand over its state (`HubInput::Detach`).
+    Takeover {
+        /// The old connection.
+        session: SessionId,
+    },
 }
 
 /// What an outstanding storage request was for.
@@ -215,6 +289,10 @@ pub struct Hub {
     next_push: u64,
     actions: VecDeque<HubAction>,
     now: SystemTime,
+    /// XEP-0198 sessions whose connection broke, kept for a resumption.
+    detached: HashMap<SessionId, resumption::Detached>,
+    /// Resumptions waiting for the old connection's state: old → new session.
+    takeovers: HashMap<SessionId, SessionId>,
 }
 
 impl Hub {
@@ -245,6 +323,8 @@ impl Hub {
             next_push: 1,
             actions: VecDeque::new(),
             now: SystemTime::UNIX_EPOCH,
+            detached: HashMap::new(),
+            takeovers: HashMap::new(),
         }
     }
 
@@ -269,7 +349,39 @@ impl Hub {
                 },
             ),
             HubInput::Reply { id, reply } => self.on_reply(id, reply),
+            HubInput::SmEnabled { session, id } => {
+                self.on_session_change(session, user::SessionChange::SmId(id))
+            }
+            HubInput::UserAgent { session, id } => {
+                self.on_session_change(session, user::SessionChange::Agent(id))
+            }
+            HubInput::Carbons { session, enabled } => {
+                self.on_session_change(session, user::SessionChange::Carbons(enabled))
+            }
+            HubInput::Detach {
+                session,
+                jid,
+                snapshot,
+            } => self.on_detach(session, &jid, *snapshot),
+            HubInput::Resume {
+                session,
+                user,
+                previd,
+            } => self.on_resume(session, &user, &previd),
         }
+        self.run();
+    }
+
+    /// The earliest instant [`Hub::handle_timeout`] has work for (a detached
+    /// session's resumption deadline).
+    pub fn next_deadline(&self) -> Option<SystemTime> {
+        self.detached.values().map(|d| d.deadline).min()
+    }
+
+    /// Ends the detached sessions whose resumption deadline has passed.
+    pub fn handle_timeout(&mut self, now: SystemTime) {
+        self.now = now;
+        self.expire_detached(now);
         self.run();
     }
 
@@ -288,7 +400,10 @@ impl Hub {
         let user = jid.bare();
         if let Some(old) = self.bound.insert(jid.clone(), session) {
             self.sessions.remove(&old);
-            self.actions.push_back(HubAction::Replaced { session: old });
+            match self.detached.remove(&old) {
+                Some(d) => self.reroute_unacked(&jid, d.snapshot.unacked),
+                None => self.actions.push_back(HubAction::Replaced { session: old }),
+            }
             self.enqueue(&user, Work::Unbind { session: old });
         }
         self.sessions.insert(session, jid.clone());
@@ -354,7 +469,7 @@ impl Hub {
                 StorageReply::Offline(messages) => {
                     for xml in messages {
                         if self.sessions.contains_key(&session) {
-                            self.actions.push_back(HubAction::DeliverRaw { session, xml });
+                            self.deliver_raw(session, xml);
                         } else {
                             // The session left meanwhile: keep the message for later.
                             self.request(
@@ -382,7 +497,17 @@ impl Hub {
     }
 
     fn deliver(&mut self, session: SessionId, stanza: Element) {
+        if self.detached.contains_key(&session) {
+            return self.hold_for_detached(session, crate::stream::c2s::Outbound::Stanza(stanza));
+        }
         self.actions.push_back(HubAction::Deliver { session, stanza });
+    }
+
+    fn deliver_raw(&mut self, session: SessionId, xml: String) {
+        if self.detached.contains_key(&session) {
+            return self.hold_for_detached(session, crate::stream::c2s::Outbound::Raw(xml));
+        }
+        self.actions.push_back(HubAction::DeliverRaw { session, xml });
     }
 
     /// The state of `user`, which exists while one of their work items runs.

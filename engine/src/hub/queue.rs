@@ -100,12 +100,25 @@ impl Hub {
                 state.sessions.push(user::Session::new(session, jid));
             }
             Work::Unbind { session } => self.unbind_session(user, session),
+            Work::Configure {
+                session,
+                change: user::SessionChange::Agent(agent),
+            } => self.end_earlier_sessions_of(user, session, agent),
+            Work::Configure { session, change } => {
+                if let Some(s) = self.user_mut(user).session_mut(session) {
+                    match change {
+                        user::SessionChange::Carbons(on) => s.carbons = on,
+                        user::SessionChange::SmId(id) => s.sm_id = Some(id),
+                        user::SessionChange::Agent(_) => {}
+                    }
+                }
+            }
             Work::Outbound {
                 session,
                 from,
                 stanza,
             } => match stanza.name() {
-                "message" => self.outbound_message(user, stanza),
+                "message" => self.outbound_message(user, session, stanza),
                 "presence" => self.outbound_presence(user, session, &from, stanza),
                 _ => self.outbound_iq(user, stanza),
             },
@@ -164,7 +177,7 @@ impl Hub {
                         state.sessions.retain(|s| s.id != session);
                     }
                 }
-                Work::Bind { .. } => {}
+                Work::Bind { .. } | Work::Configure { .. } => {}
             }
         }
     }

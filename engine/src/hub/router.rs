@@ -76,10 +76,12 @@ impl Hub {
     }
 
     /// RFC 6120 §10.3.1: a message without `to` is for the sender's own bare JID.
-    pub(super) fn outbound_message(&mut self, user: &Jid, mut stanza: Element) {
+    /// XEP-0280: the sender's other resources get a `<sent/>` copy.
+    pub(super) fn outbound_message(&mut self, user: &Jid, session: super::SessionId, mut stanza: Element) {
         if stanza.attr("to").is_none() {
             stanza.set_attr("to", user.to_string());
         }
+        self.carbon_copies(user, "sent", &stanza, &[session]);
         self.route(stanza);
     }
 
@@ -107,6 +109,7 @@ impl Hub {
             // RFC 6121 §8.5.3.1: the resource is bound.
             if let Some(s) = state.session_by_jid(to) {
                 let id = s.id;
+                self.carbon_copies(user, "received", &stanza, &[id]);
                 return self.deliver(id, stanza);
             }
             // RFC 6121 §8.5.3.2.1: no such resource.
@@ -135,6 +138,7 @@ impl Hub {
                 if targets.is_empty() {
                     return self.store_offline(user, stanza);
                 }
+                self.carbon_copies(user, "received", &stanza, &targets);
                 for id in targets {
                     self.deliver(id, stanza.clone());
                 }

@@ -34,6 +34,23 @@ pub(super) struct Session {
     /// RFC 6121 §4.6: entities that got directed available presence from this
     /// resource; they get unavailable presence when it goes away.
     pub directed: BTreeSet<Jid>,
+    /// XEP-0280: the resource gets carbon copies.
+    pub carbons: bool,
+    /// XEP-0198: the stream management id, once enabled.
+    pub sm_id: Option<String>,
+    /// XEP-0388: the client installation (user-agent id) that bound it.
+    pub agent: Option<String>,
+}
+
+/// A change to one session's settings, ordered with its other work.
+#[derive(Debug)]
+pub(super) enum SessionChange {
+    /// XEP-0280 carbons on or off.
+    Carbons(bool),
+    /// XEP-0198 enabled with this id.
+    SmId(String),
+    /// XEP-0386 §2.2: bound by this client installation.
+    Agent(String),
 }
 
 impl Session {
@@ -45,6 +62,9 @@ impl Session {
             priority: 0,
             interested: false,
             directed: BTreeSet::new(),
+            carbons: false,
+            sm_id: None,
+            agent: None,
         }
     }
 
@@ -72,6 +92,11 @@ pub(super) enum Work {
     Bind { session: SessionId, jid: Jid },
     /// A session ended (or was replaced).
     Unbind { session: SessionId },
+    /// A session's settings changed.
+    Configure {
+        session: SessionId,
+        change: SessionChange,
+    },
     /// A stanza from one of the user's sessions, `from` stamped with `from`.
     Outbound {
         session: SessionId,
@@ -175,7 +200,7 @@ impl UserState {
     /// What `work` needs before it runs.
     pub fn need(&self, work: &Work) -> Need {
         match work {
-            Work::Bind { .. } => Need::Nothing,
+            Work::Bind { .. } | Work::Configure { .. } => Need::Nothing,
             Work::Unbind { session } => {
                 if self.session(*session).is_some_and(Session::available) {
                     Need::Roster

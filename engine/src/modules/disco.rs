@@ -20,6 +20,9 @@ pub fn server_features(config: &HubConfig) -> Vec<&'static str> {
     if config.registration_enabled {
         features.push(ns::REGISTER);
     }
+    if config.carbons_enabled {
+        features.push(ns::CARBONS);
+    }
     // RFC 6121 §3.4: subscription pre-approval is implemented by the hub.
     features.push(ns::PRE_APPROVAL);
     features

@@ -11,6 +11,7 @@
 mod client;
 mod credentials;
 mod hash;
+pub mod ht;
 mod mechanism;
 mod plain;
 mod scram;

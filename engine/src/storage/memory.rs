@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::jid::Jid;
 use crate::sasl::StoredCredentials;
-use crate::storage::{RosterItem, Storage, StorageReply, StorageRequest};
+use crate::storage::{FastSlot, FastToken, RosterItem, Storage, StorageReply, StorageRequest};
 
 /// A [`Storage`] kept in a `HashMap`, with the semantics the engine expects from a
 /// real backend (see [`StorageRequest`]): rosters keep insertion order, offline
@@ -25,6 +25,8 @@ struct MemoryUser {
     credentials: StoredCredentials,
     roster: Vec<RosterItem>,
     offline: Vec<String>,
+    /// FAST tokens by user-agent id and slot.
+    fast: HashMap<(String, FastSlot), FastToken>,
 }
 
 impl MemoryStorage {
@@ -131,6 +133,61 @@ impl Storage for MemoryStorage {
                     .map(|u| std::mem::take(&mut u.offline))
                     .unwrap_or_default(),
             ),
+            StorageRequest::GetFastTokens { user, agent } => {
+                let mut tokens: Vec<(FastSlot, FastToken)> = users
+                    .get(&user)
+                    .map(|u| {
+                        u.fast
+                            .iter()
+                            .filter(|((a, _), _)| *a == agent)
+                            .map(|((_, slot), t)| (*slot, t.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                tokens.sort_by_key(|(slot, _)| *slot == FastSlot::Current);
+                StorageReply::FastTokens(tokens)
+            }
+            StorageRequest::StoreFastToken { user, agent, token } => match users.get_mut(&user) {
+                Some(u) => {
+                    u.fast.insert((agent, FastSlot::New), token);
+                    StorageReply::Done
+                }
+                None => StorageReply::NotFound,
+            },
+            StorageRequest::UseFastToken {
+                user,
+                agent,
+                slot,
+                key,
+                count,
+                invalidate,
+                issue,
+            } => {
+                let Some(u) = users.get_mut(&user) else {
+                    return StorageReply::NotFound;
+                };
+                let slot_key = (agent.clone(), slot);
+                let Some(token) = u.fast.get_mut(&slot_key).filter(|t| t.key == key) else {
+                    return StorageReply::NotFound;
+                };
+                if let Some(c) = count {
+                    if c <= token.count {
+                        return StorageReply::Conflict;
+                    }
+                    token.count = c;
+                }
+                if slot == FastSlot::New {
+                    let t = u.fast.remove(&slot_key).expect("present");
+                    u.fast.insert((agent.clone(), FastSlot::Current), t);
+                }
+                if invalidate {
+                    u.fast.retain(|(a, _), _| *a != agent);
+                }
+                if let Some(t) = issue {
+                    u.fast.insert((agent, FastSlot::New), t);
+                }
+                StorageReply::Done
+            }
         }
     }
 }

@@ -78,6 +78,90 @@ pub enum StorageRequest {
         /// The recipient.
         owner: Jid,
     },
+    /// XEP-0484: the FAST tokens of `user` for the client installation `agent` (its
+    /// SASL2 user-agent id), answered by [`StorageReply::FastTokens`].
+    GetFastTokens {
+        /// The account.
+        user: Jid,
+        /// The SASL2 `<user-agent id=...>`.
+        agent: String,
+    },
+    /// XEP-0484 §3.2: puts a newly issued token into the `New` slot of `user` and
+    /// `agent` (replacing an unused one there). Done, or NotFound for no such user.
+    StoreFastToken {
+        /// The account.
+        user: Jid,
+        /// The client installation.
+        agent: String,
+        /// The token, hashed.
+        token: FastToken,
+    },
+    /// XEP-0484 §3.3–3.5: the token of `slot`, whose key is `key`, was just used.
+    /// In one transaction: when `count` is given, it must be greater than the
+    /// token's last count (else [`StorageReply::Conflict`]: a replay) and becomes
+    /// the last count; a token used from the `New` slot moves to `Current`,
+    /// replacing the older one; `invalidate` deletes every token of the client;
+    /// then `issue`, if any, goes into the `New` slot. Done, Conflict, or NotFound
+    /// when the token is gone (used up or invalidated meanwhile).
+    UseFastToken {
+        /// The account.
+        user: Jid,
+        /// The client installation.
+        agent: String,
+        /// Where the token was found.
+        slot: FastSlot,
+        /// The token's key, to make sure it is still the same token.
+        key: Vec<u8>,
+        /// The client's `count`, if it sent one.
+        count: Option<u64>,
+        /// Invalidate the client's tokens.
+        invalidate: bool,
+        /// A new token to store in the `New` slot.
+        issue: Option<FastToken>,
+    },
+}
+
+/// XEP-0484 §5.2: the two token slots of a client installation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FastSlot {
+    /// The token in use.
+    Current,
+    /// The latest token issued, not yet used by the client.
+    New,
+}
+
+impl FastSlot {
+    /// A stable name for storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FastSlot::Current => "current",
+            FastSlot::New => "new",
+        }
+    }
+
+    /// Parses [`FastSlot::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "current" => Some(FastSlot::Current),
+            "new" => Some(FastSlot::New),
+            _ => None,
+        }
+    }
+}
+
+/// A FAST token as stored: never the token itself, only `H(token)` (see
+/// [`crate::sasl::ht`]), the mechanism it is bound to, when it expires and the last
+/// `count` the client used with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FastToken {
+    /// The HT mechanism name the token is bound to (XEP-0484 §3.3).
+    pub mechanism: String,
+    /// `H(token)`, the HMAC key.
+    pub key: Vec<u8>,
+    /// Expiry, seconds since the Unix epoch.
+    pub expiry: u64,
+    /// The last `count` accepted with this token (0: none yet).
+    pub count: u64,
 }
 
 /// The backend's answer to a [`StorageRequest`].
@@ -99,6 +183,8 @@ pub enum StorageReply {
     User(Option<Vec<RosterItem>>),
     /// Answer to `TakeOffline`: serialised `<message/>` stanzas, oldest first.
     Offline(Vec<String>),
+    /// Answer to `GetFastTokens`: the client's tokens with their slots.
+    FastTokens(Vec<(FastSlot, FastToken)>),
     /// The backend failed; the engine answers the client with `internal-server-error`.
     Failed(String),
 }

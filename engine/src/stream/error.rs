@@ -31,6 +31,9 @@ pub enum StreamError {
     NotWellFormed,
     /// §4.9.3.14
     PolicyViolation,
+    /// §4.9.3.16 the server lacks the resources to serve the stream (XEP-0198 §5:
+    /// too many unacknowledged stanzas).
+    ResourceConstraint,
     /// §4.9.3.17
     ResetCheckFailed,
     /// §4.9.3.18
@@ -67,6 +70,7 @@ impl StreamError {
             StreamError::NotAuthorized => "not-authorized",
             StreamError::NotWellFormed => "not-well-formed",
             StreamError::PolicyViolation => "policy-violation",
+            StreamError::ResourceConstraint => "resource-constraint",
             StreamError::ResetCheckFailed => "reset",
             StreamError::RestrictedXml => "restricted-xml",
             StreamError::SeeOtherHost => "see-other-host",

@@ -39,6 +39,8 @@
 //! | `tls.mode` | `"starttls"`, `"starttls_required"` or `"tls"` (direct TLS, XEP-0368) | `"starttls"` |
 //! | `tls.certfile` | PEM certificate chain, end-entity first | self-signed, see below |
 //! | `tls.keyfile` | PEM private key (required with `certfile`) | self-signed, see below |
+//! | `tls.session_tickets` | `"stateless"` or `"stateful"`: TLS 1.3 resumption tickets | none |
+//! | `tls.early_data` | boolean: accept TLS 1.3 0-RTT data carrying a FAST authentication (needs `session_tickets`, direct TLS) | `false` |
 //!
 //! Without a `tls` table the listener has no TLS at all (and never offers PLAIN).
 //! With a `tls` table but no `certfile`/`keyfile`, the server uses a self-signed
@@ -80,6 +82,10 @@
 //! | `mod_register` | none | XEP-0077 in-band registration |
 //! | `mod_version` | `os_info`: boolean, default false | XEP-0092 software version (with the OS when `os_info`) |
 //! | `mod_roster`, `mod_disco`, `mod_ping` | none | always on in Meerkat; accepted so MongooseIM configs load |
+//! | `mod_stream_management` | `buffer_max`: positive integer or `"infinity"`, default 100; `ack_freq`: positive integer or `"never"`, default 1; `resume_timeout`: seconds, default 600 | XEP-0198 stream management with resumption (also inline in SASL2 and Bind 2) |
+//! | `mod_carbons` | none | XEP-0280 message carbons |
+//! | `mod_csi` | `buffer_max`: non-negative integer, default 20 | XEP-0352: presence and chat states wait while the client is inactive |
+//! | `mod_fast_auth_token` | `backend`: `"rdbms"`; `validity_period.access` and `validity_period.rotate_before_expire`: `{value = N, unit = "days" \| "hours" \| "minutes" \| "seconds"}`, defaults 3 days and 6 hours | XEP-0484 FAST tokens (HT-* mechanisms) with rotation |
 
 mod error;
 mod node;
@@ -91,7 +97,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use meerkat_engine::sasl::Mechanism;
-use meerkat_engine::stream::c2s::TlsMode;
+use meerkat_engine::stream::c2s::{CsiConfig, FastConfig, SmConfig, TlsMode};
 
 pub use error::{ConfigError, ConfigOrigin, Problem};
 
@@ -214,6 +220,21 @@ pub struct ListenerTls {
     pub mode: TlsMode,
     /// Where the certificate comes from.
     pub cert: CertSource,
+    /// `tls.early_data`: accept TLS 1.3 0-RTT data (only a FAST authentication).
+    pub early_data: bool,
+    /// `tls.session_tickets`: TLS 1.3 session resumption tickets; `None`: none.
+    pub session_tickets: Option<SessionTickets>,
+}
+
+/// `tls.session_tickets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionTickets {
+    /// `"stateless"`: tickets the server can decrypt, no server-side store. With
+    /// `early_data`, single-use tickets are issued instead (see `spec`): rustls
+    /// accepts 0-RTT only on those (RFC 8446 §8.1 anti-replay).
+    Stateless,
+    /// `"stateful"`: single-use tickets kept in server memory.
+    Stateful,
 }
 
 /// The certificate of a TLS listener.
@@ -270,6 +291,14 @@ pub struct ModulesConfig {
     pub disco: bool,
     /// `mod_ping` (informational: pings are always answered).
     pub ping: bool,
+    /// `mod_stream_management` (XEP-0198).
+    pub stream_management: Option<SmConfig>,
+    /// `mod_carbons` (XEP-0280).
+    pub carbons: bool,
+    /// `mod_csi` (XEP-0352).
+    pub csi: Option<CsiConfig>,
+    /// `mod_fast_auth_token` (XEP-0484).
+    pub fast_auth_token: Option<FastConfig>,
 }
 
 /// `[modules.mod_offline]`.

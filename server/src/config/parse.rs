@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use meerkat_engine::jid::Jid;
 use meerkat_engine::sasl::{Mechanism, ScramHash};
-use meerkat_engine::stream::c2s::TlsMode;
+use meerkat_engine::stream::c2s::{CsiConfig, FastConfig, SmConfig, TlsMode};
 use meerkat_engine::tls::{TlsError, TlsIdentity};
 use toml::de::{DeTable, DeValue};
 
@@ -14,8 +15,8 @@ use super::error::{ConfigError, ConfigOrigin, Problem};
 use super::node::{Doc, Node, Result};
 use super::{
     AuthConfig, AuthMethod, C2sListenerConfig, CertSource, Config, ListenerTls, LogLevel, ModulesConfig,
-    OfflineConfig, RuntimeKind, StorageConfig, VersionConfig, DATA_DIR, DEFAULT_MAX_STANZA_SIZE,
-    DEFAULT_OFFLINE_LIMIT,
+    OfflineConfig, RuntimeKind, SessionTickets, StorageConfig, VersionConfig, DATA_DIR,
+    DEFAULT_MAX_STANZA_SIZE, DEFAULT_OFFLINE_LIMIT,
 };
 
 /// MongooseIM's `sasl_mechanisms` names that Meerkat implements, in the default order.
@@ -34,11 +35,15 @@ const fn scram(hash: ScramHash, plus: bool) -> Mechanism {
 }
 
 const MODULES: &[&str] = &[
+    "mod_carbons",
+    "mod_csi",
     "mod_disco",
+    "mod_fast_auth_token",
     "mod_offline",
     "mod_ping",
     "mod_register",
     "mod_roster",
+    "mod_stream_management",
     "mod_version",
 ];
 
@@ -82,6 +87,10 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
             roster: false,
             disco: false,
             ping: false,
+            stream_management: None,
+            carbons: false,
+            csi: None,
+            fast_auth_token: None,
         },
     };
     let c2s = match root.get("listen") {
@@ -264,7 +273,7 @@ fn c2s_listener(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<C2sListe
 }
 
 fn listener_tls(node: &Node) -> Result<ListenerTls> {
-    let t = node.table(&["mode", "certfile", "keyfile"])?;
+    let t = node.table(&["mode", "certfile", "keyfile", "early_data", "session_tickets"])?;
     let mode = match t.get("mode") {
         // MongooseIM's default for C2S listeners.
         None => TlsMode::StartTls,
@@ -296,7 +305,37 @@ fn listener_tls(node: &Node) -> Result<ListenerTls> {
             return Err(t.missing("certfile", "the PEM certificate chain that goes with tls.keyfile"))
         }
     };
-    Ok(ListenerTls { mode, cert })
+    let session_tickets = match t.get("session_tickets") {
+        None => None,
+        Some(n) => Some(match n.one_of(&["stateless", "stateful"])? {
+            "stateless" => SessionTickets::Stateless,
+            _ => SessionTickets::Stateful,
+        }),
+    };
+    let early_data = match t.get("early_data") {
+        None => false,
+        Some(n) => {
+            let on = n.bool()?;
+            // 0-RTT data only exists on a resumed TLS 1.3 session, and only direct
+            // TLS has no plaintext before it.
+            if on && session_tickets.is_none() {
+                return Err(t.missing(
+                    "session_tickets",
+                    "\"stateless\" or \"stateful\": early data needs TLS session resumption",
+                ));
+            }
+            if on && mode != TlsMode::Tls {
+                return Err(n.bad_value("false: early data needs tls.mode = \"tls\" (direct TLS)"));
+            }
+            on
+        }
+    };
+    Ok(ListenerTls {
+        mode,
+        cert,
+        early_data,
+        session_tickets,
+    })
 }
 
 /// Both files must be readable PEM and make a usable rustls identity together.
@@ -446,5 +485,93 @@ fn modules(node: &Node) -> Result<ModulesConfig> {
         roster: flag("mod_roster")?,
         disco: flag("mod_disco")?,
         ping: flag("mod_ping")?,
+        stream_management: match t.get("mod_stream_management") {
+            None => None,
+            Some(n) => Some(stream_management(&n)?),
+        },
+        carbons: flag("mod_carbons")?,
+        csi: match t.get("mod_csi") {
+            None => None,
+            Some(n) => {
+                let m = n.table(&["buffer_max"])?;
+                let buffer_max = match m.get("buffer_max") {
+                    None => 20,
+                    Some(v) => v.integer(0..=usize::MAX as u64, "a non-negative integer")? as usize,
+                };
+                Some(CsiConfig { buffer_max })
+            }
+        },
+        fast_auth_token: match t.get("mod_fast_auth_token") {
+            None => None,
+            Some(n) => Some(fast_auth_token(&n)?),
+        },
     })
+}
+
+/// `[modules.mod_stream_management]`, MongooseIM's options.
+fn stream_management(node: &Node) -> Result<SmConfig> {
+    let m = node.table(&["buffer_max", "ack_freq", "resume_timeout"])?;
+    let mut config = SmConfig::default();
+    if let Some(n) = m.get("buffer_max") {
+        let expected = "a positive integer or \"infinity\"";
+        config.buffer_max = if n.is_integer() {
+            Some(n.integer(1..=usize::MAX as u64, expected)? as usize)
+        } else if n.str(expected)? == "infinity" {
+            None
+        } else {
+            return Err(n.bad_value(expected));
+        };
+    }
+    if let Some(n) = m.get("ack_freq") {
+        let expected = "a positive integer or \"never\"";
+        config.ack_freq = if n.is_integer() {
+            Some(n.integer(1..=u64::from(u32::MAX), expected)? as u32)
+        } else if n.str(expected)? == "never" {
+            None
+        } else {
+            return Err(n.bad_value(expected));
+        };
+    }
+    if let Some(n) = m.get("resume_timeout") {
+        let secs = n.integer(1..=u64::from(u32::MAX), "a positive number of seconds")?;
+        config.resume_timeout = Duration::from_secs(secs);
+    }
+    Ok(config)
+}
+
+/// `[modules.mod_fast_auth_token]`, MongooseIM's options.
+fn fast_auth_token(node: &Node) -> Result<FastConfig> {
+    let m = node.table(&["backend", "validity_period"])?;
+    if let Some(n) = m.get("backend") {
+        n.one_of(&["rdbms"])?;
+    }
+    let mut config = FastConfig::default();
+    if let Some(v) = m.get("validity_period") {
+        let v = v.table(&["access", "rotate_before_expire"])?;
+        if let Some(n) = v.get("access") {
+            config.access = period(&n)?;
+        }
+        if let Some(n) = v.get("rotate_before_expire") {
+            config.rotate_before_expire = period(&n)?;
+        }
+    }
+    Ok(config)
+}
+
+/// MongooseIM's `{value = N, unit = "days" | "hours" | "minutes" | "seconds"}`.
+fn period(node: &Node) -> Result<Duration> {
+    let t = node.table(&["value", "unit"])?;
+    let value = t
+        .required("value", "a non-negative integer")?
+        .integer(0..=u64::from(u32::MAX), "a non-negative integer")?;
+    let unit = match t
+        .required("unit", "\"days\", \"hours\", \"minutes\" or \"seconds\"")?
+        .one_of(&["days", "hours", "minutes", "seconds"])?
+    {
+        "days" => 86_400,
+        "hours" => 3600,
+        "minutes" => 60,
+        _ => 1,
+    };
+    Ok(Duration::from_secs(value * unit))
 }

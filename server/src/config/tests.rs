@@ -1,7 +1,9 @@
 use std::path::{Path, PathBuf};
 
 use meerkat_engine::sasl::{Mechanism, ScramHash};
-use meerkat_engine::stream::c2s::TlsMode;
+use std::time::Duration;
+
+use meerkat_engine::stream::c2s::{CsiConfig, FastConfig, SmConfig, TlsMode};
 
 use super::*;
 
@@ -121,6 +123,8 @@ fn example_config_parses_to_the_expected_structures() {
                 tls: Some(ListenerTls {
                     mode: TlsMode::StartTlsRequired,
                     cert: files.clone(),
+                    early_data: false,
+                    session_tickets: None,
                 }),
             },
             C2sListenerConfig {
@@ -130,6 +134,8 @@ fn example_config_parses_to_the_expected_structures() {
                 tls: Some(ListenerTls {
                     mode: TlsMode::Tls,
                     cert: files,
+                    early_data: true,
+                    session_tickets: Some(SessionTickets::Stateless),
                 }),
             },
             C2sListenerConfig {
@@ -159,6 +165,17 @@ fn example_config_parses_to_the_expected_structures() {
             roster: true,
             disco: true,
             ping: true,
+            stream_management: Some(SmConfig {
+                buffer_max: Some(100),
+                ack_freq: Some(1),
+                resume_timeout: Duration::from_secs(600),
+            }),
+            carbons: true,
+            csi: Some(CsiConfig { buffer_max: 20 }),
+            fast_auth_token: Some(FastConfig {
+                access: Duration::from_secs(3 * 86_400),
+                rotate_before_expire: Duration::from_secs(6 * 3600),
+            }),
         },
     };
     assert_eq!(c, expected);
@@ -187,7 +204,9 @@ fn hosts_are_prepared_and_tls_mode_defaults_to_starttls() {
         c.c2s[0].tls,
         Some(ListenerTls {
             mode: TlsMode::StartTls,
-            cert: CertSource::SelfSigned
+            cert: CertSource::SelfSigned,
+            early_data: false,
+            session_tickets: None,
         })
     );
 }
@@ -238,7 +257,7 @@ fn unknown_tls_option() {
     assert_eq!(
         error(&with("[[listen.c2s]]\nport = 5222\ntls.verify_mode = \"none\"\n")),
         "config error in /etc/meerkat.toml:5: listen.c2s[0].tls.verify_mode: unknown option \
-         (expected one of: mode, certfile, keyfile)"
+         (expected one of: mode, certfile, keyfile, early_data, session_tickets)"
     );
 }
 
@@ -513,7 +532,8 @@ fn modules_are_known_and_strict() {
     assert_eq!(
         error(&with("[modules.mod_mam]\n")),
         "config error in /etc/meerkat.toml:3: modules.mod_mam: unknown option (expected one of: \
-         mod_disco, mod_offline, mod_ping, mod_register, mod_roster, mod_version)"
+         mod_carbons, mod_csi, mod_disco, mod_fast_auth_token, mod_offline, mod_ping, mod_register, \
+         mod_roster, mod_stream_management, mod_version)"
     );
     assert_eq!(
         error(&with("[modules.mod_register]\nwelcome_message = \"hi\"\n")),
@@ -570,4 +590,60 @@ fn runtime_and_threads_are_checked() {
     )
     .unwrap();
     assert_eq!((c.runtime, c.threads), (RuntimeKind::Smol, Some(3)));
+}
+
+#[test]
+fn session_modules_take_mongooseim_options() {
+    let c = parse(&with(
+        "[modules.mod_stream_management]\nbuffer_max = \"infinity\"\nack_freq = \"never\"\nresume_timeout = 30\n\
+         [modules.mod_csi]\nbuffer_max = 5\n\
+         [modules.mod_fast_auth_token]\nvalidity_period.access = {value = 2, unit = \"hours\"}\n\
+         validity_period.rotate_before_expire = {value = 15, unit = \"minutes\"}\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.modules.stream_management,
+        Some(SmConfig {
+            buffer_max: None,
+            ack_freq: None,
+            resume_timeout: Duration::from_secs(30)
+        })
+    );
+    assert_eq!(c.modules.csi, Some(CsiConfig { buffer_max: 5 }));
+    assert_eq!(
+        c.modules.fast_auth_token,
+        Some(FastConfig {
+            access: Duration::from_secs(7200),
+            rotate_before_expire: Duration::from_secs(900)
+        })
+    );
+    assert!(!c.modules.carbons);
+    let e = error(&with(
+        "[modules.mod_fast_auth_token]\nvalidity_period.access = {value = 2, unit = \"weeks\"}\n",
+    ));
+    assert!(
+        e.contains("modules.mod_fast_auth_token.validity_period.access.unit"),
+        "{e}"
+    );
+    let e = error(&with("[modules.mod_stream_management]\nbuffer_max = 0\n"));
+    assert!(e.contains("buffer_max"), "{e}");
+}
+
+#[test]
+fn early_data_needs_tickets_and_direct_tls() {
+    let e = error(&with(
+        "[[listen.c2s]]\nport = 5223\ntls.mode = \"tls\"\ntls.early_data = true\n",
+    ));
+    assert!(e.contains("listen.c2s[0].tls.session_tickets"), "{e}");
+    let e = error(&with(
+        "[[listen.c2s]]\nport = 5222\ntls.session_tickets = \"stateless\"\ntls.early_data = true\n",
+    ));
+    assert!(e.contains("listen.c2s[0].tls.early_data"), "{e}");
+    let c = parse(&with(
+        "[[listen.c2s]]\nport = 5223\ntls.mode = \"tls\"\ntls.session_tickets = \"stateful\"\ntls.early_data = true\n",
+    ))
+    .unwrap();
+    let tls = c.c2s[0].tls.clone().unwrap();
+    assert!(tls.early_data);
+    assert_eq!(tls.session_tickets, Some(SessionTickets::Stateful));
 }

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use meerkat_engine::jid::Jid;
 use meerkat_engine::sasl::{ScramCredential, ScramHash, StoredCredentials};
-use meerkat_engine::storage::{RosterItem, Storage, StorageReply, StorageRequest, Subscription};
+use meerkat_engine::storage::{FastSlot, RosterItem, Storage, StorageReply, StorageRequest, Subscription};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 /// The schema this build reads and writes; [`MIGRATIONS`] has one entry per version.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 // Every version is reached by a migration.
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);
@@ -89,6 +89,23 @@ const MIGRATIONS: &[&str] = &[
             SELECT 1 FROM roster_groups g
             WHERE g.owner = roster_items.owner AND g.contact = roster_items.contact
         );
+",
+    // XEP-0484 FAST tokens, two slots per client installation (§5.2). The token
+    // itself is never stored: `key` is H(token), which HT mechanisms can use as the
+    // HMAC key (RFC 2104 §2, see meerkat_engine::sasl::ht).
+    "
+    CREATE TABLE fast_tokens (
+        domain    TEXT NOT NULL,
+        username  TEXT NOT NULL,
+        agent     TEXT NOT NULL,
+        slot      TEXT NOT NULL CHECK (slot IN ('current', 'new')),
+        mechanism TEXT NOT NULL,
+        key       BLOB NOT NULL,
+        expiry    INTEGER NOT NULL,
+        count     INTEGER NOT NULL,
+        PRIMARY KEY (domain, username, agent, slot),
+        FOREIGN KEY (domain, username) REFERENCES users (domain, username) ON DELETE CASCADE
+    ) WITHOUT ROWID;
 ",
 ];
 
@@ -235,6 +252,9 @@ fn request_kind(request: &StorageRequest) -> &'static str {
         StorageRequest::DeleteRosterItem { .. } => "DeleteRosterItem",
         StorageRequest::StoreOffline { .. } => "StoreOffline",
         StorageRequest::TakeOffline { .. } => "TakeOffline",
+        StorageRequest::GetFastTokens { .. } => "GetFastTokens",
+        StorageRequest::StoreFastToken { .. } => "StoreFastToken",
+        StorageRequest::UseFastToken { .. } => "UseFastToken",
     }
 }
 
@@ -364,6 +384,44 @@ fn run(conn: &mut Connection, request: StorageRequest) -> Result<StorageReply> {
             tx.execute("DELETE FROM offline_messages WHERE owner = ?1", [&owner])?;
             tx.commit()?;
             Ok(StorageReply::Offline(messages))
+        }
+        StorageRequest::GetFastTokens { user, agent } => {
+            let (domain, username) = user_key(&user)?;
+            fast::get(conn, domain, username, &agent)
+        }
+        StorageRequest::StoreFastToken { user, agent, token } => {
+            let (domain, username) = user_key(&user)?;
+            let tx = write(conn)?;
+            if !user_exists(&tx, domain, username)? {
+                return Ok(StorageReply::NotFound);
+            }
+            fast::put(&tx, domain, username, &agent, FastSlot::New, &token)?;
+            tx.commit()?;
+            Ok(StorageReply::Done)
+        }
+        StorageRequest::UseFastToken {
+            user,
+            agent,
+            slot,
+            key,
+            count,
+            invalidate,
+            issue,
+        } => {
+            let (domain, username) = user_key(&user)?;
+            let use_ = fast::Use {
+                slot,
+                key,
+                count,
+                invalidate,
+                issue,
+            };
+            let tx = write(conn)?;
+            let reply = fast::use_token(&tx, domain, username, &agent, use_)?;
+            if reply == StorageReply::Done {
+                tx.commit()?;
+            }
+            Ok(reply)
         }
     }
 }
@@ -553,5 +611,6 @@ fn read_roster(tx: &Transaction, owner: &str) -> Result<Vec<RosterItem>> {
     Ok(items)
 }
 
+mod fast;
 #[cfg(test)]
 mod tests;

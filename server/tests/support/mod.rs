@@ -144,6 +144,8 @@ tls.mode = "starttls"
 port = {tls_port}
 ip_address = "127.0.0.1"
 tls.mode = "tls"
+tls.session_tickets = "stateless"
+tls.early_data = true
 {tls}
 [auth]
 methods = ["rdbms"]
@@ -156,6 +158,15 @@ database = {db}
 [modules.mod_offline]
 
 [modules.mod_register]
+
+[modules.mod_stream_management]
+resume_timeout = 30
+
+[modules.mod_carbons]
+
+[modules.mod_csi]
+
+[modules.mod_fast_auth_token]
 "#,
             db = toml_str(&db.to_string_lossy()),
         );

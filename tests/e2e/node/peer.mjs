@@ -205,8 +205,17 @@ class Session {
         args.timeout * 1000,
       );
     });
+    // Not just `await xmpp.start()`: @xmpp/client 0.14 listens for the server's
+    // stream header only once its own header's write has completed, and on
+    // loopback a fast server's header can arrive before that; the session still
+    // comes up ("online"), but start() then times out waiting for "open".
+    const started = this.xmpp.start();
+    const online = new Promise((resolve, reject) => {
+      this.xmpp.once("online", resolve);
+      started.catch((err) => (err?.name === "TimeoutError" ? undefined : reject(err)));
+    });
     try {
-      await Promise.race([this.xmpp.start(), timeout]);
+      await Promise.race([online, timeout]);
     } catch (err) {
       await this.abort();
       if (err?.name === "SASLError") throw err;

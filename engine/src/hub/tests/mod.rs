@@ -6,6 +6,7 @@
 
 mod iq;
 mod presence;
+mod resumption;
 mod roster;
 mod routing;
 mod sessions;
@@ -119,6 +120,16 @@ impl Harness {
                     HubAction::Request { id, request } => {
                         self.log.push(request.clone());
                         self.requests.push_back((id, request));
+                    }
+                    HubAction::Resumed { session, resumed } => {
+                        let r = format!("RESUMED {} {:?}", resumed.jid, resumed.state.unacked);
+                        self.out.entry(session).or_default().push(r)
+                    }
+                    HubAction::ResumeFailed { session } => {
+                        self.out.entry(session).or_default().push("RESUME-FAILED".into())
+                    }
+                    HubAction::Takeover { session } => {
+                        self.out.entry(session).or_default().push("TAKEOVER".into())
                     }
                 }
             }

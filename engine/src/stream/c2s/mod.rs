@@ -5,12 +5,21 @@
 //! Inputs are `handle_*` calls, outputs are drained with [`C2s::poll_action`]. Bytes
 //! written during one input are gathered into a single `Action::Transmit`.
 
+mod bind2;
+mod csi;
+mod fast;
 mod negotiation;
+mod sasl2;
 mod session;
+mod settings;
+mod sm;
+
+pub use settings::{CsiConfig, FastConfig, SmConfig};
+pub use sm::{Outbound, SmResumed, SmSnapshot};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand_core::RngCore;
 
@@ -64,6 +73,14 @@ pub struct C2sConfig {
     /// same unknown name gets the same salt on every attempt and cannot be told from
     /// a real account. Made once per server start from a secure random source.
     pub sasl_secret: [u8; 32],
+    /// XEP-0198 stream management (`[modules.mod_stream_management]`); `None`: off.
+    pub sm: Option<SmConfig>,
+    /// XEP-0280 message carbons (`[modules.mod_carbons]`), offered inline in Bind 2.
+    pub carbons: bool,
+    /// XEP-0352 client state indication (`[modules.mod_csi]`); `None`: off.
+    pub csi: Option<CsiConfig>,
+    /// XEP-0484 FAST (`[modules.mod_fast_auth_token]`); `None`: off.
+    pub fast: Option<FastConfig>,
 }
 
 impl C2sConfig {
@@ -90,6 +107,10 @@ impl C2sConfig {
             keepalive_interval: Duration::from_secs(60),
             // Deterministic for simulations; the server sets a random one.
             sasl_secret: [0; 32],
+            sm: None,
+            carbons: false,
+            csi: None,
+            fast: None,
         }
     }
 }
@@ -118,6 +139,10 @@ enum Pending {
     Register { iq: Element },
     /// Password change or account removal by an authenticated user (XEP-0077 §3.2–3.3).
     AccountChange { iq: Element, remove: bool },
+    /// XEP-0484: the client's FAST tokens, to check an HT initial response.
+    FastTokens(Box<fast::FastAttempt>),
+    /// XEP-0484: writing a token use, rotation or issue before `<success/>`.
+    FastWrite(Box<fast::FastAttempt>),
 }
 
 /// A C2S connection.
@@ -150,6 +175,25 @@ pub struct C2s {
     /// record rather than one per element.
     plain_out: Vec<u8>,
     actions: VecDeque<Action>,
+    /// XEP-0388: the SASL2 exchange under way, with its inline requests; `None`
+    /// during a legacy SASL exchange.
+    sasl2: Option<Box<sasl2::Sasl2Exchange>>,
+    /// XEP-0388 §2.3: the client installation that authenticated.
+    user_agent: Option<Box<sasl2::UserAgent>>,
+    /// XEP-0198 state once enabled (or resumed).
+    sm: Option<Box<sm::StreamManagement>>,
+    /// XEP-0198: a resumption asked of the hub, waiting for its answer.
+    resuming: Option<Box<sm::Resuming>>,
+    /// XEP-0352 state and the stanzas held back while inactive.
+    csi: csi::ClientState,
+    /// An instant and the wall-clock time it was (FAST token expiry), so that wall
+    /// time follows the `now` inputs. Set by [`C2s::set_wall_clock`].
+    wall: (Instant, SystemTime),
+    /// True while the input being processed arrived as TLS 1.3 early data.
+    in_early_data: bool,
+    /// The `from` of the client's stream header (XEP-0388 §2.3: the identity it
+    /// means to authenticate as).
+    header_from: Option<Box<Jid>>,
 }
 
 /// RFC 6120 §6.4.5: retries allowed before the stream is closed.
@@ -186,6 +230,14 @@ impl C2s {
             out: Vec::new(),
             plain_out: Vec::new(),
             actions: VecDeque::new(),
+            sasl2: None,
+            user_agent: None,
+            sm: None,
+            resuming: None,
+            csi: csi::ClientState::default(),
+            wall: (now, SystemTime::UNIX_EPOCH),
+            in_early_data: false,
+            header_from: None,
         };
         if c2s.config.tls_mode == TlsMode::Tls && c2s.tls.is_none() {
             // A direct-TLS listener without an identity cannot serve anyone.
@@ -207,6 +259,33 @@ impl C2s {
         self.jid.as_ref()
     }
 
+    /// Tells the connection that `at` is the wall-clock time `wall` (runtimes call it
+    /// once at creation; simulations with their virtual clock). Wall time is needed
+    /// for FAST token expiry (XEP-0082 timestamps); it then follows the `now` inputs.
+    pub fn set_wall_clock(&mut self, at: Instant, wall: SystemTime) {
+        self.wall = (at, wall);
+    }
+
+    /// The wall-clock time at `now`.
+    fn wall_time(&self, now: Instant) -> SystemTime {
+        let (at, wall) = self.wall;
+        match now.checked_duration_since(at) {
+            Some(d) => wall + d,
+            None => wall - at.duration_since(now),
+        }
+    }
+
+    /// XEP-0484 §3.1: whether this stream may carry a FAST authentication in TLS
+    /// 1.3 early data (direct TLS with early data enabled on the identity).
+    fn early_data_offered(&self) -> bool {
+        self.config.tls_mode == TlsMode::Tls && self.config.tls.as_ref().is_some_and(|t| t.early_data)
+    }
+
+    /// The XEP-0388 user agent the client authenticated with.
+    pub fn user_agent_id(&self) -> Option<&str> {
+        self.user_agent.as_ref().and_then(|u| u.id.as_deref())
+    }
+
     /// Bytes read from the socket.
     pub fn handle_bytes(&mut self, bytes: &[u8], now: Instant) {
         if self.phase == Phase::Closed {
@@ -224,16 +303,25 @@ impl C2s {
             Some(tls) => {
                 // Decrypted data lives only for this call: an idle connection keeps no
                 // read-sized buffer.
-                let mut plain = Vec::new();
-                let result = tls.read(bytes, &mut plain);
+                let (mut early, mut plain) = (Vec::new(), Vec::new());
+                let result = tls.read_with_early(bytes, &mut early, &mut plain);
                 tls.take_output(&mut self.out);
                 if let Err(e) = result {
                     tracing::debug!(session = self.id, error = %e, "TLS failure");
                     self.flush();
                     self.phase = Phase::Closed;
-                    self.unbind();
+                    self.unbind(true);
                     self.actions.push_back(Action::Close);
                     return;
+                }
+                if !early.is_empty() {
+                    // RFC 8446 §8: 0-RTT data may be a replay; what it may carry is
+                    // checked element by element (see `in_early_data`).
+                    tracing::debug!(session = self.id, bytes = early.len(), "TLS early data");
+                    self.in_early_data = true;
+                    self.parser.feed(&early);
+                    self.process_events(now);
+                    self.in_early_data = false;
                 }
                 if !plain.is_empty() {
                     self.parser.feed(&plain);
@@ -294,7 +382,7 @@ impl C2s {
         if self.phase != Phase::Bound {
             return;
         }
-        self.send(&stanza);
+        self.deliver(Outbound::Stanza(stanza), now);
         self.touch(now);
         self.flush();
     }
@@ -304,10 +392,24 @@ impl C2s {
         if self.phase != Phase::Bound {
             return;
         }
-        self.write_raw(xml.as_bytes());
-        self.instrument(Direction::Out, "message", xml.len());
+        self.deliver(Outbound::Raw(xml.to_string()), now);
         self.touch(now);
         self.flush();
+    }
+
+    /// Writes a stanza to the client and, with stream management, keeps it until
+    /// acknowledged.
+    fn transmit(&mut self, out: Outbound, _now: Instant) {
+        match &out {
+            Outbound::Stanza(el) => self.send(el),
+            Outbound::Raw(xml) => {
+                self.write_raw(xml.as_bytes());
+                self.instrument(Direction::Out, "message", xml.len());
+            }
+        }
+        if self.sm.is_some() {
+            self.sm_record_outbound(out);
+        }
     }
 
     /// The hub replaced this session by a new one with the same full JID.
@@ -328,7 +430,7 @@ impl C2s {
     pub fn handle_closed(&mut self, _now: Instant) {
         if self.phase != Phase::Closed {
             self.phase = Phase::Closed;
-            self.unbind();
+            self.unbind(true);
             self.actions.push_back(Action::Close);
         }
     }
@@ -408,6 +510,7 @@ impl C2s {
             }
         }
         self.domain = Some(domain);
+        self.header_from = h.attr("from").and_then(|f| Jid::parse(f).ok()).map(Box::new);
         self.phase = if self.user.is_some() {
             Phase::Authenticated
         } else {
@@ -439,8 +542,14 @@ impl C2s {
         self.close();
     }
 
-    /// Sends a stream error and closes (RFC 6120 §4.9.1.1).
+    /// Sends a stream error and closes (RFC 6120 §4.9.1.1); the session is over.
     fn stream_error(&mut self, error: StreamError, text: Option<&str>) {
+        self.stream_error_with(error, text, false);
+    }
+
+    /// [`C2s::stream_error`]; with `resumable`, a stream-managed session stays
+    /// resumable (XEP-0198 §5) after the stream ends.
+    fn stream_error_with(&mut self, error: StreamError, text: Option<&str>, resumable: bool) {
         if self.phase == Phase::Closed {
             return;
         }
@@ -451,10 +560,14 @@ impl C2s {
         }
         self.send(&error.to_element(text));
         self.write_raw(b"</stream:stream>");
-        self.close();
+        self.close_with(resumable);
     }
 
     fn close(&mut self) {
+        self.close_with(false);
+    }
+
+    fn close_with(&mut self, resumable: bool) {
         // Pending data first, then close_notify after it.
         self.flush();
         if let Some(tls) = &mut self.tls {
@@ -462,14 +575,24 @@ impl C2s {
         }
         self.flush();
         self.phase = Phase::Closed;
-        self.unbind();
+        self.unbind(resumable);
         self.actions.push_back(Action::Close);
     }
 
-    fn unbind(&mut self) {
-        if self.jid.take().is_some() {
-            self.actions
-                .push_back(Action::Hub(HubInput::Unbind { session: self.id }));
+    /// The session ends: the hub forgets it, or, with stream management, keeps it
+    /// detached (for a resumption when `resumable`, XEP-0198 §5) and takes care of
+    /// the stanzas the client did not acknowledge.
+    fn unbind(&mut self, resumable: bool) {
+        if let Some(jid) = self.jid.take() {
+            let input = match self.sm_snapshot(resumable) {
+                Some(snapshot) => HubInput::Detach {
+                    session: self.id,
+                    jid,
+                    snapshot: Box::new(snapshot),
+                },
+                None => HubInput::Unbind { session: self.id },
+            };
+            self.actions.push_back(Action::Hub(input));
         }
     }
 

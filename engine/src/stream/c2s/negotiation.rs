@@ -6,7 +6,6 @@ use std::time::Instant;
 use base64::Engine as _;
 
 use super::{C2s, Pending, Phase, TlsMode, MAX_SASL_FAILURES};
-use crate::hub::HubInput;
 use crate::jid::Jid;
 use crate::ns;
 use crate::sasl::{
@@ -25,8 +24,16 @@ impl C2s {
         self.tls.is_some()
     }
 
+    /// Channel bindings of this connection (none without TLS, or mid-handshake).
+    pub(super) fn channel_bindings(&self) -> crate::sasl::ChannelBindings {
+        self.tls
+            .as_ref()
+            .map(|t| t.channel_bindings())
+            .unwrap_or_default()
+    }
+
     /// STARTTLS is still to be done before authentication.
-    fn tls_required_first(&self) -> bool {
+    pub(super) fn tls_required_first(&self) -> bool {
         self.config.tls_mode == TlsMode::StartTlsRequired && !self.is_encrypted()
     }
 
@@ -53,6 +60,17 @@ impl C2s {
     /// The features for the current phase (RFC 6120 §4.3.2).
     pub(super) fn features(&self) -> Element {
         let mut f = Element::new("features", ns::STREAMS);
+        if self.phase == Phase::Bound {
+            // After a SASL2 success that bound or resumed (XEP-0388 §2.6.1): what
+            // can still be negotiated on the bound stream.
+            if self.config.sm.is_some() && self.sm.is_none() {
+                f.push_child(Element::new("sm", ns::SM));
+            }
+            if self.config.csi.is_some() {
+                f.push_child(Element::new("csi", ns::CSI));
+            }
+            return f;
+        }
         if self.user.is_some() {
             f.push_child(Element::new("bind", ns::BIND));
             f.push_child(
@@ -60,6 +78,13 @@ impl C2s {
             );
             // RFC 6121 §3.4: the hub honours subscription pre-approvals.
             f.push_child(Element::new("sub", ns::PRE_APPROVAL));
+            // XEP-0198 §3: enable after binding, or resume instead of binding.
+            if self.config.sm.is_some() {
+                f.push_child(Element::new("sm", ns::SM));
+            }
+            if self.config.csi.is_some() {
+                f.push_child(Element::new("csi", ns::CSI));
+            }
             return f;
         }
         if !self.is_encrypted() && self.config.tls_mode != TlsMode::None && self.config.tls.is_some() {
@@ -76,6 +101,9 @@ impl C2s {
             mechs.push_child(Element::new("mechanism", ns::SASL).with_text(m.name()));
         }
         f.push_child(mechs);
+        if let Some(sasl2) = self.sasl2_feature() {
+            f.push_child(sasl2);
+        }
         if let Some(tls) = &self.tls {
             let types = tls.channel_bindings().types();
             if !types.is_empty() {
@@ -99,11 +127,21 @@ impl C2s {
 
     /// Dispatches a top-level element by phase.
     pub(super) fn on_element(&mut self, el: Element, now: Instant) {
-        match self.phase {
-            Phase::Negotiating => self.on_negotiation_element(el, now),
-            Phase::Authenticated => self.on_authenticated_element(el, now),
-            Phase::Bound => self.on_stanza(el, now),
-            Phase::AwaitingHeader | Phase::Closed => {}
+        if self.in_early_data && !(self.phase == Phase::Negotiating && el.ns() == ns::SASL2) {
+            // TLS 1.3 early data may carry the stream header and a SASL2
+            // authentication, nothing else (XEP-0484 §3.4, RFC 8446 §8).
+            return self.stream_error(
+                StreamError::PolicyViolation,
+                Some("only authentication in early data"),
+            );
+        }
+        match (self.phase.clone(), el.ns()) {
+            (Phase::Authenticated | Phase::Bound, ns::SM) => self.on_sm_element(el, now),
+            (Phase::Authenticated | Phase::Bound, ns::CSI) => self.on_csi(&el, now),
+            (Phase::Negotiating, _) => self.on_negotiation_element(el, now),
+            (Phase::Authenticated, _) => self.on_authenticated_element(el, now),
+            (Phase::Bound, _) => self.on_stanza(el, now),
+            (Phase::AwaitingHeader | Phase::Closed, _) => {}
         }
     }
 
@@ -111,8 +149,11 @@ impl C2s {
         if el.is("starttls", ns::TLS) {
             return self.on_starttls();
         }
-        if el.ns() == ns::SASL {
-            return self.on_sasl(el);
+        if el.ns() == ns::SASL && self.sasl2.is_none() {
+            return self.on_sasl(el, now);
+        }
+        if el.ns() == ns::SASL2 && self.sasl.as_ref().is_none_or(|_| self.sasl2.is_some()) {
+            return self.on_sasl2(el, now);
         }
         if el.is("iq", ns::CLIENT) {
             if let Some(q) = el.first_child() {
@@ -153,7 +194,7 @@ impl C2s {
         }
     }
 
-    fn on_sasl(&mut self, el: Element) {
+    fn on_sasl(&mut self, el: Element, now: Instant) {
         // RFC 6120 §6.4.4: the client may abort at any time, even while we look up its
         // credentials; the late answer is then ignored (no request is pending).
         if el.name() == "abort" {
@@ -181,24 +222,7 @@ impl C2s {
                     Ok(d) => d,
                     Err(f) => return self.sasl_failure(f),
                 };
-                let context = SaslContext {
-                    domain: self.domain.clone().unwrap_or_default(),
-                    advertised: self.offered_mechanisms(),
-                    channel_bindings: self
-                        .tls
-                        .as_ref()
-                        .map(|t| t.channel_bindings())
-                        .unwrap_or_default(),
-                };
-                let (server, step) = SaslServer::start_with_server_secret(
-                    mech,
-                    initial.as_deref(),
-                    context,
-                    &self.config.sasl_secret,
-                    &mut *self.rng,
-                );
-                self.sasl = Some(server);
-                self.on_sasl_step(step);
+                self.start_mechanism(mech, initial, now);
             }
             "response" => {
                 let data = match decode_sasl_payload(&el.text()) {
@@ -209,13 +233,32 @@ impl C2s {
                     return self.sasl_failure(SaslFailure::MalformedRequest);
                 };
                 let step = server.response(&data, &mut *self.rng);
-                self.on_sasl_step(step);
+                self.on_sasl_step(step, now);
             }
             _ => self.stream_error(StreamError::UnsupportedStanzaType, None),
         }
     }
 
-    pub(super) fn on_sasl_step(&mut self, step: SaslStep) {
+    /// Starts an exchange of `mech` (checked offered) with the client's initial
+    /// response, for either SASL profile.
+    pub(super) fn start_mechanism(&mut self, mech: Mechanism, initial: Option<Vec<u8>>, now: Instant) {
+        let context = SaslContext {
+            domain: self.domain.clone().unwrap_or_default(),
+            advertised: self.offered_mechanisms(),
+            channel_bindings: self.channel_bindings(),
+        };
+        let (server, step) = SaslServer::start_with_server_secret(
+            mech,
+            initial.as_deref(),
+            context,
+            &self.config.sasl_secret,
+            &mut *self.rng,
+        );
+        self.sasl = Some(server);
+        self.on_sasl_step(step, now);
+    }
+
+    pub(super) fn on_sasl_step(&mut self, step: SaslStep, now: Instant) {
         match step {
             SaslStep::NeedCredentials { username } => {
                 let domain = self.domain.clone().unwrap_or_default();
@@ -228,10 +271,11 @@ impl C2s {
                             .as_mut()
                             .map(|s| s.credentials(None, &mut *self.rng))
                             .unwrap_or(SaslStep::Failure(SaslFailure::NotAuthorized));
-                        self.on_sasl_step(step);
+                        self.on_sasl_step(step, now);
                     }
                 }
             }
+            SaslStep::Challenge(data) if self.sasl2.is_some() => self.sasl2_challenge(&data),
             SaslStep::Challenge(data) => {
                 let challenge = Element::new("challenge", ns::SASL).with_text(B64.encode(data));
                 self.send(&challenge);
@@ -245,6 +289,11 @@ impl C2s {
                 let Ok(user) = Jid::new(Some(&username), &domain, None) else {
                     return self.sasl_failure(SaslFailure::NotAuthorized);
                 };
+                if self.sasl2.is_some() {
+                    self.auth_event(mechanism, true);
+                    tracing::info!(session = self.id, user = %user, mechanism, "authenticated (SASL2)");
+                    return self.sasl2_authenticated(user, additional_data, now);
+                }
                 // RFC 6120 §6.4.6: no additional data, an empty element; additional
                 // data of zero length, `=`.
                 let success = match additional_data {
@@ -264,11 +313,15 @@ impl C2s {
         }
     }
 
-    fn sasl_failure(&mut self, failure: SaslFailure) {
+    pub(super) fn sasl_failure(&mut self, failure: SaslFailure) {
         let mechanism = self.sasl.take().map(|s| s.mechanism().name()).unwrap_or("");
         self.auth_event(mechanism, false);
         tracing::info!(session = self.id, condition = failure.condition(), "SASL failure");
-        let el = Element::new("failure", ns::SASL).with_child(Element::new(failure.condition(), ns::SASL));
+        let el = match self.sasl2.take() {
+            // XEP-0388 §2.6.2: the inline requests are dropped with the exchange.
+            Some(_) => Self::sasl2_failure_element(failure),
+            None => Element::new("failure", ns::SASL).with_child(Element::new(failure.condition(), ns::SASL)),
+        };
         self.send(&el);
         if failure != SaslFailure::Aborted {
             self.sasl_failures += 1;
@@ -281,7 +334,7 @@ impl C2s {
         }
     }
 
-    fn auth_event(&mut self, mechanism: &'static str, success: bool) {
+    pub(super) fn auth_event(&mut self, mechanism: &'static str, success: bool) {
         let host_type = self.domain.clone().unwrap_or_default();
         self.actions
             .push_back(super::Action::Instrument(crate::instrument::Event::Auth {
@@ -360,15 +413,7 @@ impl C2s {
         let result_bind = Element::new("bind", ns::BIND)
             .with_child(Element::new("jid", ns::BIND).with_text(jid.to_string()));
         self.send(&iq_result(iq, Some(result_bind)));
-        tracing::info!(session = self.id, jid = %jid, "bound");
-        self.jid = Some(jid.clone());
-        self.phase = Phase::Bound;
-        self.actions.push_back(super::Action::Hub(HubInput::Bind {
-            session: self.id,
-            jid,
-        }));
-        self.keepalive_due = Some(now + self.config.keepalive_interval);
-        self.arm_timer();
+        self.bind_session(jid, now);
     }
 }
 

@@ -20,6 +20,8 @@ impl C2s {
             // RFC 6120 §4.9.3.24: not a stanza we know.
             return self.stream_error(StreamError::UnsupportedStanzaType, None);
         }
+        // XEP-0198 §4: every stanza counts as handled, whatever becomes of it.
+        self.sm_count_inbound();
         let Some(jid) = self.jid.clone() else { return };
         // RFC 6120 §8.1.2.1: the server stamps `from`; a client may only name itself.
         if let Some(from) = el.attr("from") {
@@ -121,19 +123,24 @@ impl C2s {
     }
 
     /// A storage answer for the pending request `what`.
-    pub(super) fn on_reply(&mut self, what: Pending, reply: StorageReply, _now: Instant) {
+    pub(super) fn on_reply(&mut self, what: Pending, reply: StorageReply, now: Instant) {
         match (what, reply) {
             (Pending::Credentials, StorageReply::Credentials(creds)) => {
                 let step = match &mut self.sasl {
                     Some(s) => s.credentials(creds, &mut *self.rng),
                     None => return,
                 };
-                self.on_sasl_step(step);
+                self.on_sasl_step(step, now);
             }
             (Pending::Credentials, other) => {
                 tracing::warn!(session = self.id, reply = ?other, "credentials lookup failed");
-                self.on_sasl_step(SaslStep::Failure(crate::sasl::SaslFailure::TemporaryAuthFailure));
+                self.on_sasl_step(
+                    SaslStep::Failure(crate::sasl::SaslFailure::TemporaryAuthFailure),
+                    now,
+                );
             }
+            (Pending::FastTokens(attempt), reply) => self.on_fast_tokens(attempt, reply, now),
+            (Pending::FastWrite(attempt), reply) => self.on_fast_written(attempt, reply, now),
             (Pending::Register { iq }, StorageReply::Done) => self.send(&iq_result(&iq, None)),
             (Pending::Register { iq }, StorageReply::Conflict) => {
                 self.send(&StanzaError::Conflict.reply_to(&iq))

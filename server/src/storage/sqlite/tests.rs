@@ -1,4 +1,5 @@
 use super::*;
+use meerkat_engine::storage::FastToken;
 
 struct Db {
     _dir: tempfile::TempDir,
@@ -615,4 +616,114 @@ fn storage_is_shared_across_threads() {
         StorageReply::Offline(m) => assert_eq!(m.len(), 100),
         other => panic!("{other:?}"),
     }
+}
+
+fn fast_token(key: u8, expiry: u64) -> FastToken {
+    FastToken {
+        mechanism: "HT-SHA-256-NONE".into(),
+        key: vec![key; 32],
+        expiry,
+        count: 0,
+    }
+}
+
+/// XEP-0484 token slots, rotation, the count check and invalidation, run against a
+/// backend whose user `alice@localhost` exists. SQLite and the in-memory store of
+/// the simulations must agree.
+fn fast_tokens_behave(s: &dyn Storage) {
+    let (user, agent) = (jid("alice@localhost"), "agent-1".to_string());
+    let get = || match s.execute(StorageRequest::GetFastTokens {
+        user: user.clone(),
+        agent: agent.clone(),
+    }) {
+        StorageReply::FastTokens(mut t) => {
+            t.sort_by_key(|(slot, _)| slot.as_str());
+            t
+        }
+        other => panic!("{other:?}"),
+    };
+    let use_ = |slot, key: u8, count, invalidate, issue| {
+        s.execute(StorageRequest::UseFastToken {
+            user: user.clone(),
+            agent: agent.clone(),
+            slot,
+            key: vec![key; 32],
+            count,
+            invalidate,
+            issue,
+        })
+    };
+    assert!(get().is_empty());
+    let store = StorageRequest::StoreFastToken {
+        user: user.clone(),
+        agent: agent.clone(),
+        token: fast_token(1, 100),
+    };
+    assert_eq!(s.execute(store), StorageReply::Done);
+    assert_eq!(get(), vec![(FastSlot::New, fast_token(1, 100))]);
+    // First use: the new token becomes current; a rotation puts another in New.
+    assert_eq!(
+        use_(FastSlot::New, 1, Some(3), false, Some(fast_token(2, 200))),
+        StorageReply::Done
+    );
+    let mut current = fast_token(1, 100);
+    current.count = 3;
+    assert_eq!(
+        get(),
+        vec![
+            (FastSlot::Current, current.clone()),
+            (FastSlot::New, fast_token(2, 200))
+        ]
+    );
+    // The count must grow; a wrong key is not the token.
+    assert_eq!(
+        use_(FastSlot::Current, 1, Some(3), false, None),
+        StorageReply::Conflict
+    );
+    assert_eq!(
+        use_(FastSlot::Current, 9, Some(4), false, None),
+        StorageReply::NotFound
+    );
+    assert_eq!(use_(FastSlot::Current, 1, None, false, None), StorageReply::Done);
+    // Using the newer token retires the older one.
+    assert_eq!(use_(FastSlot::New, 2, Some(1), false, None), StorageReply::Done);
+    let mut second = fast_token(2, 200);
+    second.count = 1;
+    assert_eq!(get(), vec![(FastSlot::Current, second)]);
+    // Invalidation removes the client's tokens, a requested one is kept.
+    assert_eq!(
+        use_(FastSlot::Current, 2, Some(2), true, Some(fast_token(3, 300))),
+        StorageReply::Done
+    );
+    assert_eq!(get(), vec![(FastSlot::New, fast_token(3, 300))]);
+    assert_eq!(use_(FastSlot::New, 3, None, true, None), StorageReply::Done);
+    assert!(get().is_empty());
+}
+
+#[test]
+fn fast_tokens_in_sqlite_and_in_memory_agree() {
+    let db = Db::new();
+    create(&db, "alice@localhost");
+    fast_tokens_behave(&db.storage);
+    let memory = meerkat_engine::storage::MemoryStorage::new();
+    memory.add_user(&jid("alice@localhost"));
+    fast_tokens_behave(&memory);
+    // Tokens go with the account.
+    let store = StorageRequest::StoreFastToken {
+        user: jid("alice@localhost"),
+        agent: "a".into(),
+        token: fast_token(1, 1),
+    };
+    assert_eq!(db.run(store), StorageReply::Done);
+    assert_eq!(
+        db.run(StorageRequest::RemoveUser {
+            user: jid("alice@localhost")
+        }),
+        StorageReply::Done
+    );
+    let conn = Connection::open(&db.path).unwrap();
+    let left: i64 = conn
+        .query_row("SELECT count(*) FROM fast_tokens", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
 }
