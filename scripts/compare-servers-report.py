@@ -136,7 +136,7 @@ def targets(m, e, meta):
     note = "ejabberd not measured" if e is None else ""
     if r is not None and r < 3:
         note = f"{r / 3:.0%} of the target"
-    if not m.get("saturated", True) or not (e or {}).get("saturated", True):
+    if e is not None and (not m.get("saturated", True) or not e.get("saturated", True)):
         note = "unknown: " + note if note else note
         note = (note + "; " if note else "") + "not saturated: raise --max-rate"
     unsaturated = not m.get("saturated", True) or not (e or {}).get("saturated", True)

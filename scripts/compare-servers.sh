@@ -39,6 +39,7 @@
 # PORT_BASE=N moves them to N+1.. N+3. Needs root (apt-get, open-files limit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/bench.sh
 
 sessions=5000 pairs=500 msg_rate=10000 max_rate=60000 duration=10
 rc_sessions=1000 rc_hold=1 pr_sessions=1000 roster_size=10 pr_rate=1000 concurrency=100
@@ -122,29 +123,8 @@ cat "$work/cert.pem" "$work/key.pem" > "$work/combined.pem"
 # --- configs ---------------------------------------------------------------------------
 # Meerkat: the embedded default's modules plus in-band registration, STARTTLS only.
 mkdir -p "$work/meerkat"
-cat > "$work/meerkat/meerkat.toml" <<TOML
-[general]
-  hosts = ["localhost"]
-  loglevel = "warning"
-
-[[listen.c2s]]
-  port = ${port[meerkat]}
-  ip_address = "127.0.0.1"
-  tls.mode = "starttls"
-  tls.certfile = "$work/cert.pem"
-  tls.keyfile = "$work/key.pem"
-
-[outgoing_pools.rdbms.default.connection]
-  driver = "sqlite"
-  database = "$work/meerkat/meerkat.db"
-
-[modules.mod_offline]
-[modules.mod_register]
-[modules.mod_roster]
-[modules.mod_disco]
-[modules.mod_ping]
-[modules.mod_version]
-TOML
+meerkat_bench_config "$work/meerkat/meerkat.toml" "${port[meerkat]}" "$work/meerkat/meerkat.db" \
+    "$work/cert.pem" "$work/key.pem"
 
 # ejabberd: SCRAM-SHA-1 credentials (like Meerkat's stored SCRAM), no shaper, no
 # registration throttle, a listen backlog of 1024 (the default of 5 overflows).
@@ -221,7 +201,7 @@ LUA
 # --- start and stop ----------------------------------------------------------------------
 start() { # server
     local s=$1
-    if (exec 3<>"/dev/tcp/127.0.0.1/${port[$s]}") 2>/dev/null; then
+    if port_open "${port[$s]}"; then
         say "port ${port[$s]} is already in use (another server?); set PORT_BASE"; exit 1
     fi
     cd "$work/$s"
@@ -247,7 +227,7 @@ start() { # server
     pid=$!
     cd - >/dev/null
     for _ in $(seq 600); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/${port[$s]}") 2>/dev/null; then
+        if port_open "${port[$s]}"; then
             sleep 0.5 # let it finish starting what it starts after listening
             kill -0 "$pid" 2>/dev/null && return
             break

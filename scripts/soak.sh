@@ -31,6 +31,7 @@
 # Port 25831 (PORT=N to change), below the ephemeral range.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/bench.sh
 
 sessions=1000 minutes=10 hold=2 warmup=60 settle=10 sample=10 tolerance=10 slack=4096
 runtime="" markdown="" keep=""
@@ -70,29 +71,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cat > "$work/meerkat.toml" <<TOML
-[general]
-  hosts = ["localhost"]
-  loglevel = "warning"
+meerkat_bench_config "$work/meerkat.toml" "$port" "$work/meerkat.db"
 
-[[listen.c2s]]
-  port = $port
-  ip_address = "127.0.0.1"
-  tls.mode = "starttls"
-
-[outgoing_pools.rdbms.default.connection]
-  driver = "sqlite"
-  database = "$work/meerkat.db"
-
-[modules.mod_offline]
-[modules.mod_register]
-[modules.mod_roster]
-[modules.mod_disco]
-[modules.mod_ping]
-[modules.mod_version]
-TOML
-
-if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+if port_open "$port"; then
     say "port $port is already in use; set PORT"; exit 2
 fi
 cd "$work"
@@ -104,7 +85,7 @@ fi
 pid=$!
 cd - >/dev/null
 for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    if port_open "$port"; then break; fi
     sleep 0.1
 done
 kill -0 "$pid" 2>/dev/null || { say "meerkat did not start"; cat "$work/server.log" >&2; exit 2; }
@@ -138,8 +119,8 @@ t0=$(date +%s)
     done
 ) > "$work/samples" 2>/dev/null &
 sampler=$!
-lg soak "${churn_args[@]}" --duration $(( minutes * 60 )) --server-pid "$pid" \
-    --timeout $(( minutes * 60 + 600 ))
+soak_secs=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 }')
+lg soak "${churn_args[@]}" --duration "$soak_secs" --server-pid "$pid" --timeout $(( soak_secs + 600 ))
 kill "$sampler" 2>/dev/null || true
 wait "$sampler" 2>/dev/null || true
 sampler=""
