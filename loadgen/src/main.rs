@@ -274,7 +274,9 @@ async fn drive(sh: &Arc<Shared>, phase_tx: &watch::Sender<Phase>, tasks: &mut Jo
             m.roster_sessions = st.established.load(Relaxed);
             phase_tx.send_replace(Phase::Roster);
             let until = t + Duration::from_secs_f64(a.roster_timeout);
-            while Instant::now() < until && st.roster_complete.load(Relaxed) < m.roster_sessions {
+            // A session lost meanwhile will not complete: wait for those still connected.
+            let connected = || sh.alive.iter().filter(|x| x.load(Relaxed)).count() as u64;
+            while Instant::now() < until && st.roster_complete.load(Relaxed) < connected() {
                 sleep(Duration::from_millis(20)).await;
             }
             m.roster_secs = t.elapsed().as_secs_f64();
