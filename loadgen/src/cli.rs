@@ -41,6 +41,9 @@ pub enum Scenario {
     Chat,
     /// Sessions disconnect and reconnect repeatedly for --duration.
     Reconnect,
+    /// Each session gets --roster-size contacts (mutual subscriptions, set up through the
+    /// protocol); then all send presence updates at --presence-rate for --duration.
+    Presence,
 }
 
 /// XMPP client load generator: many real c2s sessions (STARTTLS, SASL, bind, presence)
@@ -111,10 +114,20 @@ pub struct Args {
     /// chat: total messages per second across all pairs.
     #[arg(long, default_value_t = 100.0)]
     pub msg_rate: f64,
-    /// chat and reconnect: seconds the scenario runs.
+    /// presence: contacts per session, an even number below --sessions: session i's
+    /// contacts are the k/2 sessions on either side of it in a ring of the indices.
+    #[arg(long, default_value_t = 10)]
+    pub roster_size: usize,
+    /// presence: total presence updates per second across all sessions.
+    #[arg(long, default_value_t = 100.0)]
+    pub presence_rate: f64,
+    /// presence: seconds the roster setup may take before the storm starts anyway.
+    #[arg(long, default_value_t = 120.0)]
+    pub roster_timeout: f64,
+    /// chat, presence and reconnect: seconds the scenario runs.
     #[arg(long, default_value_t = 30.0)]
     pub duration: f64,
-    /// chat: seconds to wait for outstanding messages after sending stops.
+    /// chat and presence: seconds to wait for stanzas in flight after sending stops.
     #[arg(long, default_value_t = 5.0)]
     pub grace: f64,
     /// reconnect: mean seconds a session stays connected between reconnects (each hold is
@@ -175,6 +188,13 @@ impl Args {
         if !self.msg_rate.is_finite() || self.msg_rate < 0.0 {
             return Err("--msg-rate must be a non-negative number of messages per second".into());
         }
+        if !self.presence_rate.is_finite() || self.presence_rate < 0.0 {
+            return Err("--presence-rate must be a non-negative number of updates per second".into());
+        }
+        if self.scenario == Scenario::Presence {
+            crate::presence::check_roster_size(self.roster_size, self.sessions)?;
+        }
+        check_secs("roster-timeout", self.roster_timeout, true)?;
         check_secs("hold", self.hold, true)?;
         check_secs("duration", self.duration, true)?;
         check_secs("grace", self.grace, true)?;
@@ -230,5 +250,22 @@ mod tests {
         assert!(Args::try_parse_from(["x", "--insecure", "--ca-file", "f"]).is_err());
         let bad = Args::try_parse_from(["x", "--rate", "0"]).unwrap();
         assert!(bad.validate().is_err());
+        let p =
+            Args::try_parse_from(["x", "--scenario", "presence", "-n", "20", "--roster-size", "6"]).unwrap();
+        p.validate().unwrap();
+        assert_eq!(
+            (p.scenario, p.roster_size, p.presence_rate),
+            (Scenario::Presence, 6, 100.0)
+        );
+        let odd =
+            Args::try_parse_from(["x", "--scenario", "presence", "-n", "20", "--roster-size", "5"]).unwrap();
+        assert!(odd.validate().unwrap_err().contains("even"));
+        let big = Args::try_parse_from(["x", "--scenario", "presence", "-n", "10"]).unwrap();
+        assert!(
+            big.validate().is_err(),
+            "the default 10 contacts need more than 10 sessions"
+        );
+        let other = Args::try_parse_from(["x", "--scenario", "chat", "-n", "10"]).unwrap();
+        other.validate().unwrap();
     }
 }

@@ -1,22 +1,26 @@
 //! meerkat-loadgen: an XMPP client load generator. See README.md.
 
 mod cli;
+mod presence;
 mod report;
 mod scram;
 mod session;
 mod stats;
 mod sys;
 mod tls;
+mod track;
 mod xml;
 
 use clap::Parser;
 use cli::{Args, Scenario, TlsMode};
-use report::{Chat, Client, Latency, ProcPoint, Reconnect, Server, Sessions, Summary};
+use report::{
+    Chat, Client, Delivery, Latency, Presence, ProcPoint, Reconnect, RosterSetup, Server, Sessions, Summary,
+};
 use rustls::pki_types::ServerName;
 use session::{Phase, RateLimiter, Shared};
 use stats::Stats;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{watch, Notify, Semaphore};
@@ -79,13 +83,16 @@ struct Marks {
     client_cpu_after_setup: Option<f64>,
     server_before: Option<ProcPoint>,
     server_after_setup: Option<ProcPoint>,
+    server_before_scenario: Option<ProcPoint>,
     server_after_scenario: Option<ProcPoint>,
     server_error: Option<String>,
     scenario_start: Option<Instant>,
     scenario_secs: f64,
     chat_pairs: u64,
-    chat_start: Option<Instant>,
-    chat_send_secs: f64,
+    roster_secs: f64,
+    roster_sessions: u64,
+    send_start: Option<Instant>,
+    send_secs: f64,
     reconnect_secs: f64,
 }
 
@@ -153,6 +160,7 @@ async fn run(args: Args, threads: usize) -> ExitCode {
         stats: Stats::default(),
         phase: phase_rx,
         jids: (0..n).map(|_| OnceLock::new()).collect(),
+        alive: (0..n).map(|_| AtomicBool::new(false)).collect(),
         connect_slots: Semaphore::new(args.concurrency),
         limiter: args.rate.map(RateLimiter::new),
         salt_cache: scram::SaltCache::new(args.scram_cache),
@@ -258,29 +266,27 @@ async fn drive(sh: &Arc<Shared>, phase_tx: &watch::Sender<Phase>, tasks: &mut Jo
                 .filter(|k| sh.jids[2 * k].get().is_some() && sh.jids[2 * k + 1].get().is_some())
                 .count() as u64;
             m.chat_pairs = pairs;
-            let senders = 2 * pairs;
-            let interval = if senders > 0 && a.msg_rate > 0.0 {
-                Duration::from_secs_f64(senders as f64 / a.msg_rate)
-            } else {
-                Duration::ZERO
-            };
-            // A moment for every session to see the phase before the first send is due.
-            let start = Instant::now() + Duration::from_millis(100);
-            let end = start + Duration::from_secs_f64(a.duration);
-            m.chat_start = Some(start);
-            phase_tx.send_replace(Phase::Chat { start, end, interval });
-            sleep_until(end).await;
-            phase_tx.send_replace(Phase::Drain);
-            m.chat_send_secs = a.duration;
-            let grace_end = Instant::now() + Duration::from_secs_f64(a.grace);
-            // Senders first leave their loops (a late timer may still send one last burst),
-            // then whatever is in flight gets until the end of the grace period.
-            while Instant::now() < grace_end
-                && (st.senders_active.load(Relaxed) > 0
-                    || st.msg_received.load(Relaxed) < st.msg_sent.load(Relaxed))
-            {
+            send_phase(sh, phase_tx, m, 2 * pairs, a.msg_rate).await;
+        }
+        Scenario::Presence => {
+            // Rosters first: every session until its roster is complete, within bounds.
+            let t = Instant::now();
+            m.roster_sessions = st.established.load(Relaxed);
+            phase_tx.send_replace(Phase::Roster);
+            let until = t + Duration::from_secs_f64(a.roster_timeout);
+            // A session lost meanwhile will not complete: wait for those still connected.
+            let connected = || sh.alive.iter().filter(|x| x.load(Relaxed)).count() as u64;
+            while Instant::now() < until && st.roster_complete.load(Relaxed) < connected() {
                 sleep(Duration::from_millis(20)).await;
             }
+            m.roster_secs = t.elapsed().as_secs_f64();
+            // The presence that completed subscriptions cause settles, then the storm.
+            phase_tx.send_replace(Phase::Hold);
+            sleep(Duration::from_millis(500)).await;
+            m.server_before_scenario = m.sample(a.server_pid);
+            m.scenario_start = Some(Instant::now());
+            let senders = sh.alive.iter().filter(|x| x.load(Relaxed)).count() as u64;
+            send_phase(sh, phase_tx, m, senders, a.presence_rate).await;
         }
         Scenario::Reconnect => {
             let start = Instant::now();
@@ -301,6 +307,40 @@ async fn drive(sh: &Arc<Shared>, phase_tx: &watch::Sender<Phase>, tasks: &mut Jo
     m.server_after_scenario = m.sample(a.server_pid);
 }
 
+/// Chat or presence: `senders` sessions send `rate` stanzas per second in all for
+/// `--duration`, then in-flight stanzas get until `--grace` to arrive.
+async fn send_phase(
+    sh: &Arc<Shared>,
+    phase_tx: &watch::Sender<Phase>,
+    m: &mut Marks,
+    senders: u64,
+    rate: f64,
+) {
+    let (a, st) = (&sh.args, &sh.stats);
+    let interval = if senders > 0 && rate > 0.0 {
+        Duration::from_secs_f64(senders as f64 / rate)
+    } else {
+        Duration::ZERO
+    };
+    // A moment for every session to see the phase before the first send is due.
+    let start = Instant::now() + Duration::from_millis(100);
+    let end = start + Duration::from_secs_f64(a.duration);
+    m.send_start = Some(start);
+    phase_tx.send_replace(Phase::Send { start, end, interval });
+    sleep_until(end).await;
+    phase_tx.send_replace(Phase::Drain);
+    m.send_secs = a.duration;
+    let grace_end = Instant::now() + Duration::from_secs_f64(a.grace);
+    // Senders first leave their loops (a late timer may still send one last burst),
+    // then whatever is in flight gets until the end of the grace period.
+    while Instant::now() < grace_end
+        && (st.senders_active.load(Relaxed) > 0
+            || st.msg_received.load(Relaxed) < st.msg_expected.load(Relaxed))
+    {
+        sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A status line on stderr every two seconds.
 async fn progress(sh: Arc<Shared>, t0: Instant) {
     let st = &sh.stats;
@@ -309,7 +349,9 @@ async fn progress(sh: Arc<Shared>, t0: Instant) {
         let phase = match &*sh.phase.borrow() {
             Phase::Setup => "setup",
             Phase::Hold => "hold",
-            Phase::Chat { .. } => "chat",
+            Phase::Roster => "roster",
+            Phase::Send { .. } if sh.args.scenario == Scenario::Presence => "presence",
+            Phase::Send { .. } => "chat",
             Phase::Drain => "drain",
             Phase::Reconnect { .. } => "reconnect",
             Phase::Stop => "stop",
@@ -325,6 +367,15 @@ async fn progress(sh: Arc<Shared>, t0: Instant) {
         );
         if sh.args.scenario == Scenario::Chat {
             line += &format!(" | sent {} received {}", g(&st.msg_sent), g(&st.msg_received));
+        }
+        if sh.args.scenario == Scenario::Presence {
+            line += &format!(
+                " | rosters complete {} | updates {} notifications {} of {}",
+                g(&st.roster_complete),
+                g(&st.msg_sent),
+                g(&st.msg_received),
+                g(&st.msg_expected)
+            );
         }
         if sh.args.scenario == Scenario::Reconnect {
             line += &format!(
@@ -364,28 +415,48 @@ fn summarize(
         dropped: g(&st.dropped),
         drop_reasons: st.drop_reasons.snapshot(),
     };
-    let chat = (a.scenario == Scenario::Chat).then(|| {
-        let (sent, received) = (g(&st.msg_sent), g(&st.msg_received));
+    let delivery = || {
+        let received = g(&st.msg_received);
         let last = g(&st.last_receipt_us);
         let span = m
-            .chat_start
+            .send_start
             .map(|s| (last as f64 / 1e6) - s.duration_since(sh.epoch).as_secs_f64())
             .unwrap_or(0.0);
-        Chat {
-            pairs: m.chat_pairs,
-            msg_rate: a.msg_rate,
-            send_secs: m.chat_send_secs,
-            sent,
+        Delivery {
+            sent: g(&st.msg_sent),
+            expected: g(&st.msg_expected),
             received,
-            lost: sent.saturating_sub(received),
             duplicates: g(&st.msg_duplicates),
             reordered: g(&st.msg_reordered),
+            own: g(&st.msg_own),
             errors: g(&st.msg_errors),
             stale: g(&st.msg_stale),
             unexpected: g(&st.msg_unexpected),
             latency: Latency::from_hist(&st.latency_us),
             delivered_per_sec: if span > 0.0 { received as f64 / span } else { 0.0 },
         }
+    };
+    let chat = (a.scenario == Scenario::Chat).then(|| Chat {
+        pairs: m.chat_pairs,
+        msg_rate: a.msg_rate,
+        send_secs: m.send_secs,
+        d: delivery(),
+    });
+    let presence = (a.scenario == Scenario::Presence).then(|| Presence {
+        roster_size: a.roster_size,
+        rate: a.presence_rate,
+        roster: RosterSetup {
+            secs: m.roster_secs,
+            sessions: m.roster_sessions,
+            complete: g(&st.roster_complete),
+            already_complete: g(&st.roster_already),
+            subscribes_sent: g(&st.roster_subscribes),
+            subscriptions_accepted: g(&st.roster_accepted),
+            items_removed: g(&st.roster_removed),
+            errors: g(&st.roster_errors),
+        },
+        send_secs: m.send_secs,
+        d: delivery(),
     });
     let reconnect = (a.scenario == Scenario::Reconnect).then(|| Reconnect {
         secs: m.reconnect_secs,
@@ -398,6 +469,7 @@ fn summarize(
         pid,
         before: m.server_before,
         after_setup: m.server_after_setup,
+        before_scenario: m.server_before_scenario,
         after_scenario: m.server_after_scenario,
         scenario_secs: m.scenario_secs,
         error: m.server_error.clone(),
@@ -412,6 +484,7 @@ fn summarize(
         elapsed_secs: t_begin.elapsed().as_secs_f64(),
         sessions,
         chat,
+        presence,
         reconnect,
         server,
         client: Client {

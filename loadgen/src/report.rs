@@ -63,22 +63,67 @@ pub struct Sessions {
     pub drop_reasons: BTreeMap<String, u64>,
 }
 
+/// What became of the tagged stanzas of a send phase (chat messages or presence updates).
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    /// Stanzas written (counted just before the write).
+    pub sent: u64,
+    /// Receipts they should cause (chat: one each; presence: one per online contact).
+    pub expected: u64,
+    /// Distinct receipts by an expected receiver.
+    pub received: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    /// Copies that came back to their sender (presence broadcast to the own resources).
+    pub own: u64,
+    pub errors: u64,
+    pub stale: u64,
+    pub unexpected: u64,
+    pub latency: Latency,
+    /// Received over the time from the start of sending to the last receipt.
+    pub delivered_per_sec: f64,
+}
+
+impl Delivery {
+    pub fn lost(&self) -> u64 {
+        self.expected.saturating_sub(self.received)
+    }
+
+    pub fn loss_percent(&self) -> Option<f64> {
+        per(self.lost() as f64 * 100.0, self.expected as f64)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Chat {
     pub pairs: u64,
     pub msg_rate: f64,
     pub send_secs: f64,
-    pub sent: u64,
-    pub received: u64,
-    pub lost: u64,
-    pub duplicates: u64,
-    pub reordered: u64,
+    pub d: Delivery,
+}
+
+/// The roster setup before a presence storm.
+#[derive(Debug, Clone, Default)]
+pub struct RosterSetup {
+    pub secs: f64,
+    /// Established sessions that took part.
+    pub sessions: u64,
+    pub complete: u64,
+    /// Complete at the first look (set up by an earlier run).
+    pub already_complete: u64,
+    pub subscribes_sent: u64,
+    pub subscriptions_accepted: u64,
+    pub items_removed: u64,
     pub errors: u64,
-    pub stale: u64,
-    pub unexpected: u64,
-    pub latency: Latency,
-    /// Received messages over the time from the start of sending to the last receipt.
-    pub delivered_per_sec: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Presence {
+    pub roster_size: usize,
+    pub rate: f64,
+    pub roster: RosterSetup,
+    pub send_secs: f64,
+    pub d: Delivery,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -101,6 +146,9 @@ pub struct Server {
     pub pid: u32,
     pub before: Option<ProcPoint>,
     pub after_setup: Option<ProcPoint>,
+    /// When the scenario's measured part starts, if not right after setup (the presence
+    /// storm starts after the roster setup).
+    pub before_scenario: Option<ProcPoint>,
     pub after_scenario: Option<ProcPoint>,
     pub scenario_secs: f64,
     pub error: Option<String>,
@@ -129,6 +177,7 @@ pub struct Summary {
     pub elapsed_secs: f64,
     pub sessions: Sessions,
     pub chat: Option<Chat>,
+    pub presence: Option<Presence>,
     pub reconnect: Option<Reconnect>,
     pub server: Option<Server>,
     pub client: Client,
@@ -160,25 +209,34 @@ impl Summary {
         per(a.cpu_ms - b.cpu_ms, self.sessions.established as f64)
     }
 
+    /// Server CPU during the scenario phase (for presence: the storm, after the roster
+    /// setup), ms.
     pub fn server_cpu_ms_scenario(&self) -> Option<f64> {
         let s = self.server.as_ref()?;
-        Some(s.after_scenario?.cpu_ms - s.after_setup?.cpu_ms)
+        let from = if self.presence.is_some() {
+            s.before_scenario?
+        } else {
+            s.after_setup?
+        };
+        Some(s.after_scenario?.cpu_ms - from.cpu_ms)
     }
 
     /// True when every requested session came up, none dropped, and no message was lost,
     /// duplicated or bounced, and the run finished in time.
     pub fn clean(&self) -> bool {
         let s = &self.sessions;
-        let chat_ok = self
-            .chat
-            .as_ref()
-            .is_none_or(|c| c.lost == 0 && c.duplicates == 0 && c.errors == 0);
+        let delivered = |d: &Delivery| d.lost() == 0 && d.duplicates == 0 && d.errors == 0;
+        let chat_ok = self.chat.as_ref().is_none_or(|c| delivered(&c.d));
+        let presence_ok = self.presence.as_ref().is_none_or(|p| {
+            delivered(&p.d) && p.roster.complete == p.roster.sessions && p.roster.errors == 0
+        });
         let rc_ok = self.reconnect.as_ref().is_none_or(|r| r.failed == 0);
         self.outcome == "completed"
             && s.established == s.requested as u64
             && s.failed == 0
             && s.dropped == 0
             && chat_ok
+            && presence_ok
             && rc_ok
     }
 
@@ -210,22 +268,61 @@ impl Summary {
             ),
         ];
         if let Some(c) = &self.chat {
+            let d = &c.d;
             top.push((
                 "chat",
                 J::obj([
                     ("pairs", J::Int(c.pairs)),
                     ("msg_rate", J::num(c.msg_rate)),
                     ("send_secs", J::num(c.send_secs)),
-                    ("sent", J::Int(c.sent)),
-                    ("received", J::Int(c.received)),
-                    ("lost", J::Int(c.lost)),
-                    ("duplicates", J::Int(c.duplicates)),
-                    ("reordered", J::Int(c.reordered)),
-                    ("errors", J::Int(c.errors)),
-                    ("stale", J::Int(c.stale)),
-                    ("unexpected", J::Int(c.unexpected)),
-                    ("latency", c.latency.json()),
-                    ("delivered_per_sec", J::num(c.delivered_per_sec)),
+                    ("sent", J::Int(d.sent)),
+                    ("received", J::Int(d.received)),
+                    ("lost", J::Int(d.lost())),
+                    ("duplicates", J::Int(d.duplicates)),
+                    ("reordered", J::Int(d.reordered)),
+                    ("errors", J::Int(d.errors)),
+                    ("stale", J::Int(d.stale)),
+                    ("unexpected", J::Int(d.unexpected)),
+                    ("latency", d.latency.json()),
+                    ("delivered_per_sec", J::num(d.delivered_per_sec)),
+                ]),
+            ));
+        }
+        if let Some(p) = &self.presence {
+            let (d, r) = (&p.d, &p.roster);
+            top.push((
+                "presence",
+                J::obj([
+                    ("roster_size", J::Int(p.roster_size as u64)),
+                    ("rate", J::num(p.rate)),
+                    (
+                        "roster_setup",
+                        J::obj([
+                            ("secs", J::num(r.secs)),
+                            ("sessions", J::Int(r.sessions)),
+                            ("complete", J::Int(r.complete)),
+                            ("incomplete", J::Int(r.sessions.saturating_sub(r.complete))),
+                            ("already_complete", J::Int(r.already_complete)),
+                            ("subscribes_sent", J::Int(r.subscribes_sent)),
+                            ("subscriptions_accepted", J::Int(r.subscriptions_accepted)),
+                            ("items_removed", J::Int(r.items_removed)),
+                            ("errors", J::Int(r.errors)),
+                        ]),
+                    ),
+                    ("send_secs", J::num(p.send_secs)),
+                    ("updates_sent", J::Int(d.sent)),
+                    ("notifications_expected", J::Int(d.expected)),
+                    ("notifications_received", J::Int(d.received)),
+                    ("lost", J::Int(d.lost())),
+                    ("loss_percent", J::opt(d.loss_percent())),
+                    ("duplicates", J::Int(d.duplicates)),
+                    ("reordered", J::Int(d.reordered)),
+                    ("own_echoes", J::Int(d.own)),
+                    ("errors", J::Int(d.errors)),
+                    ("stale", J::Int(d.stale)),
+                    ("unexpected", J::Int(d.unexpected)),
+                    ("latency", d.latency.json()),
+                    ("delivered_per_sec", J::num(d.delivered_per_sec)),
                 ]),
             ));
         }
@@ -251,6 +348,7 @@ impl Summary {
                 ("pid", J::Int(sv.pid as u64)),
                 ("before", point(sv.before)),
                 ("after_setup", point(sv.after_setup)),
+                ("before_scenario", point(sv.before_scenario)),
                 ("after_scenario", point(sv.after_scenario)),
                 ("rss_per_session_kib", J::opt(self.server_rss_per_session_kib())),
                 ("cpu_ms_per_session_setup", J::opt(self.server_cpu_ms_per_setup())),
@@ -269,7 +367,16 @@ impl Summary {
                     "cpu_ms_per_1000_messages",
                     J::opt(
                         self.server_cpu_ms_scenario()
-                            .and_then(|x| per(x * 1000.0, c.received as f64)),
+                            .and_then(|x| per(x * 1000.0, c.d.received as f64)),
+                    ),
+                ));
+            }
+            if let Some(p) = &self.presence {
+                o.push((
+                    "cpu_ms_per_1000_notifications",
+                    J::opt(
+                        self.server_cpu_ms_scenario()
+                            .and_then(|x| per(x * 1000.0, p.d.received as f64)),
                     ),
                 ));
             }
@@ -336,23 +443,59 @@ impl Summary {
         for (r, n) in &s.drop_reasons {
             let _ = writeln!(o, "    {n:>8}  {r}");
         }
+        let delivery = |o: &mut String, d: &Delivery, unit: &str| {
+            let _ = writeln!(
+                o,
+                "  lost                  {} ({}%)",
+                d.lost(),
+                f2(d.loss_percent())
+            );
+            let _ = writeln!(o, "  duplicates            {}", d.duplicates);
+            let _ = writeln!(o, "  reordered             {}", d.reordered);
+            let _ = writeln!(o, "  error bounces         {}", d.errors);
+            if d.stale + d.unexpected > 0 {
+                let _ = writeln!(o, "  stale / unexpected    {} / {}", d.stale, d.unexpected);
+            }
+            let _ = writeln!(o, "  latency ms            {}", d.latency.human());
+            let _ = writeln!(o, "  delivered {unit:<11} {:.1}", d.delivered_per_sec);
+        };
         if let Some(c) = &self.chat {
             let _ = writeln!(
                 o,
                 "Chat ({} pairs, {} msg/s for {:.1} s)",
                 c.pairs, c.msg_rate, c.send_secs
             );
-            let _ = writeln!(o, "  sent                  {}", c.sent);
-            let _ = writeln!(o, "  received              {}", c.received);
-            let _ = writeln!(o, "  lost                  {}", c.lost);
-            let _ = writeln!(o, "  duplicates            {}", c.duplicates);
-            let _ = writeln!(o, "  reordered             {}", c.reordered);
-            let _ = writeln!(o, "  error bounces         {}", c.errors);
-            if c.stale + c.unexpected > 0 {
-                let _ = writeln!(o, "  stale / unexpected    {} / {}", c.stale, c.unexpected);
-            }
-            let _ = writeln!(o, "  latency ms            {}", c.latency.human());
-            let _ = writeln!(o, "  delivered msg/s       {:.1}", c.delivered_per_sec);
+            let _ = writeln!(o, "  sent                  {}", c.d.sent);
+            let _ = writeln!(o, "  received              {}", c.d.received);
+            delivery(&mut o, &c.d, "msg/s");
+        }
+        if let Some(p) = &self.presence {
+            let r = &p.roster;
+            let _ = writeln!(
+                o,
+                "Presence ({} contacts per session, {} updates/s for {:.1} s)",
+                p.roster_size, p.rate, p.send_secs
+            );
+            let _ = writeln!(
+                o,
+                "  roster setup          {} of {} sessions complete in {:.2} s ({} already were); \
+                 {} subscribe sent, {} accepted, {} items removed, {} errors",
+                r.complete,
+                r.sessions,
+                r.secs,
+                r.already_complete,
+                r.subscribes_sent,
+                r.subscriptions_accepted,
+                r.items_removed,
+                r.errors
+            );
+            let _ = writeln!(o, "  updates sent          {}", p.d.sent);
+            let _ = writeln!(
+                o,
+                "  notifications         {} received of {} expected (+{} to the sender itself)",
+                p.d.received, p.d.expected, p.d.own
+            );
+            delivery(&mut o, &p.d, "notif/s");
         }
         if let Some(r) = &self.reconnect {
             let _ = writeln!(o, "Reconnect ({:.1} s)", r.secs);
@@ -380,6 +523,9 @@ impl Summary {
             };
             let _ = writeln!(o, "  before                {}", p(sv.before));
             let _ = writeln!(o, "  after setup           {}", p(sv.after_setup));
+            if sv.before_scenario.is_some() {
+                let _ = writeln!(o, "  before scenario       {}", p(sv.before_scenario));
+            }
             let _ = writeln!(o, "  after scenario        {}", p(sv.after_scenario));
             let _ = writeln!(
                 o,
@@ -402,7 +548,14 @@ impl Summary {
                     let _ = writeln!(
                         o,
                         "  CPU per 1000 messages {} ms",
-                        f2(per(cpu * 1000.0, c.received as f64))
+                        f2(per(cpu * 1000.0, c.d.received as f64))
+                    );
+                }
+                if let Some(p) = &self.presence {
+                    let _ = writeln!(
+                        o,
+                        "  CPU per 1000 notif.   {} ms",
+                        f2(per(cpu * 1000.0, p.d.received as f64))
                     );
                 }
                 if let Some(r) = &self.reconnect {
@@ -553,6 +706,7 @@ mod tests {
                 rss_kib: 12_000,
                 cpu_ms: 300.0,
             }),
+            before_scenario: None,
             after_scenario: Some(ProcPoint {
                 rss_kib: 12_100,
                 cpu_ms: 310.0,
@@ -571,5 +725,70 @@ mod tests {
         assert!(s.to_human().contains("RSS per session       20.00 KiB"));
         s.sessions.failed = 1;
         assert!(!s.clean());
+    }
+
+    #[test]
+    fn presence_numbers() {
+        let point = |cpu_ms| Some(ProcPoint { rss_kib: 1, cpu_ms });
+        let mut s = Summary {
+            outcome: "completed".into(),
+            ..Default::default()
+        };
+        s.sessions.requested = 10;
+        s.sessions.established = 10;
+        s.presence = Some(Presence {
+            roster_size: 4,
+            rate: 100.0,
+            roster: RosterSetup {
+                sessions: 10,
+                complete: 10,
+                ..Default::default()
+            },
+            send_secs: 2.0,
+            d: Delivery {
+                sent: 200,
+                expected: 800,
+                received: 798,
+                own: 200,
+                ..Default::default()
+            },
+        });
+        s.server = Some(Server {
+            pid: 1,
+            before: point(0.0),
+            after_setup: point(100.0),
+            before_scenario: point(500.0),
+            after_scenario: point(900.0),
+            scenario_secs: 2.0,
+            error: None,
+        });
+        // The roster setup's CPU (100 -> 500) is not the storm's.
+        assert_eq!(s.server_cpu_ms_scenario(), Some(400.0));
+        let j = s.to_json();
+        for want in [
+            r#""updates_sent":200"#,
+            r#""notifications_expected":800"#,
+            r#""notifications_received":798"#,
+            r#""lost":2"#,
+            r#""loss_percent":0.25"#,
+            r#""own_echoes":200"#,
+            r#""incomplete":0"#,
+            r#""cpu_ms_per_1000_notifications":501.253"#,
+        ] {
+            assert!(j.contains(want), "{want} in {j}");
+        }
+        assert!(!s.clean(), "a lost notification");
+        let h = s.to_human();
+        assert!(
+            h.contains("798 received of 800 expected (+200 to the sender itself)"),
+            "{h}"
+        );
+        assert!(h.contains("lost                  2 (0.25%)"), "{h}");
+        let p = s.presence.as_mut().unwrap();
+        p.d.received = 800;
+        assert!(s.clean());
+        s.presence.as_mut().unwrap().roster.complete = 9;
+        assert!(!s.clean(), "a roster that never completed");
+        assert!(s.to_json().contains(r#""incomplete":1"#));
     }
 }

@@ -1,10 +1,13 @@
 //! One simulated client: connection, negotiation (STARTTLS, registration, SASL, bind,
-//! session, roster, presence) and the live phase (answering pings, sending and checking chat
-//! messages, reconnecting), driven by the run's [`Phase`].
+//! session, roster, presence) and the live phase (answering pings, setting up its roster,
+//! sending and checking chat messages or presence updates, reconnecting), driven by the
+//! run's [`Phase`].
 
-use crate::cli::{Args, Mechanism, TlsMode};
+use crate::cli::{Args, Mechanism, Scenario, TlsMode};
+use crate::presence::{self, bare, ring_contacts, RosterBook};
 use crate::scram::{self, SaltCache, ScramClient, ScramHash};
 use crate::stats::Stats;
+use crate::track::{Receipt, Receiver, Tag};
 use crate::xml::{self, escape, Element, Event, Scanner};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -13,7 +16,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -28,8 +31,11 @@ use tokio_rustls::TlsConnector;
 pub enum Phase {
     Setup,
     Hold,
-    /// Send messages to the peer, one every `interval`, from `start` until `end`.
-    Chat {
+    /// Presence scenario: set the rosters up.
+    Roster,
+    /// Send chat messages to the peer (or presence updates, in the presence scenario), one
+    /// every `interval`, from `start` until `end`.
+    Send {
         start: Instant,
         end: Instant,
         interval: Duration,
@@ -74,8 +80,11 @@ pub struct Shared {
     pub tls: Option<(TlsConnector, ServerName<'static>)>,
     pub stats: Stats,
     pub phase: watch::Receiver<Phase>,
-    /// Full JID each session bound (XML-escaped), for its chat peer.
+    /// Full JID each session bound (XML-escaped), for its chat peer; set once the session
+    /// was established.
     pub jids: Vec<OnceLock<Box<str>>>,
+    /// Whether each session is connected now (established and not closed or lost).
+    pub alive: Vec<AtomicBool>,
     pub connect_slots: Semaphore,
     pub limiter: Option<RateLimiter>,
     pub salt_cache: SaltCache,
@@ -343,7 +352,7 @@ impl Xmpp {
         &mut self,
         sh: &Shared,
         phase: &mut watch::Receiver<Phase>,
-        rx: &mut ChatReceiver,
+        live: &mut Live,
         deadline: Option<Instant>,
     ) -> Result<Wake, Fail> {
         // One timer for the whole call, not one per read.
@@ -356,7 +365,7 @@ impl Xmpp {
                 .map_err(|e| Fail(format!("live: xml: {e}")))?
             {
                 match ev {
-                    Event::Element(r) => handle_stanza(sh, rx, self.scan.slice(r), &mut self.out)?,
+                    Event::Element(r) => handle_stanza(sh, live, self.scan.slice(r), &mut self.out)?,
                     Event::StreamClose => return Err(Fail::new("live: stream closed by server")),
                     Event::StreamOpen(_) => return Err(Fail::new("live: unexpected stream header")),
                 }
@@ -405,18 +414,29 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Hot path: one stanza in the live phase.
-fn handle_stanza(sh: &Shared, rx: &mut ChatReceiver, raw: &[u8], out: &mut Vec<u8>) -> Result<(), Fail> {
+fn handle_stanza(sh: &Shared, live: &mut Live, raw: &[u8], out: &mut Vec<u8>) -> Result<(), Fail> {
     let name = xml::start_tag_name(raw);
     match xml::local_name(name) {
-        b"message" => rx.on_message(sh, raw),
+        b"message" => live.on_message(sh, raw),
+        b"presence" => live.on_presence(sh, raw, out),
         b"iq" => {
             let ty = xml::start_tag_attr(raw, "type");
-            if matches!(ty.as_deref(), Some("get") | Some("set")) {
-                let id = xml::start_tag_attr(raw, "id").unwrap_or_default();
-                let from = xml::start_tag_attr(raw, "from");
-                let ok = contains(raw, b"urn:xmpp:ping") || contains(raw, b"jabber:iq:roster");
-                out.extend_from_slice(iq_reply(&id, from.as_deref(), ok).as_bytes());
-                sh.stats.iq_answered.fetch_add(1, Relaxed);
+            match ty.as_deref() {
+                Some("get") | Some("set") => {
+                    let id = xml::start_tag_attr(raw, "id").unwrap_or_default();
+                    let from = xml::start_tag_attr(raw, "from");
+                    let roster = contains(raw, b"jabber:iq:roster");
+                    let ok = roster || contains(raw, b"urn:xmpp:ping");
+                    out.extend_from_slice(iq_reply(&id, from.as_deref(), ok).as_bytes());
+                    sh.stats.iq_answered.fetch_add(1, Relaxed);
+                    if roster && ty.as_deref() == Some("set") {
+                        live.on_roster_push(sh, raw);
+                    }
+                }
+                Some(t) if xml::start_tag_attr(raw, "id").is_some_and(|id| id.starts_with(ROSTER_GET_ID)) => {
+                    live.on_roster_result(sh, raw, t == "result", out);
+                }
+                _ => {}
             }
         }
         b"error" if name != b"error" => {
@@ -434,104 +454,206 @@ fn handle_stanza(sh: &Shared, rx: &mut ChatReceiver, raw: &[u8], out: &mut Vec<u
 }
 
 // ---------------------------------------------------------------------------------------------
-// Chat
+// Live state: receiving tagged stanzas, the roster setup of the presence scenario
 
-/// Receiving side of one session in the chat scenario.
-pub struct ChatReceiver {
-    peer: Option<usize>,
-    /// Bit per sequence number received from the peer.
-    seen: Vec<u64>,
-    highest: Option<u64>,
+/// Ids of our roster gets start with this; removals with [`ROSTER_REMOVE_ID`].
+const ROSTER_GET_ID: &str = "rs";
+const ROSTER_REMOVE_ID: &str = "rr";
+
+/// What one session keeps while it is connected.
+pub struct Live {
+    idx: usize,
+    /// Tagged stanzas expected from the chat peer or the roster contacts.
+    rx: Receiver,
+    /// The roster setup (presence scenario only), from its first roster get on.
+    roster: Option<RosterBook>,
+    /// The roster became complete during this run (counted once).
+    roster_done: bool,
+    /// Counter for request ids.
+    next_id: u64,
 }
 
-/// Upper bound on sequence numbers tracked for duplicates (bitset of 16 MiB bits = 2 MiB).
-const MAX_TRACKED_SEQ: u64 = 1 << 24;
-
-impl ChatReceiver {
-    fn new(peer: Option<usize>) -> Self {
-        ChatReceiver {
-            peer,
-            seen: Vec::new(),
-            highest: None,
+impl Live {
+    fn new(sh: &Shared, idx: usize) -> Self {
+        let a = &sh.args;
+        let senders = match a.scenario {
+            Scenario::Presence => ring_contacts(idx, a.sessions, a.roster_size),
+            _ => {
+                let peer = idx ^ 1;
+                if peer < a.sessions {
+                    vec![peer]
+                } else {
+                    Vec::new()
+                }
+            }
+        };
+        Live {
+            idx,
+            rx: Receiver::new(idx, senders),
+            roster: None,
+            roster_done: false,
+            next_id: 0,
         }
+    }
+
+    fn id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}{}", self.next_id)
+    }
+
+    /// A tagged text (chat body or presence status) arrived.
+    fn on_tagged(&mut self, sh: &Shared, text: &str) {
+        let st = &sh.stats;
+        let Some(tag) = Tag::parse(text) else { return };
+        let counter = match self.rx.accept(sh.run_tag, &tag) {
+            Receipt::New { reordered } => {
+                if reordered {
+                    st.msg_reordered.fetch_add(1, Relaxed);
+                }
+                let now = sh.now_us();
+                st.latency_us.record(now.saturating_sub(tag.sent_us));
+                st.last_receipt_us.fetch_max(now, Relaxed);
+                &st.msg_received
+            }
+            Receipt::Duplicate => &st.msg_duplicates,
+            Receipt::Stale => &st.msg_stale,
+            Receipt::Unexpected => &st.msg_unexpected,
+            Receipt::Own => &st.msg_own,
+        };
+        counter.fetch_add(1, Relaxed);
     }
 
     fn on_message(&mut self, sh: &Shared, raw: &[u8]) {
-        let st = &sh.stats;
         if xml::start_tag_attr(raw, "type").as_deref() == Some("error") {
-            st.msg_errors.fetch_add(1, Relaxed);
+            sh.stats.msg_errors.fetch_add(1, Relaxed);
             return;
         }
-        let Some(body) = xml::child_text(raw, "body") else {
-            return;
-        };
-        let Some(m) = parse_body(&body) else { return };
-        if m.run != sh.run_tag {
-            st.msg_stale.fetch_add(1, Relaxed);
-            return;
+        if let Some(body) = xml::child_text(raw, "body") {
+            self.on_tagged(sh, &body);
         }
-        if Some(m.sender) != self.peer {
-            st.msg_unexpected.fetch_add(1, Relaxed);
-            return;
-        }
-        if m.seq < MAX_TRACKED_SEQ {
-            let (w, b) = ((m.seq / 64) as usize, m.seq % 64);
-            if self.seen.len() <= w {
-                self.seen.resize(w + 1, 0);
+    }
+
+    /// Presence updates of contacts are counted; subscription requests are accepted (the
+    /// roster setup relies on it, and a real client with auto-approval does the same).
+    fn on_presence(&mut self, sh: &Shared, raw: &[u8], out: &mut Vec<u8>) {
+        match xml::start_tag_attr(raw, "type").as_deref() {
+            None => {
+                if let Some(status) = xml::child_text(raw, "status") {
+                    self.on_tagged(sh, &status);
+                }
             }
-            if self.seen[w] & (1 << b) != 0 {
-                st.msg_duplicates.fetch_add(1, Relaxed);
-                return;
+            Some("subscribe") if sh.args.scenario == Scenario::Presence => {
+                if let Some(from) = xml::start_tag_attr(raw, "from") {
+                    out.extend_from_slice(
+                        presence::subscription_stanza("subscribed", bare(&from)).as_bytes(),
+                    );
+                    sh.stats.roster_accepted.fetch_add(1, Relaxed);
+                }
             }
-            self.seen[w] |= 1 << b;
+            Some("error") => {
+                sh.stats.msg_errors.fetch_add(1, Relaxed);
+            }
+            _ => {}
         }
-        if self.highest.is_some_and(|h| m.seq < h) {
-            st.msg_reordered.fetch_add(1, Relaxed);
+    }
+
+    /// Starts (or restarts) the roster setup: asks for the whole roster.
+    fn request_roster(&mut self, sh: &Shared, out: &mut Vec<u8>) {
+        if self.roster.is_none() {
+            let a = &sh.args;
+            let contacts = ring_contacts(self.idx, a.sessions, a.roster_size)
+                .into_iter()
+                .map(|j| {
+                    (
+                        format!("{}@{}", a.username(j), a.domain),
+                        sh.jids[j].get().is_some(),
+                    )
+                });
+            self.roster = Some(RosterBook::new(contacts));
         }
-        self.highest = Some(self.highest.map_or(m.seq, |h| h.max(m.seq)));
-        let now = sh.now_us();
-        st.latency_us.record(now.saturating_sub(m.sent_us));
-        st.last_receipt_us.fetch_max(now, Relaxed);
-        st.msg_received.fetch_add(1, Relaxed);
+        let id = self.id(ROSTER_GET_ID);
+        out.extend_from_slice(
+            format!("<iq type='get' id='{id}'><query xmlns='jabber:iq:roster'/></iq>").as_bytes(),
+        );
+    }
+
+    fn on_roster_result(&mut self, sh: &Shared, raw: &[u8], ok: bool, out: &mut Vec<u8>) {
+        if !ok {
+            sh.stats.roster_errors.fetch_add(1, Relaxed);
+            return;
+        }
+        let Some(book) = self.roster.as_mut() else { return };
+        let Ok(iq) = Element::parse(raw) else { return };
+        let first = !book.loaded();
+        book.apply_result(presence::roster_items(&iq));
+        if first && book.complete() {
+            sh.stats.roster_already.fetch_add(1, Relaxed);
+        }
+        let subscribe: Vec<String> = book.to_subscribe().into_iter().map(str::to_string).collect();
+        let remove: Vec<String> = book.to_remove().into_iter().map(str::to_string).collect();
+        for j in &subscribe {
+            out.extend_from_slice(presence::subscription_stanza("subscribe", j).as_bytes());
+        }
+        for j in &remove {
+            let id = self.id(ROSTER_REMOVE_ID);
+            out.extend_from_slice(presence::roster_remove(&id, j).as_bytes());
+        }
+        sh.stats
+            .roster_subscribes
+            .fetch_add(subscribe.len() as u64, Relaxed);
+        sh.stats.roster_removed.fetch_add(remove.len() as u64, Relaxed);
+        self.check_roster(sh);
+    }
+
+    fn on_roster_push(&mut self, sh: &Shared, raw: &[u8]) {
+        let Some(book) = self.roster.as_mut() else { return };
+        if let Ok(iq) = Element::parse(raw) {
+            book.apply_push(presence::roster_items(&iq));
+            self.check_roster(sh);
+        }
+    }
+
+    fn check_roster(&mut self, sh: &Shared) {
+        if !self.roster_done && self.roster.as_ref().is_some_and(RosterBook::complete) {
+            self.roster_done = true;
+            sh.stats.roster_complete.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The roster contacts whose sessions are up now: each should get this session's
+    /// presence updates.
+    fn contacts_alive(&self, sh: &Shared) -> u64 {
+        self.rx
+            .senders()
+            .iter()
+            .filter(|&&j| sh.alive[j].load(Relaxed))
+            .count() as u64
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
-struct MsgBody {
-    run: u32,
-    sender: usize,
-    seq: u64,
-    sent_us: u64,
-}
-
-/// Message body format: `lg RUN(hex) SENDER SEQ SENT_US`.
-fn format_body(out: &mut Vec<u8>, peer_jid: &str, run: u32, sender: usize, seq: u64, sent_us: u64) {
+/// `<message>` carrying a tag in its body, to the peer's full JID.
+fn format_chat(out: &mut Vec<u8>, peer_jid: &str, tag: &Tag) {
     let mut s = String::with_capacity(160);
     let _ = write!(
         s,
-        "<message to='{peer_jid}' type='chat' id='lg{sender}-{seq}'><body>lg {run:x} {sender} {seq} {sent_us}</body></message>"
+        "<message to='{peer_jid}' type='chat' id='lg{}-{}'><body>",
+        tag.sender, tag.seq
     );
+    tag.write(&mut s);
+    s.push_str("</body></message>");
     out.extend_from_slice(s.as_bytes());
 }
 
-fn parse_body(body: &str) -> Option<MsgBody> {
-    let mut it = body.trim().split(' ');
-    if it.next()? != "lg" {
-        return None;
-    }
-    let run = u32::from_str_radix(it.next()?, 16).ok()?;
-    let sender = it.next()?.parse().ok()?;
-    let seq = it.next()?.parse().ok()?;
-    let sent_us = it.next()?.parse().ok()?;
-    Some(MsgBody {
-        run,
-        sender,
-        seq,
-        sent_us,
-    })
+/// A presence update (RFC 6121 §4.4) carrying a tag in its status.
+fn format_presence(out: &mut Vec<u8>, tag: &Tag) {
+    let mut s = String::with_capacity(80);
+    s.push_str("<presence><status>");
+    tag.write(&mut s);
+    s.push_str("</status></presence>");
+    out.extend_from_slice(s.as_bytes());
 }
 
-/// Most messages sent in one wake-up when a sender is behind schedule.
+/// Most stanzas sent in one wake-up when a sender is behind schedule.
 const MAX_BURST: u64 = 256;
 
 // ---------------------------------------------------------------------------------------------
@@ -798,6 +920,7 @@ async fn connect_counted(sh: &Shared, idx: usize, kind: Attempt) -> Option<Xmpp>
             hist.record(t0.elapsed().as_micros() as u64);
             ok.fetch_add(1, Relaxed);
             let _ = sh.jids[idx].set(escape(&jid).into());
+            sh.alive[idx].store(true, Relaxed);
             Some(x)
         }
         Err(Fail(reason)) => {
@@ -824,35 +947,40 @@ pub async fn run_session(sh: Arc<Shared>, idx: usize) {
     sh.setup_done.fetch_add(1, Relaxed);
     sh.setup_notify.notify_one();
     let Some(mut x) = first else { return };
-
-    let peer = idx ^ 1;
-    let peer = (peer < sh.args.sessions).then_some(peer);
-    let mut rx = ChatReceiver::new(peer);
+    let mut live = Live::new(&sh, idx);
     let mut sent: u64 = 0;
+    let lost = |f: &Fail| {
+        sh.alive[idx].store(false, Relaxed);
+        sh.stats.dropped.fetch_add(1, Relaxed);
+        sh.stats.drop_reasons.add(&f.0);
+    };
 
     loop {
         let current = phase.borrow_and_update().clone();
         let r = match current {
-            Phase::Setup | Phase::Hold | Phase::Drain => x.serve(&sh, &mut phase, &mut rx, None).await,
+            Phase::Setup | Phase::Hold | Phase::Drain => x.serve(&sh, &mut phase, &mut live, None).await,
             Phase::Stop => {
+                sh.alive[idx].store(false, Relaxed);
                 x.close().await;
                 return;
             }
-            Phase::Chat { start, end, interval } => {
-                chat_send(
-                    &sh, &mut x, &mut phase, &mut rx, idx, peer, &mut sent, start, end, interval,
+            Phase::Roster => roster_setup(&sh, &mut x, &mut phase, &mut live).await,
+            Phase::Send { start, end, interval } => {
+                send_loop(
+                    &sh, &mut x, &mut phase, &mut live, &mut sent, start, end, interval,
                 )
                 .await
             }
             Phase::Reconnect { until } => {
                 if Instant::now() >= until {
-                    x.serve(&sh, &mut phase, &mut rx, None).await
+                    x.serve(&sh, &mut phase, &mut live, None).await
                 } else {
                     let f = 0.5 + rand::random::<f64>();
                     let hold = Duration::from_secs_f64(sh.args.reconnect_hold * f);
                     let at = (Instant::now() + hold).min(until);
-                    match x.serve(&sh, &mut phase, &mut rx, Some(at)).await {
+                    match x.serve(&sh, &mut phase, &mut live, Some(at)).await {
                         Ok(Wake::Deadline) if Instant::now() < until => {
+                            sh.alive[idx].store(false, Relaxed);
                             x.close().await;
                             match reconnect(&sh, idx, &mut phase, until).await {
                                 Some(nx) => {
@@ -865,8 +993,7 @@ pub async fn run_session(sh: Arc<Shared>, idx: usize) {
                         Ok(w) => Ok(w),
                         Err(f) => {
                             // Lost the connection: count it and reconnect.
-                            sh.stats.dropped.fetch_add(1, Relaxed);
-                            sh.stats.drop_reasons.add(&f.0);
+                            lost(&f);
                             match reconnect(&sh, idx, &mut phase, until).await {
                                 Some(nx) => {
                                     x = nx;
@@ -881,10 +1008,10 @@ pub async fn run_session(sh: Arc<Shared>, idx: usize) {
         };
         if let Err(f) = r {
             if *phase.borrow() == Phase::Stop {
+                sh.alive[idx].store(false, Relaxed);
                 return;
             }
-            sh.stats.dropped.fetch_add(1, Relaxed);
-            sh.stats.drop_reasons.add(&f.0);
+            lost(&f);
             wait_for_stop(&mut phase).await;
             return;
         }
@@ -911,24 +1038,51 @@ async fn reconnect(
     }
 }
 
-/// Chat phase for one session: send to the peer on schedule, receive meanwhile.
-#[allow(clippy::too_many_arguments)]
-async fn chat_send(
+/// How often a session whose roster is not complete yet asks for it again (and re-sends
+/// the subscription requests still needed): a safety net for lost roster pushes.
+const ROSTER_RECHECK: Duration = Duration::from_secs(5);
+
+/// Presence scenario, before the storm: bring the roster to the ring's contacts, all `both`.
+async fn roster_setup(
     sh: &Shared,
     x: &mut Xmpp,
     phase: &mut watch::Receiver<Phase>,
-    rx: &mut ChatReceiver,
-    idx: usize,
-    peer: Option<usize>,
+    live: &mut Live,
+) -> Result<Wake, Fail> {
+    loop {
+        if !live.roster_done {
+            live.request_roster(sh, &mut x.out);
+        }
+        let until = (!live.roster_done).then(|| Instant::now() + ROSTER_RECHECK);
+        match x.serve(sh, phase, live, until).await? {
+            Wake::PhaseChanged => return Ok(Wake::PhaseChanged),
+            Wake::Deadline => continue,
+        }
+    }
+}
+
+/// Send phase for one session: chat messages to the peer, or presence updates to the
+/// roster (scenario `presence`), on schedule, receiving meanwhile.
+#[allow(clippy::too_many_arguments)]
+async fn send_loop(
+    sh: &Shared,
+    x: &mut Xmpp,
+    phase: &mut watch::Receiver<Phase>,
+    live: &mut Live,
     sent: &mut u64,
     start: Instant,
     end: Instant,
     interval: Duration,
 ) -> Result<Wake, Fail> {
-    let peer_jid = peer.and_then(|p| sh.jids[p].get()).cloned();
-    let Some(peer_jid) = peer_jid.filter(|_| !interval.is_zero()) else {
-        return x.serve(sh, phase, rx, None).await;
+    let presence = sh.args.scenario == Scenario::Presence;
+    // Chat: only pairs with both sessions up send.
+    let peer_jid = match live.rx.senders() {
+        [peer] if !presence => sh.jids[*peer].get().cloned(),
+        _ => None,
     };
+    if interval.is_zero() || (!presence && peer_jid.is_none()) {
+        return x.serve(sh, phase, live, None).await;
+    }
     struct Active<'a>(&'a std::sync::atomic::AtomicU64);
     impl Drop for Active<'_> {
         fn drop(&mut self) {
@@ -944,9 +1098,9 @@ async fn chat_send(
     loop {
         let next = due(*sent);
         if next >= end {
-            return x.serve(sh, phase, rx, None).await;
+            return x.serve(sh, phase, live, None).await;
         }
-        match x.serve(sh, phase, rx, Some(next)).await? {
+        match x.serve(sh, phase, live, Some(next)).await? {
             Wake::PhaseChanged => return Ok(Wake::PhaseChanged),
             Wake::Deadline => {
                 let now = Instant::now();
@@ -956,12 +1110,24 @@ async fn chat_send(
                     if at > now || at >= end {
                         break;
                     }
-                    format_body(&mut x.out, &peer_jid, sh.run_tag, idx, *sent + n, sh.now_us());
+                    let tag = Tag {
+                        run: sh.run_tag,
+                        sender: live.idx,
+                        seq: *sent + n,
+                        sent_us: sh.now_us(),
+                    };
+                    match &peer_jid {
+                        Some(p) => format_chat(&mut x.out, p, &tag),
+                        None => format_presence(&mut x.out, &tag),
+                    }
                     n += 1;
                 }
-                // Counted before the write: a message lost with its connection is lost.
+                // Counted before the write: a stanza lost with its connection is lost.
+                // A presence update should reach every contact that is up now.
+                let fanout = if presence { live.contacts_alive(sh) } else { 1 };
                 *sent += n;
                 sh.stats.msg_sent.fetch_add(n, Relaxed);
+                sh.stats.msg_expected.fetch_add(n * fanout, Relaxed);
                 x.flush_out().await?;
             }
         }
@@ -973,23 +1139,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn body_round_trip() {
+    fn chat_and_presence_stanzas_carry_the_tag() {
+        let tag = Tag {
+            run: 0xabc,
+            sender: 7,
+            seq: 42,
+            sent_us: 123456,
+        };
         let mut out = Vec::new();
-        format_body(&mut out, "user1@localhost/r", 0xabc, 7, 42, 123456);
+        format_chat(&mut out, "user1@localhost/r", &tag);
         let s = String::from_utf8(out).unwrap();
         assert!(s.starts_with("<message to='user1@localhost/r' type='chat'"));
         let body = xml::child_text(s.as_bytes(), "body").unwrap();
-        assert_eq!(
-            parse_body(&body),
-            Some(MsgBody {
-                run: 0xabc,
-                sender: 7,
-                seq: 42,
-                sent_us: 123456
-            })
-        );
-        assert_eq!(parse_body("hello"), None);
-        assert_eq!(parse_body("lg zz 1 2 3"), None);
+        assert_eq!(Tag::parse(&body), Some(tag));
+
+        let mut out = Vec::new();
+        format_presence(&mut out, &tag);
+        assert_eq!(out, b"<presence><status>lg abc 7 42 123456</status></presence>");
+        let status = xml::child_text(&out, "status").unwrap();
+        assert_eq!(Tag::parse(&status), Some(tag));
     }
 
     #[test]

@@ -125,22 +125,42 @@ pub struct Stats {
     pub dropped: AtomicU64,
     pub drop_reasons: Reasons,
 
-    // chat
+    // chat messages, or presence updates in the presence scenario
     pub msg_sent: AtomicU64,
+    /// Receipts the sent stanzas should cause: one per chat message, one per online contact
+    /// for a presence update.
+    pub msg_expected: AtomicU64,
+    /// Distinct receipts by an expected receiver.
     pub msg_received: AtomicU64,
+    /// This run's stanzas that came back to their own sender (presence, RFC 6121 §4.4.2).
+    pub msg_own: AtomicU64,
     pub msg_duplicates: AtomicU64,
     pub msg_reordered: AtomicU64,
     /// Messages with our marker but from another run (e.g. offline storage of an old run).
     pub msg_stale: AtomicU64,
     /// Messages of this run from someone other than the expected peer.
     pub msg_unexpected: AtomicU64,
-    /// `<message type='error'>` bounces.
+    /// `<message type='error'>` or `<presence type='error'>` bounces.
     pub msg_errors: AtomicU64,
     pub latency_us: Histogram,
     /// Microseconds since the run's epoch of the last receipt.
     pub last_receipt_us: AtomicU64,
     /// Sessions currently in their sending loop (the drain waits for this to reach zero).
     pub senders_active: AtomicU64,
+
+    // roster setup (presence scenario)
+    /// Sessions whose roster became complete (every contact `both`, nothing else).
+    pub roster_complete: AtomicU64,
+    /// Sessions whose roster was complete at the first look (an earlier run set it up).
+    pub roster_already: AtomicU64,
+    /// `subscribe` requests sent.
+    pub roster_subscribes: AtomicU64,
+    /// `subscribe` requests received and accepted with `subscribed`.
+    pub roster_accepted: AtomicU64,
+    /// Roster items outside the ring removed.
+    pub roster_removed: AtomicU64,
+    /// Roster gets answered with an error.
+    pub roster_errors: AtomicU64,
 
     // reconnect
     pub reconnects: AtomicU64,

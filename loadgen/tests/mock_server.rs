@@ -1,7 +1,8 @@
 //! End-to-end tests of the `meerkat-loadgen` binary against a small in-process XMPP server
 //! (STARTTLS or direct TLS with a generated certificate, in-band registration, SASL PLAIN and
-//! SCRAM-SHA-1/256, bind, roster, message routing between full JIDs, a ping to every
-//! session). The mock is deliberately naive: it exists to check the tool, not to be a server.
+//! SCRAM-SHA-1/256, bind, roster with RFC 6121 subscriptions and pushes, presence broadcast
+//! to subscribers, message routing between full JIDs, a ping to every session). The mock is
+//! deliberately naive: it exists to check the tool, not to be a server.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -21,12 +22,162 @@ use tokio_rustls::TlsAcceptor;
 const PASSWORD: &str = "secret";
 const ITERATIONS: u32 = 256;
 
+/// One roster item's state (RFC 6121 §3): the user receives the contact's presence (`to`),
+/// the contact receives the user's (`from`), the user asked to subscribe (`ask`).
+#[derive(Default, Clone, Copy)]
+struct Sub {
+    to: bool,
+    from: bool,
+    ask: bool,
+}
+
+impl Sub {
+    fn name(self) -> &'static str {
+        match (self.to, self.from) {
+            (true, true) => "both",
+            (true, false) => "to",
+            (false, true) => "from",
+            (false, false) => "none",
+        }
+    }
+}
+
 #[derive(Default)]
 struct Hub {
     routes: Mutex<HashMap<String, mpsc::UnboundedSender<String>>>,
     registered: Mutex<HashSet<String>>,
+    /// user bare JID -> contact bare JID -> state.
+    rosters: Mutex<HashMap<String, HashMap<String, Sub>>>,
     pongs: AtomicU64,
     logins: AtomicU64,
+    /// Presence updates with a status that were broadcast (counted per update, not per copy).
+    presence_updates: AtomicU64,
+}
+
+impl Hub {
+    /// Sends `stanza` to every session of the bare JID `user`.
+    fn to_bare(&self, user: &str, stanza: &str) {
+        let prefix = format!("{user}/");
+        for (j, tx) in self.routes.lock().unwrap().iter() {
+            if j.starts_with(&prefix) {
+                let _ = tx.send(stanza.to_string());
+            }
+        }
+    }
+
+    fn item(&self, user: &str, contact: &str) -> Sub {
+        let r = self.rosters.lock().unwrap();
+        r.get(user)
+            .and_then(|m| m.get(contact))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Changes an item and pushes it to the user's sessions (RFC 6121 §2.1.6).
+    fn update(&self, user: &str, contact: &str, f: impl FnOnce(&mut Sub)) {
+        let s = {
+            let mut r = self.rosters.lock().unwrap();
+            let s = r
+                .entry(user.into())
+                .or_default()
+                .entry(contact.into())
+                .or_default();
+            f(s);
+            *s
+        };
+        let ask = if s.ask { " ask='subscribe'" } else { "" };
+        self.to_bare(
+            user,
+            &format!(
+                "<iq type='set' id='push'><query xmlns='jabber:iq:roster'><item jid='{contact}' \
+                 subscription='{}'{ask}/></query></iq>",
+                s.name()
+            ),
+        );
+    }
+
+    /// Outbound subscription stanza of `kind` from `user` to `contact` (RFC 6121 §3).
+    fn subscription(&self, user: &str, kind: &str, contact: &str) {
+        match kind {
+            "subscribe" => {
+                if self.item(contact, user).from {
+                    // Already approved: the contact's server answers on its behalf.
+                    self.update(user, contact, |s| {
+                        s.to = true;
+                        s.ask = false;
+                    });
+                    self.to_bare(user, &format!("<presence type='subscribed' from='{contact}'/>"));
+                } else {
+                    self.update(user, contact, |s| s.ask = true);
+                    self.to_bare(contact, &format!("<presence type='subscribe' from='{user}'/>"));
+                }
+            }
+            // `user` approves `contact`'s pending request.
+            "subscribed" if self.item(contact, user).ask => {
+                self.update(contact, user, |s| {
+                    s.to = true;
+                    s.ask = false;
+                });
+                self.update(user, contact, |s| s.from = true);
+                self.to_bare(contact, &format!("<presence type='subscribed' from='{user}'/>"));
+            }
+            _ => {}
+        }
+    }
+
+    /// RFC 6121 §2.5.2: removing an item cancels the subscriptions both ways.
+    fn remove(&self, user: &str, contact: &str) {
+        self.rosters
+            .lock()
+            .unwrap()
+            .entry(user.into())
+            .or_default()
+            .remove(contact);
+        self.to_bare(
+            user,
+            &format!(
+                "<iq type='set' id='push'><query xmlns='jabber:iq:roster'><item jid='{contact}' \
+                 subscription='remove'/></query></iq>"
+            ),
+        );
+        if self
+            .rosters
+            .lock()
+            .unwrap()
+            .get(contact)
+            .is_some_and(|m| m.contains_key(user))
+        {
+            self.update(contact, user, |s| *s = Sub::default());
+        }
+    }
+
+    fn roster_result(&self, user: &str, id: &str) -> String {
+        let r = self.rosters.lock().unwrap();
+        let items: String = r
+            .get(user)
+            .map(|m| {
+                m.iter()
+                    .map(|(c, s)| format!("<item jid='{c}' subscription='{}'/>", s.name()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        format!("<iq type='result' id='{id}'><query xmlns='jabber:iq:roster'>{items}</query></iq>")
+    }
+
+    /// RFC 6121 §4.4.2: an available presence goes to the subscribers and the user's own
+    /// sessions.
+    fn broadcast(&self, user: &str, full: &str, presence: &str) {
+        let subscribers: Vec<String> = {
+            let r = self.rosters.lock().unwrap();
+            r.get(user)
+                .map(|m| m.iter().filter(|(_, s)| s.from).map(|(c, _)| c.clone()).collect())
+                .unwrap_or_default()
+        };
+        for c in subscribers.iter().map(String::as_str).chain([user]) {
+            let stamped = presence.replacen("<presence", &format!("<presence from='{full}' to='{c}'"), 1);
+            self.to_bare(c, &stamped);
+        }
+    }
 }
 
 struct Mock {
@@ -235,6 +386,7 @@ async fn secure<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, hub: Arc<Hub>) -> s
     let mut user: Option<String> = None;
     let mut authed = false;
     let mut jid: Option<String> = None;
+    let mut available = false;
     let mut scram: Option<(bool, String, String)> = None; // sha256, client-first-bare, server-first
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     let mut buf = [0u8; 4096];
@@ -343,10 +495,31 @@ async fn secure<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, hub: Arc<Hub>) -> s
                         );
                         jid = Some(j);
                     } else if e.contains("jabber:iq:roster") {
-                        out += &format!("<iq type='result' id='{id}'><query xmlns='jabber:iq:roster'/></iq>");
+                        let me = format!("{}@localhost", user.as_ref().unwrap());
+                        if attr(&e, "type").as_deref() == Some("get") {
+                            out += &hub.roster_result(&me, &id);
+                        } else if e.contains("subscription='remove'") {
+                            let item = &e[e.find("<item").unwrap()..];
+                            hub.remove(&me, &attr(item, "jid").unwrap());
+                            out += &format!("<iq type='result' id='{id}'/>");
+                        }
                     } else if e.starts_with("<presence") {
-                        out +=
-                            "<iq type='get' id='ping1' from='localhost'><ping xmlns='urn:xmpp:ping'/></iq>";
+                        let me = format!("{}@localhost", user.as_ref().unwrap());
+                        match (attr(&e, "type"), attr(&e, "to")) {
+                            (Some(kind), Some(to)) => hub.subscription(&me, &kind, &to),
+                            (None, None) => {
+                                if !available {
+                                    available = true;
+                                    out += "<iq type='get' id='ping1' from='localhost'>\
+                                        <ping xmlns='urn:xmpp:ping'/></iq>";
+                                }
+                                if e.contains("<status>") {
+                                    hub.presence_updates.fetch_add(1, Relaxed);
+                                }
+                                hub.broadcast(&me, jid.as_ref().unwrap(), &e);
+                            }
+                            _ => {}
+                        }
                     } else if e.starts_with("<iq")
                         && id == "ping1"
                         && attr(&e, "type").as_deref() == Some("result")
@@ -607,4 +780,82 @@ async fn ca_file_verifies_certificate_and_name() {
     assert_eq!(r.code, 2, "a name the certificate does not cover fails");
     assert!(r.json.contains("\"tls: invalid peer certificate: "), "{}", r.json);
     std::fs::remove_file(&path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_storm_sets_rosters_up_once_and_counts_every_notification() {
+    let mock = start_mock(false).await;
+    let pid = std::process::id().to_string();
+    let run = |k: &'static str| {
+        let pid = pid.clone();
+        let mock = &mock;
+        async move {
+            let args = [
+                "-n",
+                "10",
+                "--scenario",
+                "presence",
+                "--roster-size",
+                k,
+                "--presence-rate",
+                "100",
+                "--duration",
+                "2",
+                "--server-pid",
+                &pid,
+            ];
+            loadgen(mock, &args).await
+        }
+    };
+
+    // First run: every session subscribes to its 4 ring contacts and accepts theirs.
+    let r = run("4").await;
+    assert_eq!(r.code, 0, "clean run");
+    assert_eq!(num(&r.json, "roster_setup", "complete"), 10.0);
+    assert_eq!(num(&r.json, "roster_setup", "incomplete"), 0.0);
+    assert_eq!(num(&r.json, "roster_setup", "already_complete"), 0.0);
+    assert!(num(&r.json, "roster_setup", "subscribes_sent") >= 40.0);
+    assert!(num(&r.json, "roster_setup", "subscriptions_accepted") >= 1.0);
+    let sent = num(&r.json, "presence", "updates_sent");
+    assert!((150.0..=220.0).contains(&sent), "about 100/s for 2 s, got {sent}");
+    assert_eq!(
+        hub_count(&mock.hub.presence_updates) as f64,
+        sent,
+        "the server saw each update"
+    );
+    assert_eq!(num(&r.json, "presence", "notifications_expected"), 4.0 * sent);
+    assert_eq!(num(&r.json, "presence", "notifications_received"), 4.0 * sent);
+    assert_eq!(num(&r.json, "presence", "lost"), 0.0);
+    assert_eq!(num(&r.json, "presence", "duplicates"), 0.0);
+    assert_eq!(
+        num(&r.json, "presence", "own_echoes"),
+        sent,
+        "each update comes back once"
+    );
+    assert_eq!(num(&r.json, "presence", "unexpected"), 0.0);
+    assert_eq!(num(&r.json, "latency", "count"), 4.0 * sent);
+    assert!(num(&r.json, "presence", "delivered_per_sec") > 200.0);
+    assert!(
+        !r.json.contains("\"cpu_ms_per_1000_notifications\":null"),
+        "{}",
+        r.json
+    );
+    assert!(!r.json.contains("\"before_scenario\":null"), "{}", r.json);
+
+    // Second run on the same accounts: the rosters are there, nothing is sent again.
+    let r = run("4").await;
+    assert_eq!(r.code, 0);
+    assert_eq!(num(&r.json, "roster_setup", "already_complete"), 10.0);
+    assert_eq!(num(&r.json, "roster_setup", "subscribes_sent"), 0.0);
+    assert_eq!(num(&r.json, "roster_setup", "items_removed"), 0.0);
+
+    // A smaller ring: each session removes the 2 contacts it no longer has, and updates
+    // reach only the 2 that remain.
+    let r = run("2").await;
+    assert_eq!(r.code, 0);
+    assert_eq!(num(&r.json, "roster_setup", "items_removed"), 20.0);
+    assert_eq!(num(&r.json, "roster_setup", "complete"), 10.0);
+    let sent = num(&r.json, "presence", "updates_sent");
+    assert_eq!(num(&r.json, "presence", "notifications_received"), 2.0 * sent);
+    assert_eq!(num(&r.json, "presence", "unexpected"), 0.0);
 }
