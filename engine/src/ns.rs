@@ -48,3 +48,7 @@ pub const ROSTER_VER: &str = "urn:xmpp:features:rosterver";
 pub const PRE_APPROVAL: &str = "urn:xmpp:features:pre-approval";
 /// The `xml:` prefix namespace (for `xml:lang`).
 pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
+/// XEP-0220 Server Dialback: the `db:` elements.
+pub const DIALBACK: &str = "jabber:server:dialback";
+/// XEP-0220 §2.4.2 / RFC 7590: the dialback stream feature, with `<errors/>`.
+pub const DIALBACK_FEATURE: &str = "urn:xmpp:features:dialback";

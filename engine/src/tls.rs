@@ -68,7 +68,7 @@ impl TlsIdentity {
 
 /// RFC 5929 §4.1: hash the certificate with its signature's hash, upgrading MD5 and
 /// SHA-1 to SHA-256 (and using SHA-256 where the algorithm names no hash, e.g. Ed25519).
-fn end_point_hash(der: &[u8]) -> Vec<u8> {
+pub(crate) fn end_point_hash(der: &[u8]) -> Vec<u8> {
     use x509_parser::oid_registry as oids;
     let alg = x509_parser::parse_x509_certificate(der)
         .ok()
@@ -84,9 +84,10 @@ fn end_point_hash(der: &[u8]) -> Vec<u8> {
     }
 }
 
-/// The TLS layer of one connection.
+/// The TLS layer of one connection: the server side of a C2S, S2S or component
+/// stream, or the client side of an outgoing S2S stream.
 pub struct TlsSession {
-    conn: rustls::ServerConnection,
+    conn: rustls::Connection,
     end_point_hash: Vec<u8>,
 }
 
@@ -94,9 +95,27 @@ impl TlsSession {
     /// A server-side TLS session for `identity`.
     pub fn new(identity: &TlsIdentity) -> Result<Self, TlsError> {
         Ok(Self {
-            conn: rustls::ServerConnection::new(identity.server_config.clone())?,
+            conn: rustls::ServerConnection::new(identity.server_config.clone())?.into(),
             end_point_hash: identity.end_point_hash.clone(),
         })
+    }
+
+    /// A client-side TLS session towards `server_name` (an outgoing S2S stream,
+    /// RFC 6120 §5.4.3.1: the certificate is checked against the peer's domain).
+    pub fn client(config: Arc<rustls::ClientConfig>, server_name: &str) -> Result<Self, TlsError> {
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
+            .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+        Ok(Self {
+            conn: rustls::ClientConnection::new(config, name)?.into(),
+            end_point_hash: Vec::new(),
+        })
+    }
+
+    /// The certificate chain the peer presented (end-entity first), once the
+    /// handshake is done. For a server session, only when client certificates were
+    /// asked for and verified (XEP-0178).
+    pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        self.conn.peer_certificates()
     }
 
     /// Feeds ciphertext; decrypted application data is appended to `plaintext`.
@@ -161,9 +180,12 @@ impl TlsSession {
         self.conn.protocol_version()
     }
 
-    /// The SNI name the client asked for.
+    /// The SNI name the client asked for (server sessions only).
     pub fn server_name(&self) -> Option<&str> {
-        self.conn.server_name()
+        match &self.conn {
+            rustls::Connection::Server(c) => c.server_name(),
+            rustls::Connection::Client(_) => None,
+        }
     }
 
     /// Channel bindings of this connection (empty before the handshake completes).

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use meerkat_engine::hub::{Forwarded, Hub, HubAction, HubConfig, HubInput, RequestId, SessionId};
 use meerkat_engine::storage::StorageRequest;
 
+use crate::federation::FedMsg;
 use crate::storage::SubmitStorage;
 use crate::ToSession;
 
@@ -55,6 +56,8 @@ pub enum HubOut {
         /// The request.
         request: StorageRequest,
     },
+    /// A stanza for another domain: for the federation router.
+    External(meerkat_engine::Element),
 }
 
 /// A hub shard and the mailboxes of its bound sessions.
@@ -78,13 +81,15 @@ impl<M: Sink<ToSession>> HubShard<M> {
         }
     }
 
-    /// Handles one message in a runtime whose shards are reached through `shards`
-    /// and whose storage is `storage`. Returns false on [`HubMsg::Stop`].
-    pub fn on_message<S: Sink<HubMsg<M>>>(
+    /// Handles one message in a runtime whose shards are reached through `shards`,
+    /// whose storage is `storage` and whose federation router (if any) is
+    /// `federation`. Returns false on [`HubMsg::Stop`].
+    pub fn on_message<S: Sink<HubMsg<M>>, F: Sink<FedMsg<M>>>(
         &mut self,
         msg: HubMsg<M>,
         shards: &[S],
         storage: &impl SubmitStorage,
+        federation: Option<&F>,
     ) -> bool {
         match msg {
             HubMsg::Attach(session, mailbox) => self.attach(session, mailbox),
@@ -101,6 +106,12 @@ impl<M: Sink<ToSession>> HubShard<M> {
                         let reply_to = move |id, reply| me.send(HubMsg::Input(HubInput::Reply { id, reply }));
                         storage.submit(id, request, Box::new(reply_to));
                     }
+                    HubOut::External(stanza) => match federation {
+                        Some(f) => f.send(FedMsg::Input(
+                            meerkat_engine::federation::FederationInput::Outbound(stanza),
+                        )),
+                        None => tracing::debug!("no federation router; dropping a stanza for another domain"),
+                    },
                 })
             }
         }
@@ -132,6 +143,7 @@ impl<M: Sink<ToSession>> HubShard<M> {
                 HubAction::Replaced { session } => self.send(session, ToSession::Replaced),
                 HubAction::Forward { shard, work } => out(HubOut::Forward { shard, work }),
                 HubAction::Request { id, request } => out(HubOut::Storage { id, request }),
+                HubAction::External { stanza } => out(HubOut::External(stanza)),
             }
         }
     }

@@ -59,6 +59,10 @@ pub(crate) async fn run(mut stream: TcpStream, ctx: std::rc::Rc<ConnCtx>) {
             executor: router::index(),
             session: id,
         },
+        federation: None::<(
+            meerkat_runtime_common::NoFederation,
+            meerkat_runtime_common::Resolver,
+        )>,
     };
     let mut session = Session::new(
         id,
@@ -84,6 +88,8 @@ pub(crate) async fn run(mut stream: TcpStream, ctx: std::rc::Rc<ConnCtx>) {
                     let _ = stream.shutdown(std::net::Shutdown::Both).await;
                     break 'session;
                 }
+                // Only outgoing S2S connects, and glommio runs no federation yet.
+                Io::Connect(_) => session.on_closed(Instant::now()),
             }
         }
 

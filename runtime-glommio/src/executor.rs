@@ -98,7 +98,12 @@ async fn executor_main(
         let mut shard = HubShard::<Addr>::new(&shared.hub, index, threads);
         glommio::spawn_local(async move {
             while let Some(msg) = hub_rx.recv().await {
-                if !shard.on_message(msg, &shards, &storage) {
+                if !shard.on_message(
+                    msg,
+                    &shards,
+                    &storage,
+                    None::<&meerkat_runtime_common::NoFederation>,
+                ) {
                     break;
                 }
             }

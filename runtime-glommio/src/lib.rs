@@ -34,6 +34,11 @@ pub fn run(spec: ServerSpec) -> Result<(), RunError> {
 /// Serves `spec` until `stop()` returns true (checked every 50 ms on each executor).
 /// Exposed so that tests and embedders can stop the server without a signal.
 pub fn serve(spec: ServerSpec, stop: impl Fn() -> bool + Clone + Send + 'static) -> Result<(), RunError> {
+    if spec.federation.is_some() {
+        return Err(RunError::Runtime(
+            "components and S2S ([[listen.component]], [[listen.s2s]], [s2s]) run on the tokio runtime only for now; use runtime = \"tokio\"".into(),
+        ));
+    }
     let threads = spec.threads.max(1);
     preflight::check(threads).map_err(|e| RunError::Runtime(e.to_string()))?;
     // Bind once here so that a taken port is an error before any executor starts;

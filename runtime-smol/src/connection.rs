@@ -56,6 +56,10 @@ pub(crate) async fn run(socket: Async<TcpStream>, peer: SocketAddr, shared: Shar
         shards: shared.shards.clone(),
         storage: shared.storage.clone(),
         mailbox: Tx(tx),
+        federation: None::<(
+            meerkat_runtime_common::NoFederation,
+            meerkat_runtime_common::Resolver,
+        )>,
     };
     let mut session = Session::new(
         id,
@@ -82,6 +86,8 @@ pub(crate) async fn run(socket: Async<TcpStream>, peer: SocketAddr, shared: Shar
                     let _ = socket.get_ref().shutdown(std::net::Shutdown::Both);
                     break 'session;
                 }
+                // Only outgoing S2S connects, and smol runs no federation yet.
+                Io::Connect(_) => session.on_closed(Instant::now()),
             }
         }
 

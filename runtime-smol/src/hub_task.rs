@@ -34,7 +34,12 @@ pub(crate) async fn run(
 ) {
     let mut shard = HubShard::new(&config, index, shards.len());
     while let Ok(msg) = rx.recv().await {
-        if !shard.on_message(msg, &shards, &storage) {
+        if !shard.on_message(
+            msg,
+            &shards,
+            &storage,
+            None::<&meerkat_runtime_common::NoFederation>,
+        ) {
             break;
         }
     }

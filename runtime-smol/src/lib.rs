@@ -63,6 +63,11 @@ pub async fn serve(
     spec: ServerSpec,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
+    if spec.federation.is_some() {
+        return Err(RunError::Runtime(
+            "components and S2S ([[listen.component]], [[listen.s2s]], [s2s]) run on the tokio runtime only for now; use runtime = \"tokio\"".into(),
+        ));
+    }
     let metrics = Arc::new(Metrics::default());
     let (storage, storage_thread) = StorageExecutor::start(spec.storage.clone());
     let shards = spec.threads.max(1);

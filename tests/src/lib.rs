@@ -11,6 +11,7 @@
 //! ```
 
 pub mod driver;
+pub mod federation;
 pub mod recording;
 pub mod sim;
 pub mod tls;

@@ -196,15 +196,46 @@ impl Element {
 
     /// Appends the serialisation to `out` (see [`Element::to_xml_in`]).
     pub fn write_xml(&self, out: &mut String, parent_ns: Option<&str>) {
+        self.write_mapped(out, parent_ns, None);
+    }
+
+    /// Serialises a stanza the hub holds in `jabber:client` into a stream whose content
+    /// namespace is `stream_ns` (`jabber:server` for S2S, `jabber:component:accept` for
+    /// components): every element in `jabber:client` is written as if it were in
+    /// `stream_ns` (RFC 6120 §4.8.3: the stanza namespace is the stream's default), so
+    /// that the stanza needs no copy to cross from one stream type to another.
+    pub fn write_in_stream(&self, out: &mut String, stream_ns: &str) {
+        self.write_mapped(out, Some(stream_ns), Some(stream_ns));
+    }
+
+    /// The reverse of [`Element::write_in_stream`] for a parsed stanza: every element
+    /// in namespace `from` (the stream's content namespace) moves to `to`
+    /// (`jabber:client`, the hub's), recursively.
+    pub fn rename_ns(&mut self, from: &str, to: &str) {
+        if self.ns == from {
+            self.ns = to.to_string();
+        }
+        for n in &mut self.children {
+            if let Node::Element(e) = n {
+                e.rename_ns(from, to);
+            }
+        }
+    }
+
+    fn write_mapped(&self, out: &mut String, parent_ns: Option<&str>, client_as: Option<&str>) {
+        let own_ns = match client_as {
+            Some(mapped) if self.ns == ns::CLIENT => mapped,
+            _ => self.ns.as_str(),
+        };
         let stream = self.ns == ns::STREAMS;
         out.push('<');
         if stream {
             out.push_str("stream:");
         }
         out.push_str(&self.name);
-        if !stream && parent_ns != Some(self.ns.as_str()) {
+        if !stream && parent_ns != Some(own_ns) {
             out.push_str(" xmlns='");
-            escape_attr(out, &self.ns);
+            escape_attr(out, own_ns);
             out.push('\'');
         }
         for (n, v) in &self.attrs {
@@ -219,10 +250,10 @@ impl Element {
         out.push('>');
         // Children of a stream-namespace element inherit the stream's content namespace,
         // which a fragment does not know; they always declare their own.
-        let child_parent = if stream { parent_ns } else { Some(self.ns.as_str()) };
+        let child_parent = if stream { None } else { Some(own_ns) };
         for n in &self.children {
             match n {
-                Node::Element(e) => e.write_xml(out, if stream { None } else { child_parent }),
+                Node::Element(e) => e.write_mapped(out, child_parent, client_as),
                 Node::Text(t) => escape_text(out, t),
             }
         }
@@ -278,6 +309,25 @@ mod tests {
             msg.to_xml(),
             "<message xmlns='jabber:client' to='a&apos;b@x'><body>1 &lt; 2 &amp; 3</body></message>"
         );
+    }
+
+    #[test]
+    fn client_stanzas_are_written_in_the_stream_namespace_and_read_back() {
+        let msg = Element::new("message", ns::CLIENT)
+            .with_attr("to", "b@remote")
+            .with_child(Element::new("body", ns::CLIENT).with_text("hi"))
+            .with_child(Element::new("x", "urn:other"));
+        let mut out = String::new();
+        msg.write_in_stream(&mut out, ns::SERVER);
+        assert_eq!(
+            out,
+            "<message to='b@remote'><body>hi</body><x xmlns='urn:other'/></message>"
+        );
+        let mut back =
+            Element::new("message", ns::SERVER).with_child(Element::new("body", ns::SERVER).with_text("hi"));
+        back.rename_ns(ns::SERVER, ns::CLIENT);
+        assert_eq!(back.ns(), ns::CLIENT);
+        assert_eq!(back.first_child().unwrap().ns(), ns::CLIENT);
     }
 
     #[test]

@@ -82,6 +82,7 @@
 //! | `mod_roster`, `mod_disco`, `mod_ping` | none | always on in Meerkat; accepted so MongooseIM configs load |
 
 mod error;
+mod federation;
 mod node;
 mod parse;
 #[cfg(test)]
@@ -130,6 +131,97 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[modules.*]`.
     pub modules: ModulesConfig,
+    /// `[[listen.s2s]]`, in file order.
+    pub s2s_listeners: Vec<S2sListenerConfig>,
+    /// `[[listen.component]]`, in file order.
+    pub components: Vec<ComponentListenerConfig>,
+    /// `[s2s]`, when present.
+    pub s2s: Option<FederationConfig>,
+}
+
+/// One `[[listen.s2s]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S2sListenerConfig {
+    /// `ip_address` and `port`.
+    pub addr: SocketAddr,
+    /// `shaper`, resolved to its `max_rate`.
+    pub shaper_max_rate: Option<u64>,
+    /// `max_stanza_size` in bytes.
+    pub max_stanza_size: usize,
+    /// The `tls` table; `None`: no TLS.
+    pub tls: Option<S2sTls>,
+}
+
+/// The `tls` table of `[[listen.s2s]]` and `[s2s.outgoing]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S2sTls {
+    /// `tls.mode`.
+    pub mode: TlsMode,
+    /// `tls.certfile` and `tls.keyfile`, or the self-signed pair.
+    pub cert: CertSource,
+    /// `tls.cacertfile`: trusted CAs added to the OS store.
+    pub cacertfile: Option<PathBuf>,
+    /// `tls.verify_mode`.
+    pub verify_mode: meerkat_engine::stream::s2s::VerifyMode,
+}
+
+/// One `[[listen.component]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentListenerConfig {
+    /// `ip_address` and `port`.
+    pub addr: SocketAddr,
+    /// `shaper`, resolved to its `max_rate`.
+    pub shaper_max_rate: Option<u64>,
+    /// `max_stanza_size` in bytes.
+    pub max_stanza_size: usize,
+    /// `password`.
+    pub password: String,
+    /// `check_from`.
+    pub check_from: bool,
+    /// `hidden_components`.
+    pub hidden_components: bool,
+    /// `conflict_behaviour`.
+    pub conflict: meerkat_engine::stream::component::ConflictBehaviour,
+    /// The `tls` table; `None`: no TLS.
+    pub tls: Option<ListenerTls>,
+}
+
+/// `[s2s]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederationConfig {
+    /// `default_policy = "allow"`.
+    pub default_allow: bool,
+    /// `host_policy`: (host, allow).
+    pub host_policy: Vec<(String, bool)>,
+    /// `shared`: the dialback secret; `None`: random per start.
+    pub shared: Option<String>,
+    /// `[s2s.outgoing]`.
+    pub outgoing: OutgoingConfig,
+}
+
+/// `[s2s.outgoing]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingConfig {
+    /// `address`: (host, ip_address, port).
+    pub address: Vec<(String, std::net::IpAddr, Option<u16>)>,
+    /// `connection_timeout` in ms; `None`: infinity.
+    pub connection_timeout_ms: Option<u64>,
+    /// `ip_versions`.
+    pub ip_versions: Vec<meerkat_engine::stream::s2s_out::IpVersion>,
+    /// `max_retry_delay` in seconds.
+    pub max_retry_delay: u64,
+    /// `max_stanza_size` in bytes.
+    pub max_stanza_size: usize,
+    /// `port`.
+    pub port: u16,
+    /// `shaper`, resolved.
+    pub shaper_max_rate: Option<u64>,
+    /// `state_timeout` in ms; `None`: infinity.
+    pub state_timeout_ms: Option<u64>,
+    /// `stream_timeout` in ms; `None`: infinity.
+    pub stream_timeout_ms: Option<u64>,
+    /// The `tls` table; `None`: outgoing streams stay in clear.
+    pub tls: Option<S2sTls>,
 }
 
 /// The async runtime that drives the engine (`[general] runtime`, `--runtime`).

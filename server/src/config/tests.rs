@@ -101,17 +101,21 @@ fn example_config_parses_to_the_expected_structures() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/meerkat.toml"))
         .unwrap()
         .replace("/etc/meerkat/cert.pem", cert.to_str().unwrap())
-        .replace("/etc/meerkat/key.pem", key.to_str().unwrap());
+        .replace("/etc/meerkat/key.pem", key.to_str().unwrap())
+        .replace("/etc/meerkat/ca.pem", cert.to_str().unwrap());
     let c = Config::parse(&text, ConfigOrigin::File("meerkat.toml".into())).unwrap();
     let files = CertSource::Files {
         certfile: cert.clone(),
         keyfile: key.clone(),
     };
+    use meerkat_engine::stream::component::ConflictBehaviour;
+    use meerkat_engine::stream::s2s::VerifyMode;
+    use meerkat_engine::stream::s2s_out::IpVersion;
     let expected = Config {
         origin: ConfigOrigin::File("meerkat.toml".into()),
         hosts: vec!["example.com".into(), "chat.example.org".into()],
         loglevel: Some(LogLevel::Warning),
-        runtime: RuntimeKind::Glommio,
+        runtime: RuntimeKind::Tokio,
         threads: Some(4),
         c2s: vec![
             C2sListenerConfig {
@@ -129,7 +133,7 @@ fn example_config_parses_to_the_expected_structures() {
                 max_stanza_size: usize::MAX,
                 tls: Some(ListenerTls {
                     mode: TlsMode::Tls,
-                    cert: files,
+                    cert: files.clone(),
                 }),
             },
             C2sListenerConfig {
@@ -160,6 +164,56 @@ fn example_config_parses_to_the_expected_structures() {
             disco: true,
             ping: true,
         },
+        s2s_listeners: vec![S2sListenerConfig {
+            addr: "0.0.0.0:5269".parse().unwrap(),
+            shaper_max_rate: Some(50_000),
+            max_stanza_size: 131072,
+            tls: Some(S2sTls {
+                mode: TlsMode::StartTls,
+                cert: files.clone(),
+                cacertfile: Some(cert.clone()),
+                verify_mode: VerifyMode::Peer,
+            }),
+        }],
+        components: vec![ComponentListenerConfig {
+            addr: "127.0.0.1:8888".parse().unwrap(),
+            shaper_max_rate: Some(50_000),
+            max_stanza_size: 65536,
+            password: "secret".into(),
+            check_from: true,
+            hidden_components: false,
+            conflict: ConflictBehaviour::Disconnect,
+            tls: Some(ListenerTls {
+                mode: TlsMode::StartTls,
+                cert: files.clone(),
+            }),
+        }],
+        s2s: Some(FederationConfig {
+            default_allow: true,
+            host_policy: vec![("spam.example.net".into(), false)],
+            shared: Some("dialback-secret".into()),
+            outgoing: OutgoingConfig {
+                address: vec![(
+                    "partner.example.net".into(),
+                    "192.0.2.10".parse().unwrap(),
+                    Some(5270),
+                )],
+                connection_timeout_ms: Some(10_000),
+                ip_versions: vec![IpVersion::V4, IpVersion::V6],
+                max_retry_delay: 300,
+                max_stanza_size: 131072,
+                port: 5269,
+                shaper_max_rate: Some(1000),
+                state_timeout_ms: Some(5000),
+                stream_timeout_ms: Some(600_000),
+                tls: Some(S2sTls {
+                    mode: TlsMode::StartTls,
+                    cert: files,
+                    cacertfile: Some(cert.clone()),
+                    verify_mode: VerifyMode::Peer,
+                }),
+            },
+        }),
     };
     assert_eq!(c, expected);
 }
@@ -218,7 +272,7 @@ fn unknown_section_lists_the_known_ones() {
     assert_eq!(
         error(&with("[acl]\nlocal = []\n")),
         "config error in /etc/meerkat.toml:3: acl: unknown option \
-         (expected one of: general, listen, shaper, auth, outgoing_pools, modules)"
+         (expected one of: general, listen, shaper, auth, outgoing_pools, modules, s2s)"
     );
 }
 
