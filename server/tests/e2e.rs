@@ -43,30 +43,7 @@ fn e2e_dir() -> PathBuf {
 
 /// Runs tests/e2e/setup.sh once per process; every test fails if it failed.
 fn setup() {
-    static SETUP: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = SETUP.get_or_init(|| {
-        let script = e2e_dir().join("setup.sh");
-        let started = Instant::now();
-        let out = Command::new("bash")
-            .arg(&script)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.status.success() {
-            eprintln!("[e2e] setup done in {:.1}s", started.elapsed().as_secs_f64());
-            Ok(())
-        } else {
-            Err(format!("{} failed ({}):\n{text}", script.display(), out.status))
-        }
-    });
-    if let Err(e) = result {
-        panic!("e2e setup failed, the clients are not installed: {e}");
-    }
+    support::run_setup_once("setup.sh");
 }
 
 #[derive(Clone, Copy, Debug)]
