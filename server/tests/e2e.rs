@@ -15,31 +15,19 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod support;
 
-use support::{Server, DOMAIN};
+use support::{e2e_dir, Server, DOMAIN};
 
 /// Per-wait timeout handed to the client scripts (seconds).
 const STEP_TIMEOUT_SECS: u32 = 20;
 /// Hard limit for one client process.
 const PEER_LIMIT: Duration = Duration::from_secs(120);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("server/ has a parent")
-        .to_path_buf()
-}
-
-fn e2e_dir() -> PathBuf {
-    repo_root().join("tests").join("e2e")
-}
 
 /// Runs tests/e2e/setup.sh once per process; every test fails if it failed.
 fn setup() {
