@@ -1,0 +1,301 @@
+//! Federation with real peer servers from Debian's packages, on loopback: a user on
+//! Meerkat and a user on Prosody (and on ejabberd) run the full e2e scenario of
+//! tests/e2e/slixmpp_peer.py against each other, across S2S: subscription handshake
+//! both ways, presence, messages both ways, and messages stored offline at the
+//! other's server. Both directions of S2S are exercised with STARTTLS and Server
+//! Dialback (self-signed certificates, `tls.verify_mode = "none"`).
+//!
+//! The peers run as plain foreground processes with configs written into the
+//! test's temporary folder, and reach Meerkat through static routes (Meerkat's
+//! `s2s.outgoing.address` the other way), so every port is ephemeral and no DNS is
+//! needed. tests/e2e/setup-peers.sh installs them (apt-get) if missing.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use support::peers::{finish, Running};
+use support::{e2e_dir, free_port, make_cert_for, run_setup_once, tail, Extra, Server, TempDir};
+
+const MEERKAT: &str = "meerkat.test";
+
+/// One user's login on one server, for slixmpp_peer.py.
+struct Endpoint {
+    jid: String,
+    password: String,
+    domain: String,
+    starttls_port: u16,
+    tls_port: u16,
+    ca: PathBuf,
+}
+
+fn spawn_peer(dir: &Path, role: &str, me: &Endpoint, peer: &Endpoint, token: &str) -> Running {
+    let e2e = e2e_dir();
+    let out = dir.join(format!("peer-{}.log", me.jid.replace('@', "_at_")));
+    let file = fs::File::create(&out).expect("peer log");
+    let child = Command::new(e2e.join(".venv").join("bin").join("python"))
+        .arg(e2e.join("slixmpp_peer.py"))
+        .args(["--role", role, "--jid", &me.jid, "--password", &me.password])
+        .args(["--peer", &peer.jid, "--domain", &me.domain])
+        .args(["--starttls-port", &me.starttls_port.to_string()])
+        .args(["--tls-port", &me.tls_port.to_string()])
+        .arg("--ca")
+        .arg(&me.ca)
+        .args(["--token", token, "--mech", "SCRAM-SHA-1", "--timeout", "30"])
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .expect("start slixmpp_peer.py");
+    Running::new(format!("{} ({role})", me.jid), child, out)
+}
+
+fn token(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{test}-{}-{nanos:x}", std::process::id())
+}
+
+/// Meerkat for MEERKAT with an S2S listener, routing `peer_domain` to
+/// 127.0.0.1:`peer_s2s`.
+fn start_meerkat(
+    name: &str,
+    users: &[(&str, &str)],
+    s2s_port: u16,
+    peer_domain: &str,
+    peer_s2s: u16,
+) -> Server {
+    let extra = Extra {
+        domain: Some(MEERKAT.into()),
+        toml: format!(
+            r#"
+[[listen.s2s]]
+port = {s2s_port}
+ip_address = "127.0.0.1"
+tls.mode = "starttls"
+tls.verify_mode = "none"
+{{tls}}
+[s2s]
+shared = "meerkat-dialback-secret"
+
+[s2s.outgoing]
+address = [{{host = "{peer_domain}", ip_address = "127.0.0.1", port = {peer_s2s}}}]
+connection_timeout = 5000
+state_timeout = 15000
+max_retry_delay = 2
+tls.mode = "starttls"
+tls.verify_mode = "none"
+{{tls}}"#
+        ),
+        ports: vec![s2s_port],
+        ..Extra::default()
+    };
+    Server::start_with("tokio", name, users, extra)
+}
+
+/// A peer server process, killed on drop; its log printed if the test fails.
+struct PeerServer {
+    child: Child,
+    log: PathBuf,
+    name: &'static str,
+}
+
+impl Drop for PeerServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("----- {} log -----\n{}", self.name, tail(&self.log, 200));
+        }
+    }
+}
+
+fn wait_ports(ports: &[u16], what: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for &port in ports {
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{what} exited ({status}) before listening on {port}");
+            }
+            assert!(Instant::now() < deadline, "{what} is not listening on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+struct PeerPorts {
+    c2s: u16,
+    c2s_tls: u16,
+    s2s: u16,
+}
+
+fn start_prosody(
+    dir: &Path,
+    domain: &str,
+    ports: &PeerPorts,
+    meerkat_s2s: u16,
+    users: &[(&str, &str)],
+) -> PeerServer {
+    let cert = dir.join("prosody-cert.pem");
+    let key = dir.join("prosody-key.pem");
+    make_cert_for(&cert, &key, &[domain.to_string()]);
+    let data = dir.join("prosody-data");
+    fs::create_dir_all(&data).unwrap();
+    let plugins = e2e_dir().join("prosody");
+    let log = dir.join("prosody.log");
+    let config = dir.join("prosody.cfg.lua");
+    let d = |p: &Path| p.display().to_string();
+    fs::write(
+        &config,
+        format!(
+            r#"pidfile = "{pid}"
+data_path = "{data}"
+plugin_paths = {{ "{plugins}" }}
+run_as_root = true
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {c2s} }}
+c2s_direct_tls_ports = {{ {c2s_tls} }}
+s2s_ports = {{ {s2s} }}
+s2s_direct_tls_ports = {{ }}
+admin_socket = "{admin}"
+modules_enabled = {{ "roster", "saslauth", "tls", "dialback", "disco", "offline", "ping", "posix", "s2s_static_test" }}
+authentication = "internal_plain"
+c2s_require_encryption = true
+s2s_require_encryption = true
+s2s_secure_auth = false
+s2s_static_routes = {{ ["{MEERKAT}"] = {{ "127.0.0.1", {meerkat_s2s} }} }}
+log = {{ debug = "{log}" }}
+ssl = {{ certificate = "{cert}", key = "{key}" }}
+VirtualHost "{domain}"
+"#,
+            pid = d(&dir.join("prosody.pid")),
+            data = d(&data),
+            plugins = d(&plugins),
+            c2s = ports.c2s,
+            c2s_tls = ports.c2s_tls,
+            s2s = ports.s2s,
+            admin = d(&dir.join("prosody-admin.sock")),
+            log = d(&log),
+            cert = d(&cert),
+            key = d(&key),
+        ),
+    )
+    .unwrap();
+    for (user, password) in users {
+        let out = Command::new("prosodyctl")
+            .arg("--config")
+            .arg(&config)
+            .args(["register", user, domain, password])
+            .stdin(Stdio::null())
+            .output()
+            .expect("prosodyctl");
+        assert!(
+            out.status.success(),
+            "prosodyctl register: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = fs::File::create(dir.join("prosody.out")).unwrap();
+    let mut child = Command::new("prosody")
+        .arg("-F")
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("start prosody");
+    wait_ports(&[ports.c2s, ports.c2s_tls, ports.s2s], "prosody", &mut child);
+    PeerServer {
+        child,
+        log,
+        name: "prosody",
+    }
+}
+
+/// Runs the scenario in both pairings: a Meerkat user starting it with a peer
+/// user, and a peer user starting it with a Meerkat user.
+fn federate(
+    name: &str,
+    peer_domain: &str,
+    start_peer: impl FnOnce(&Path, &PeerPorts, u16, &[(&str, &str)]) -> PeerServer,
+) {
+    run_setup_once("setup.sh");
+    run_setup_once("setup-peers.sh");
+    let meerkat_s2s = free_port();
+    let ports = PeerPorts {
+        c2s: free_port(),
+        c2s_tls: free_port(),
+        s2s: free_port(),
+    };
+    let server = start_meerkat(
+        name,
+        &[("ma", "pw-ma"), ("mb", "pw-mb")],
+        meerkat_s2s,
+        peer_domain,
+        ports.s2s,
+    );
+    let dir = TempDir::new(&format!("{name}-peer"));
+    let peer = start_peer(&dir.0, &ports, meerkat_s2s, &[("pa", "pw-pa"), ("pb", "pw-pb")]);
+    let meerkat_user = |u: &str| Endpoint {
+        jid: format!("{u}@{MEERKAT}"),
+        password: format!("pw-{u}"),
+        domain: MEERKAT.into(),
+        starttls_port: server.starttls_port,
+        tls_port: server.tls_port,
+        ca: server.cert.clone(),
+    };
+    let peer_user = |u: &str| Endpoint {
+        jid: format!("{u}@{peer_domain}"),
+        password: format!("pw-{u}"),
+        domain: peer_domain.into(),
+        starttls_port: ports.c2s,
+        tls_port: ports.c2s_tls,
+        ca: dir.0.join(format!("{}-cert.pem", peer.name)),
+    };
+    let token = token(name);
+    let (ma, mb, pa, pb) = (
+        meerkat_user("ma"),
+        meerkat_user("mb"),
+        peer_user("pa"),
+        peer_user("pb"),
+    );
+    let started = Instant::now();
+    let running = vec![
+        spawn_peer(&dir.0, "a", &ma, &pb, &token),
+        spawn_peer(&dir.0, "b", &pb, &ma, &token),
+        spawn_peer(&dir.0, "a", &pa, &mb, &token),
+        spawn_peer(&dir.0, "b", &mb, &pa, &token),
+    ];
+    finish(running);
+    // Both directions went through S2S streams Meerkat authenticated with dialback.
+    let log = fs::read_to_string(server.dir.0.join("meerkat.stderr")).unwrap_or_default();
+    assert!(
+        log.contains("outgoing S2S established"),
+        "no outgoing stream in the log"
+    );
+    assert!(
+        log.contains("S2S dialback result") && log.contains("valid=true"),
+        "no incoming stream authenticated by dialback in the log"
+    );
+    eprintln!(
+        "[interop] {name} passed in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    drop(peer);
+}
+
+#[test]
+fn meerkat_and_prosody_federate_both_ways() {
+    federate("prosody", "prosody.test", |dir, ports, meerkat_s2s, users| {
+        start_prosody(dir, "prosody.test", ports, meerkat_s2s, users)
+    });
+}
