@@ -227,3 +227,58 @@ fn unknown_component_domain_is_remote_server_not_found() {
         "{got}"
     );
 }
+
+/// Components get TLS too: STARTTLS offered to a version 1.0 stream, required
+/// before the handshake with `starttls_required`.
+#[test]
+fn starttls_then_handshake() {
+    use meerkat_engine::stream::c2s::TlsMode;
+    use meerkat_tests::tls::{TestCert, TlsClient};
+    let cert = TestCert::localhost();
+    let mut sim = server();
+    let config = listener(|c| {
+        c.tls_mode = TlsMode::StartTlsRequired;
+        c.tls = Some(Arc::new(cert.identity(&[])));
+    });
+    let header = "<stream:stream xmlns='jabber:component:accept' \
+                  xmlns:stream='http://etherx.jabber.org/streams' to='echo.localhost' version='1.0'>";
+    // In clear, the handshake is refused.
+    let c = sim.connect_component(config.clone());
+    sim.client_bytes(c, header.as_bytes());
+    let got = sim.output_string(c);
+    assert!(
+        got.contains("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"),
+        "{got}"
+    );
+    sim.client_bytes(c, b"<handshake>00</handshake>");
+    assert!(sim.output_string(c).contains("<policy-violation"));
+
+    let c = sim.connect_component(config);
+    sim.client_bytes(c, header.as_bytes());
+    sim.output_string(c);
+    sim.client_bytes(c, b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    assert!(sim.output_string(c).contains("<proceed"));
+    let mut tls = TlsClient::new(cert.client_config());
+    for _ in 0..10 {
+        let out = tls.take_ciphertext();
+        if !out.is_empty() {
+            sim.client_bytes(c, &out);
+        }
+        let back = sim.take_output(c);
+        let _ = tls.receive(&back);
+        if !tls.is_handshaking() && back.is_empty() {
+            break;
+        }
+    }
+    assert!(!tls.is_handshaking());
+    tls.send(header.as_bytes());
+    sim.client_bytes(c, &tls.take_ciphertext());
+    let got = String::from_utf8(tls.receive(&sim.take_output(c))).unwrap();
+    assert!(!got.contains("starttls"), "no STARTTLS offered twice: {got}");
+    let start = got.find(" id='").unwrap() + 5;
+    let id = &got[start..start + got[start..].find('\'').unwrap()];
+    tls.send(format!("<handshake>{}</handshake>", handshake_digest(id, PASSWORD)).as_bytes());
+    sim.client_bytes(c, &tls.take_ciphertext());
+    let got = String::from_utf8(tls.receive(&sim.take_output(c))).unwrap();
+    assert_eq!(got, "<handshake/>");
+}

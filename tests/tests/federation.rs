@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use meerkat_engine::federation::FederationInput;
+use meerkat_engine::instrument::{ConnectionType, Direction, ElementKind, Event};
 use meerkat_tests::driver::Driver;
 use meerkat_tests::federation::{Connects, Network, Side, TestCa, A, B};
 
@@ -99,6 +100,24 @@ fn dialback_in_clear_carries_messages_and_subscriptions_both_ways() {
     let (mut alice, mut bob) = with_users(&mut net);
     converse(&mut net, &mut alice, &mut bob);
     assert!(dialback_used(&net, Side::A) && dialback_used(&net, Side::B));
+    // xmpp_element_in/out cover S2S, labelled s2s and the local domain: a's streams
+    // carried alice's message out and bob's message in.
+    let s2s = |dir: Direction, kind: ElementKind| {
+        net.a
+            .events()
+            .iter()
+            .filter(|e| {
+                matches!(e, Event::Element { connection_type: ConnectionType::S2s, direction, kind: k, host_type, .. }
+                    if *direction == dir && *k == kind && host_type == A)
+            })
+            .count()
+    };
+    assert_eq!(s2s(Direction::Out, ElementKind::Message), 1);
+    assert_eq!(s2s(Direction::In, ElementKind::Message), 1);
+    assert!(
+        s2s(Direction::Out, ElementKind::Presence) >= 3,
+        "subscription stanzas went out"
+    );
 }
 
 #[test]

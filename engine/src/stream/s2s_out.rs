@@ -718,3 +718,134 @@ impl S2sOut {
         self.wire.poll_action()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn out(config: S2sOutConfig) -> (S2sOut, Instant) {
+        let t0 = Instant::now();
+        let pair = DomainPair {
+            local: "localhost".into(),
+            remote: "remote.example".into(),
+        };
+        let out = S2sOut::new(1, pair, Arc::new(config), Box::new(rand_core::OsRng), t0);
+        (out, t0)
+    }
+
+    fn config() -> S2sOutConfig {
+        S2sOutConfig::new(Arc::new(S2sConfig::new(vec!["localhost".into()], "secret")))
+    }
+
+    /// The runtime requests, in order: DNS queries and connects.
+    fn requests(out: &mut S2sOut) -> Vec<String> {
+        std::iter::from_fn(|| out.poll_action())
+            .filter_map(|a| match a {
+                Action::Resolve(DnsQuery::Srv(n)) => Some(format!("SRV {n}")),
+                Action::Resolve(DnsQuery::Host(n)) => Some(format!("A {n}")),
+                Action::Connect(addr) => Some(format!("connect {addr}")),
+                Action::Federation(FederationInput::OutClosed { failure, .. }) => {
+                    Some(format!("closed {failure:?}"))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn srv(priority: u16, port: u16, target: &str) -> SrvRecord {
+        SrvRecord {
+            priority,
+            weight: 0,
+            port,
+            target: target.into(),
+        }
+    }
+
+    /// RFC 6120 §3.2.1 and XEP-0368: both SRV services asked, direct TLS first among
+    /// equals, each target resolved and its addresses tried in turn; when all fail,
+    /// the router hears remote-server-not-found.
+    #[test]
+    fn srv_targets_are_tried_in_order_then_the_stream_fails() {
+        let (mut o, t) = out(config());
+        assert_eq!(requests(&mut o), ["SRV _xmpps-server._tcp.remote.example"]);
+        o.handle_resolved(DnsAnswer::Srv(vec![srv(5, 5223, "tls.remote.example")]), t);
+        assert_eq!(requests(&mut o), ["SRV _xmpp-server._tcp.remote.example"]);
+        o.handle_resolved(
+            DnsAnswer::Srv(vec![
+                srv(5, 5269, "a.remote.example"),
+                srv(1, 5270, "b.remote.example"),
+            ]),
+            t,
+        );
+        assert_eq!(requests(&mut o), ["A b.remote.example"]);
+        let ips = |last: u8| DnsAnswer::Addresses(vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))]);
+        o.handle_resolved(ips(1), t);
+        assert_eq!(requests(&mut o), ["connect 192.0.2.1:5270"]);
+        o.handle_connect_failed(t);
+        assert_eq!(requests(&mut o), ["A tls.remote.example"]);
+        o.handle_resolved(ips(2), t);
+        assert_eq!(requests(&mut o), ["connect 192.0.2.2:5223"]);
+        o.handle_connect_failed(t);
+        assert_eq!(requests(&mut o), ["A a.remote.example"]);
+        o.handle_resolved(DnsAnswer::Addresses(vec![]), t);
+        assert_eq!(requests(&mut o), ["closed Some(NotFound)"]);
+    }
+
+    /// RFC 6120 §3.2.2: without SRV records, the domain itself at the configured port;
+    /// `ip_versions` keeps only the families asked for, in that order.
+    #[test]
+    fn no_srv_falls_back_to_the_domain_and_ip_versions_filter() {
+        let mut c = config();
+        c.port = 5299;
+        c.ip_versions = vec![IpVersion::V6];
+        let (mut o, t) = out(c);
+        requests(&mut o);
+        o.handle_resolved(DnsAnswer::Srv(vec![]), t);
+        requests(&mut o);
+        o.handle_resolved(DnsAnswer::Failed, t);
+        assert_eq!(requests(&mut o), ["A remote.example"]);
+        o.handle_resolved(
+            DnsAnswer::Addresses(vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()]),
+            t,
+        );
+        assert_eq!(requests(&mut o), ["connect [2001:db8::1]:5299"]);
+    }
+
+    /// A connect that never answers is abandoned at `connection_timeout`, and a
+    /// stream that got nowhere reports remote-server-timeout.
+    #[test]
+    fn silent_connects_time_out() {
+        let mut c = config();
+        c.addresses.insert(
+            "remote.example".into(),
+            vec![
+                (IpAddr::V4(Ipv4Addr::LOCALHOST), Some(5270)),
+                (IpAddr::V4(Ipv4Addr::LOCALHOST), None),
+            ],
+        );
+        let (mut o, t) = out(c);
+        assert_eq!(
+            requests(&mut o),
+            ["connect 127.0.0.1:5270"],
+            "static addresses skip DNS"
+        );
+        o.handle_timeout(t + Duration::from_secs(9));
+        assert!(requests(&mut o).is_empty(), "not yet");
+        o.handle_timeout(t + Duration::from_secs(10));
+        assert_eq!(requests(&mut o), ["connect 127.0.0.1:5269"]);
+        o.handle_timeout(t + Duration::from_secs(20));
+        assert_eq!(requests(&mut o), ["closed Some(Timeout)"]);
+    }
+
+    /// A single "." SRV record means no service: no connect at all.
+    #[test]
+    fn a_refusing_srv_record_fails_without_connecting() {
+        let (mut o, t) = out(config());
+        requests(&mut o);
+        o.handle_resolved(DnsAnswer::Srv(vec![]), t);
+        requests(&mut o);
+        o.handle_resolved(DnsAnswer::Srv(vec![srv(0, 0, ".")]), t);
+        assert_eq!(requests(&mut o), ["closed Some(NotFound)"]);
+    }
+}

@@ -46,6 +46,49 @@
 //! first start into `meerkat-data/cert.pem` and `meerkat-data/key.pem` (relative to the
 //! working directory) and reused afterwards; delete both files to get a new one.
 //!
+//! ## `[[listen.s2s]]` (one table per server-to-server listener)
+//!
+//! `port`, `ip_address`, `shaper` and `max_stanza_size` as for `listen.c2s`, and:
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `tls.mode` | `"starttls"`, `"starttls_required"` or `"tls"` (XEP-0368) | `"starttls"` |
+//! | `tls.certfile`, `tls.keyfile` | as for `listen.c2s` | self-signed |
+//! | `tls.cacertfile` | PEM CAs trusted beside the OS store | none |
+//! | `tls.verify_mode` | `"peer"`: a peer whose client certificate verifies for its domain may use SASL EXTERNAL (XEP-0178), others dialback; `"none"`: dialback only | `"peer"` |
+//!
+//! ## `[[listen.component]]` (one table per XEP-0114 listener)
+//!
+//! `port`, `ip_address`, `shaper`, `max_stanza_size` and the `tls` table as for
+//! `listen.c2s` (STARTTLS is offered to components opening a version 1.0 stream), and:
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `password` | the handshake secret | required |
+//! | `check_from` | boolean: stanzas must come from the component's domain | `true` |
+//! | `hidden_components` | boolean: left out of the server's disco#items | `false` |
+//! | `conflict_behaviour` | `"disconnect"` (refuse a second component for a domain) or `"kick_old"` | `"disconnect"` |
+//!
+//! ## `[s2s]` and `[s2s.outgoing]`
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `default_policy` | `"allow"` or `"deny"` | `"allow"` |
+//! | `host_policy` | array of `{host, policy}` | none |
+//! | `shared` | the Server Dialback secret | random per start |
+//! | `outgoing.address` | array of `{host, ip_address, port}`: static addresses, no DNS | none |
+//! | `outgoing.port` | port when DNS has no SRV record | `5269` |
+//! | `outgoing.ip_versions` | array of `4` and `6`, in order of preference | `[4, 6]` |
+//! | `outgoing.connection_timeout` | ms or `"infinity"` | `10_000` |
+//! | `outgoing.state_timeout` | ms per negotiation step, or `"infinity"` | `5000` |
+//! | `outgoing.stream_timeout` | ms an idle stream stays open, or `"infinity"` | `600_000` |
+//! | `outgoing.max_retry_delay` | s: the longest a failed domain waits before a retry | `300` |
+//! | `outgoing.dns.timeout`, `outgoing.dns.retries` | accepted; the system resolver's settings apply | |
+//! | `outgoing.shaper`, `outgoing.max_stanza_size` | as for listeners | |
+//! | `outgoing.tls.*` | as for `listen.s2s`; `verify_mode = "peer"` refuses a server certificate that does not verify; the certificate is presented for SASL EXTERNAL | no TLS |
+//!
+//! Components and S2S run on the tokio runtime for now.
+//!
 //! ## `[shaper.NAME]`
 //!
 //! | option | value | default |

@@ -625,3 +625,68 @@ fn runtime_and_threads_are_checked() {
     .unwrap();
     assert_eq!((c.runtime, c.threads), (RuntimeKind::Smol, Some(3)));
 }
+
+#[test]
+fn federation_sections_take_mongooseim_defaults() {
+    let c = parse(&with(
+        "[[listen.s2s]]\nport = 5269\n[[listen.component]]\nport = 8888\npassword = \"p\"\n[s2s]\n",
+    ))
+    .unwrap();
+    assert_eq!(c.s2s_listeners[0].addr, "0.0.0.0:5269".parse().unwrap());
+    assert_eq!(c.s2s_listeners[0].tls, None);
+    let comp = &c.components[0];
+    assert!(comp.check_from && !comp.hidden_components);
+    assert_eq!(
+        comp.conflict,
+        meerkat_engine::stream::component::ConflictBehaviour::Disconnect
+    );
+    let s2s = c.s2s.unwrap();
+    assert!(s2s.default_allow && s2s.host_policy.is_empty() && s2s.shared.is_none());
+    let out = s2s.outgoing;
+    assert_eq!(out.port, 5269);
+    assert_eq!(out.connection_timeout_ms, Some(10_000));
+    assert_eq!(out.state_timeout_ms, Some(5_000));
+    assert_eq!(out.stream_timeout_ms, Some(600_000));
+    assert_eq!(out.max_retry_delay, 300);
+    assert!(out.address.is_empty() && out.tls.is_none());
+}
+
+#[test]
+fn federation_options_are_checked_with_their_paths() {
+    assert_eq!(
+        error(&with("[[listen.component]]\nport = 8888\n")),
+        "config error in /etc/meerkat.toml:3: listen.component[0].password: required option is missing \
+         (expected the shared secret components authenticate with)"
+    );
+    assert_eq!(
+        error(&with(
+            "[[listen.component]]\nport = 8888\npassword = \"p\"\nconflict_behaviour = \"both\"\n"
+        )),
+        "config error in /etc/meerkat.toml:6: listen.component[0].conflict_behaviour: \
+         expected one of \"disconnect\", \"kick_old\", got the string \"both\""
+    );
+    assert!(matches!(
+        problem(&with("[s2s.outgoing]\nip_versions = [5]\n")),
+        Problem::BadValue { .. }
+    ));
+    assert!(matches!(
+        problem(&with("[s2s]\ndefault_policy = \"maybe\"\n")),
+        Problem::BadValue { .. }
+    ));
+    assert!(matches!(
+        problem(&with("[s2s.outgoing]\naddress = [{host = \"a.example\"}]\n")),
+        Problem::Missing { .. }
+    ));
+    assert!(matches!(
+        problem(&with(
+            "[[listen.s2s]]\nport = 5269\ntls.verify_mode = \"selfsigned_peer\"\n"
+        )),
+        Problem::BadValue { .. }
+    ));
+    assert!(matches!(
+        problem(&with(
+            "[s2s.outgoing]\ntls.cacertfile = \"/nonexistent/ca.pem\"\n"
+        )),
+        Problem::File { .. }
+    ));
+}
