@@ -400,12 +400,7 @@ pub fn handshake_digest(stream_id: &str, password: &str) -> String {
         .chain_update(stream_id.as_bytes())
         .chain_update(password.as_bytes())
         .finalize();
-    let mut s = String::with_capacity(40);
-    for b in digest {
-        use std::fmt::Write as _;
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    super::wire::hex(&digest)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -310,12 +310,18 @@ pub(crate) fn major_version(version: Option<&str>) -> Option<u32> {
 
 /// A random hexadecimal token (stream ids) from `rng`.
 pub(crate) fn random_token(rng: &mut dyn rand_core::RngCore, bytes: usize) -> String {
-    use std::fmt::Write as _;
     let mut buf = vec![0u8; bytes];
     rng.fill_bytes(&mut buf);
-    let mut s = String::with_capacity(bytes * 2);
-    for b in buf {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex(&buf)
+}
+
+/// Lower-case hexadecimal (stream ids, XEP-0114 handshakes, XEP-0185 keys).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

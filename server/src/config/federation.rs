@@ -3,20 +3,18 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use meerkat_engine::jid::Jid;
-use meerkat_engine::stream::c2s::TlsMode;
 use meerkat_engine::stream::component::ConflictBehaviour;
 use meerkat_engine::stream::s2s::VerifyMode;
 use meerkat_engine::stream::s2s_out::IpVersion;
 
 use super::error::Problem;
 use super::node::{Node, Result, Table};
-use super::parse::{check_identity, listen_address, listener_tls, max_stanza_size_option, shaper_option};
-use super::{
-    CertSource, ComponentListenerConfig, FederationConfig, OutgoingConfig, S2sListenerConfig, S2sTls,
+use super::parse::{
+    listen_address, listener_tls, max_stanza_size_option, shaper_option, tls_cert, tls_mode, tls_path,
 };
+use super::{ComponentListenerConfig, FederationConfig, OutgoingConfig, S2sListenerConfig, S2sTls};
 
 /// `[[listen.s2s]]` and `[[listen.component]]` from the `listen` table.
 pub(super) fn listeners(
@@ -100,39 +98,11 @@ fn component(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<ComponentLi
 /// The `tls` table of `[[listen.s2s]]` (`listener`) or `[s2s.outgoing]`.
 fn s2s_tls(node: &Node) -> Result<S2sTls> {
     let t = node.table(&["mode", "certfile", "keyfile", "cacertfile", "verify_mode"])?;
-    let mode = match t.get("mode") {
-        None => TlsMode::StartTls,
-        Some(n) => match n.one_of(&["starttls", "starttls_required", "tls"])? {
-            "starttls_required" => TlsMode::StartTlsRequired,
-            "tls" => TlsMode::Tls,
-            _ => TlsMode::StartTls,
-        },
-    };
-    let path_of = |key: &str| -> Result<Option<(PathBuf, Node)>> {
-        let Some(n) = t.get(key) else { return Ok(None) };
-        let expected = "a file path";
-        let s = n.str(expected)?;
-        if s.is_empty() {
-            return Err(n.bad_value(expected));
-        }
-        Ok(Some((PathBuf::from(s), n)))
-    };
-    let cert = match (path_of("certfile")?, path_of("keyfile")?) {
-        // A listener needs a certificate; outgoing streams present one when they
-        // have it (XEP-0178), the self-signed one otherwise.
-        (None, None) => CertSource::SelfSigned,
-        (Some((certfile, cert_node)), Some((keyfile, key_node))) => {
-            check_identity(&certfile, &cert_node, &keyfile, &key_node)?;
-            CertSource::Files { certfile, keyfile }
-        }
-        (Some(_), None) => {
-            return Err(t.missing("keyfile", "the PEM private key that goes with tls.certfile"))
-        }
-        (None, Some(_)) => {
-            return Err(t.missing("certfile", "the PEM certificate chain that goes with tls.keyfile"))
-        }
-    };
-    let cacertfile = match path_of("cacertfile")? {
+    let mode = tls_mode(&t)?;
+    // A listener needs a certificate; outgoing streams present one (XEP-0178), the
+    // self-signed one when none is given.
+    let cert = tls_cert(&t)?;
+    let cacertfile = match tls_path(&t, "cacertfile")? {
         None => None,
         Some((path, n)) => {
             let pem = std::fs::read(&path).map_err(|e| {

@@ -282,38 +282,47 @@ pub(super) fn max_stanza_size_option(t: &Table) -> Result<usize> {
 
 pub(super) fn listener_tls(node: &Node) -> Result<ListenerTls> {
     let t = node.table(&["mode", "certfile", "keyfile"])?;
-    let mode = match t.get("mode") {
-        // MongooseIM's default for C2S listeners.
+    Ok(ListenerTls {
+        mode: tls_mode(&t)?,
+        cert: tls_cert(&t)?,
+    })
+}
+
+/// `tls.mode` (MongooseIM's default: STARTTLS).
+pub(super) fn tls_mode(t: &Table) -> Result<TlsMode> {
+    Ok(match t.get("mode") {
         None => TlsMode::StartTls,
         Some(n) => match n.one_of(&["starttls", "starttls_required", "tls"])? {
             "starttls" => TlsMode::StartTls,
             "starttls_required" => TlsMode::StartTlsRequired,
             _ => TlsMode::Tls,
         },
-    };
-    let path_of = |key: &str| -> Result<Option<(PathBuf, Node)>> {
-        let Some(n) = t.get(key) else { return Ok(None) };
-        let expected = "a file path";
-        let s = n.str(expected)?;
-        if s.is_empty() {
-            return Err(n.bad_value(expected));
-        }
-        Ok(Some((PathBuf::from(s), n)))
-    };
-    let cert = match (path_of("certfile")?, path_of("keyfile")?) {
-        (None, None) => CertSource::SelfSigned,
+    })
+}
+
+/// A file path option of a `tls` table, with its node for errors.
+pub(super) fn tls_path<'a, 'i>(t: &Table<'a, 'i>, key: &str) -> Result<Option<(PathBuf, Node<'a, 'i>)>> {
+    let Some(n) = t.get(key) else { return Ok(None) };
+    let expected = "a file path";
+    let s = n.str(expected)?;
+    if s.is_empty() {
+        return Err(n.bad_value(expected));
+    }
+    Ok(Some((PathBuf::from(s), n)))
+}
+
+/// `tls.certfile` and `tls.keyfile`: both (checked usable together), or neither
+/// (the self-signed pair).
+pub(super) fn tls_cert(t: &Table) -> Result<CertSource> {
+    match (tls_path(t, "certfile")?, tls_path(t, "keyfile")?) {
+        (None, None) => Ok(CertSource::SelfSigned),
         (Some((certfile, cert_node)), Some((keyfile, key_node))) => {
             check_identity(&certfile, &cert_node, &keyfile, &key_node)?;
-            CertSource::Files { certfile, keyfile }
+            Ok(CertSource::Files { certfile, keyfile })
         }
-        (Some(_), None) => {
-            return Err(t.missing("keyfile", "the PEM private key that goes with tls.certfile"))
-        }
-        (None, Some(_)) => {
-            return Err(t.missing("certfile", "the PEM certificate chain that goes with tls.keyfile"))
-        }
-    };
-    Ok(ListenerTls { mode, cert })
+        (Some(_), None) => Err(t.missing("keyfile", "the PEM private key that goes with tls.certfile")),
+        (None, Some(_)) => Err(t.missing("certfile", "the PEM certificate chain that goes with tls.keyfile")),
+    }
 }
 
 /// Both files must be readable PEM and make a usable rustls identity together.
