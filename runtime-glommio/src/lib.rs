@@ -36,7 +36,7 @@ pub fn run(spec: ServerSpec) -> Result<(), RunError> {
 pub fn serve(spec: ServerSpec, stop: impl Fn() -> bool + Clone + Send + 'static) -> Result<(), RunError> {
     if spec.federation.is_some() {
         return Err(RunError::Runtime(
-            "components and S2S ([[listen.component]], [[listen.s2s]], [s2s]) run on the tokio runtime only for now; use runtime = \"tokio\"".into(),
+            "components and S2S ([[listen.component]], [[listen.s2s]], [s2s]) run on the tokio and smol runtimes only for now; use runtime = \"tokio\" or \"smol\"".into(),
         ));
     }
     let threads = spec.threads.max(1);

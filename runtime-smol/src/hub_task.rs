@@ -3,7 +3,7 @@
 use async_channel::{Receiver, Sender};
 use meerkat_engine::hub::HubConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
-use meerkat_runtime_common::{HubMsg, HubShard, Shards, Sink, ToSession};
+use meerkat_runtime_common::{FedMsg, HubMsg, HubShard, Shards, Sink, ToSession};
 
 /// An unbounded async-channel's sending end as a [`Sink`].
 pub(crate) struct Tx<T>(pub Sender<T>);
@@ -24,22 +24,20 @@ impl<T: Send + 'static> Sink<T> for Tx<T> {
 pub(crate) type Mailbox = Tx<ToSession>;
 /// A hub shard's inbox.
 pub(crate) type ShardTx = Tx<HubMsg<Mailbox>>;
+/// The federation router's inbox.
+pub(crate) type FedTx = Tx<FedMsg<Mailbox>>;
 
 pub(crate) async fn run(
     config: HubConfig,
     index: usize,
     shards: Shards<ShardTx>,
     storage: StorageExecutor,
+    federation: Option<FedTx>,
     rx: Receiver<HubMsg<Mailbox>>,
 ) {
     let mut shard = HubShard::new(&config, index, shards.len());
     while let Ok(msg) = rx.recv().await {
-        if !shard.on_message(
-            msg,
-            &shards,
-            &storage,
-            None::<&meerkat_runtime_common::NoFederation>,
-        ) {
+        if !shard.on_message(msg, &shards, &storage, federation.as_ref()) {
             break;
         }
     }

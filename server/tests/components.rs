@@ -2,7 +2,7 @@
 //! built with slixmpp's ComponentXMPP connects in clear and with direct TLS and
 //! answers a user's message; a wrong password, a served domain and a subdomain
 //! nobody serves each get their error while the rest goes on. Components run on
-//! tokio (smol and glommio refuse federation configs for now).
+//! tokio and smol (glommio refuses federation configs for now).
 
 mod support;
 
@@ -88,7 +88,16 @@ fn raw_handshake(port: u16, domain: &str, password: &str) -> String {
 }
 
 #[test]
-fn slixmpp_component_in_clear_and_over_tls_answers_a_user() {
+fn slixmpp_component_in_clear_and_over_tls_answers_a_user_on_tokio() {
+    component_scenario("tokio");
+}
+
+#[test]
+fn slixmpp_component_in_clear_and_over_tls_answers_a_user_on_smol() {
+    component_scenario("smol");
+}
+
+fn component_scenario(runtime: &str) {
     run_setup_once("setup.sh");
     let plain_port = free_port();
     let tls_port = free_port();
@@ -101,7 +110,7 @@ fn slixmpp_component_in_clear_and_over_tls_answers_a_user() {
         ports: vec![plain_port, tls_port],
         ..Extra::default()
     };
-    let server = Server::start_with("tokio", "components", &[("alice", "alice-pw")], extra);
+    let server = Server::start_with(runtime, "components", &[("alice", "alice-pw")], extra);
     let echo = spawn_component(&server, "echo.localhost", plain_port, false);
     let secure = spawn_component(&server, "secure.localhost", tls_port, true);
     wait_for_line(&echo, "COMPONENT READY");

@@ -65,6 +65,7 @@ fn token(test: &str) -> String {
 /// Meerkat for MEERKAT with an S2S listener, routing `peer_domain` to
 /// 127.0.0.1:`peer_s2s`.
 fn start_meerkat(
+    runtime: &str,
     name: &str,
     users: &[(&str, &str)],
     s2s_port: u16,
@@ -96,7 +97,7 @@ tls.verify_mode = "none"
         ports: vec![s2s_port],
         ..Extra::default()
     };
-    Server::start_with("tokio", name, users, extra)
+    Server::start_with(runtime, name, users, extra)
 }
 
 /// A peer server process, killed on drop; its log printed if the test fails.
@@ -225,6 +226,7 @@ VirtualHost "{domain}"
 /// Runs the scenario in both pairings: a Meerkat user starting it with a peer
 /// user, and a peer user starting it with a Meerkat user.
 fn federate(
+    runtime: &str,
     name: &str,
     peer_domain: &str,
     start_peer: impl FnOnce(&Path, &PeerPorts, u16, &[(&str, &str)]) -> PeerServer,
@@ -238,13 +240,14 @@ fn federate(
         s2s: free_port(),
     };
     let server = start_meerkat(
+        runtime,
         name,
         &[("ma", "pw-ma"), ("mb", "pw-mb")],
         meerkat_s2s,
         peer_domain,
         ports.s2s,
     );
-    let dir = TempDir::new(&format!("{name}-peer"));
+    let dir = TempDir::new(&format!("{name}-{runtime}-peer"));
     let peer = start_peer(&dir.0, &ports, meerkat_s2s, &[("pa", "pw-pa"), ("pb", "pw-pb")]);
     let meerkat_user = |u: &str| Endpoint {
         jid: format!("{u}@{MEERKAT}"),
@@ -294,9 +297,21 @@ fn federate(
     drop(peer);
 }
 
+fn with_prosody(runtime: &str) {
+    federate(
+        runtime,
+        "prosody",
+        "prosody.test",
+        |dir, ports, meerkat_s2s, users| start_prosody(dir, "prosody.test", ports, meerkat_s2s, users),
+    );
+}
+
 #[test]
-fn meerkat_and_prosody_federate_both_ways() {
-    federate("prosody", "prosody.test", |dir, ports, meerkat_s2s, users| {
-        start_prosody(dir, "prosody.test", ports, meerkat_s2s, users)
-    });
+fn meerkat_and_prosody_federate_both_ways_on_tokio() {
+    with_prosody("tokio");
+}
+
+#[test]
+fn meerkat_and_prosody_federate_both_ways_on_smol() {
+    with_prosody("smol");
 }
