@@ -1,15 +1,18 @@
-//! Federation with a real peer server from Debian's packages, on loopback: a user on
-//! Meerkat and a user on Prosody run the full e2e scenario of
+//! Federation with real peer servers from Debian's packages, on loopback: a user on
+//! Meerkat and a user on Prosody, and on ejabberd, run the full e2e scenario of
 //! tests/e2e/slixmpp_peer.py against each other, across S2S: subscription handshake
 //! both ways, presence, messages both ways, and messages stored offline at the
-//! other's server. Both directions of S2S are exercised with STARTTLS and Server
-//! Dialback (self-signed certificates, `tls.verify_mode = "none"`).
+//! other's server. Both directions of S2S use STARTTLS; with Prosody, servers
+//! authenticate with Server Dialback (self-signed certificates, `tls.verify_mode =
+//! "none"`), with ejabberd with SASL EXTERNAL (XEP-0178: certificates from one test
+//! CA, `tls.verify_mode = "peer"` and `tls.cacertfile`).
 //!
 //! The peers run as plain foreground processes with configs written into the
 //! test's temporary folder, and reach Meerkat through static routes (Meerkat's
 //! `s2s.outgoing.address` the other way), so every port is ephemeral and no DNS is
-//! needed. tests/e2e/setup-peers.sh installs Prosody (apt-get) if missing.
-//! (ejabberd is not covered yet: see the branch report.)
+//! needed (ejabberd, which has no static routes, asks a test DNS server for
+//! Meerkat's SRV record). tests/e2e/setup-peers.sh installs both (apt-get) if
+//! missing.
 
 mod support;
 
@@ -18,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use support::dns::TestDns;
 use support::peers::{finish, Running};
 use support::{e2e_dir, free_port, make_cert_for, run_setup_once, tail, Extra, Server, TempDir};
 
@@ -71,16 +75,27 @@ fn start_meerkat(
     s2s_port: u16,
     peer_domain: &str,
     peer_s2s: u16,
+    ca: Option<&(PathBuf, PathBuf)>,
 ) -> Server {
+    // With a CA, certificates authenticate both ways (SASL EXTERNAL); without,
+    // they only encrypt and Server Dialback authenticates.
+    let verify = match ca {
+        Some((ca_cert, _)) => format!(
+            "tls.verify_mode = \"peer\"\ntls.cacertfile = \"{}\"",
+            ca_cert.display()
+        ),
+        None => "tls.verify_mode = \"none\"".to_string(),
+    };
     let extra = Extra {
         domain: Some(MEERKAT.into()),
+        ca: ca.cloned(),
         toml: format!(
             r#"
 [[listen.s2s]]
 port = {s2s_port}
 ip_address = "127.0.0.1"
 tls.mode = "starttls"
-tls.verify_mode = "none"
+{verify}
 {{tls}}
 [s2s]
 shared = "meerkat-dialback-secret"
@@ -91,7 +106,7 @@ connection_timeout = 5000
 state_timeout = 15000
 max_retry_delay = 2
 tls.mode = "starttls"
-tls.verify_mode = "none"
+{verify}
 {{tls}}"#
         ),
         ports: vec![s2s_port],
@@ -105,6 +120,8 @@ struct PeerServer {
     child: Child,
     log: PathBuf,
     name: &'static str,
+    /// The DNS server a peer needs to find Meerkat, if any.
+    _dns: Option<TestDns>,
 }
 
 impl Drop for PeerServer {
@@ -220,19 +237,36 @@ VirtualHost "{domain}"
         child,
         log,
         name: "prosody",
+        _dns: None,
     }
 }
 
 /// Runs the scenario in both pairings: a Meerkat user starting it with a peer
 /// user, and a peer user starting it with a Meerkat user.
+/// How the servers authenticate each other.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// Self-signed certificates: Server Dialback.
+    Dialback,
+    /// Certificates from one CA that both trust: SASL EXTERNAL.
+    Certificates,
+}
+
 fn federate(
     runtime: &str,
     name: &str,
     peer_domain: &str,
-    start_peer: impl FnOnce(&Path, &PeerPorts, u16, &[(&str, &str)]) -> PeerServer,
+    trust: Trust,
+    start_peer: impl FnOnce(&Path, &PeerPorts, u16, &[(&str, &str)], Option<&(PathBuf, PathBuf)>) -> PeerServer,
 ) {
     run_setup_once("setup.sh");
     run_setup_once("setup-peers.sh");
+    let dir = TempDir::new(&format!("{name}-{runtime}-peer"));
+    let ca = (trust == Trust::Certificates).then(|| {
+        let ca = (dir.0.join("ca.pem"), dir.0.join("ca-key.pem"));
+        support::make_ca(&ca.0, &ca.1);
+        ca
+    });
     let meerkat_s2s = free_port();
     let ports = PeerPorts {
         c2s: free_port(),
@@ -246,16 +280,22 @@ fn federate(
         meerkat_s2s,
         peer_domain,
         ports.s2s,
+        ca.as_ref(),
     );
-    let dir = TempDir::new(&format!("{name}-{runtime}-peer"));
-    let peer = start_peer(&dir.0, &ports, meerkat_s2s, &[("pa", "pw-pa"), ("pb", "pw-pb")]);
+    let peer = start_peer(
+        &dir.0,
+        &ports,
+        meerkat_s2s,
+        &[("pa", "pw-pa"), ("pb", "pw-pb")],
+        ca.as_ref(),
+    );
     let meerkat_user = |u: &str| Endpoint {
         jid: format!("{u}@{MEERKAT}"),
         password: format!("pw-{u}"),
         domain: MEERKAT.into(),
         starttls_port: server.starttls_port,
         tls_port: server.tls_port,
-        ca: server.cert.clone(),
+        ca: ca.as_ref().map_or(server.cert.clone(), |c| c.0.clone()),
     };
     let peer_user = |u: &str| Endpoint {
         jid: format!("{u}@{peer_domain}"),
@@ -263,7 +303,9 @@ fn federate(
         domain: peer_domain.into(),
         starttls_port: ports.c2s,
         tls_port: ports.c2s_tls,
-        ca: dir.0.join(format!("{}-cert.pem", peer.name)),
+        ca: ca
+            .as_ref()
+            .map_or(dir.0.join(format!("{}-cert.pem", peer.name)), |c| c.0.clone()),
     };
     let token = token(name);
     let (ma, mb, pa, pb) = (
@@ -280,16 +322,23 @@ fn federate(
         spawn_peer(&dir.0, "b", &mb, &pa, &token),
     ];
     finish(running);
-    // Both directions went through S2S streams Meerkat authenticated with dialback.
+    // Both directions went through S2S streams authenticated as intended.
     let log = fs::read_to_string(server.dir.0.join("meerkat.stderr")).unwrap_or_default();
     assert!(
         log.contains("outgoing S2S established"),
         "no outgoing stream in the log"
     );
-    assert!(
-        log.contains("S2S dialback result") && log.contains("valid=true"),
-        "no incoming stream authenticated by dialback in the log"
-    );
+    match trust {
+        Trust::Dialback => assert!(
+            log.contains("S2S dialback result") && log.contains("valid=true"),
+            "no incoming stream authenticated by dialback in the log"
+        ),
+        Trust::Certificates => assert!(
+            log.contains("S2S authenticated with SASL EXTERNAL")
+                && log.contains("authenticated with SASL EXTERNAL session"),
+            "SASL EXTERNAL was not used both ways"
+        ),
+    }
     eprintln!(
         "[interop] {name} passed in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -297,12 +346,170 @@ fn federate(
     drop(peer);
 }
 
+fn start_ejabberd(
+    dir: &Path,
+    domain: &str,
+    ports: &PeerPorts,
+    meerkat_s2s: u16,
+    users: &[(&str, &str)],
+    ca: &(PathBuf, PathBuf),
+) -> PeerServer {
+    let cert = dir.join("ejabberd-cert.pem");
+    let key = dir.join("ejabberd-key.pem");
+    support::make_cert_signed(&cert, &key, &[domain.to_string()], Some((&ca.0, &ca.1)));
+    let spool = dir.join("ejabberd-spool");
+    fs::create_dir_all(&spool).unwrap();
+    let log = dir.join("ejabberd.log");
+    let config = dir.join("ejabberd.yml");
+    let d = |p: &Path| p.display().to_string();
+    // ejabberd has no static S2S address: it asks DNS for SRV records itself
+    // (Erlang's inet_res), then the system's getaddrinfo for the target. Its
+    // resolver is pointed at a test DNS server whose SRV record for MEERKAT names
+    // Meerkat's ephemeral S2S port with the target 127.0.0.1, which getaddrinfo
+    // takes as it is.
+    let srv_name = format!("_xmpp-server._tcp.{MEERKAT}");
+    let dns = TestDns::start(&[(&srv_name, ("127.0.0.1", meerkat_s2s))], &[]);
+    let resolver = format!(
+        "inet_db:set_resolv_conf(\"\"), inet_db:set_hosts_file(\"\"), inet_db:set_lookup([dns]), \
+         ok = inet_db:ins_ns({{127,0,0,1}}, {}), ",
+        dns.port
+    );
+    fs::write(
+        &config,
+        format!(
+            r#"hosts:
+  - "{domain}"
+loglevel: info
+certfiles:
+  - "{cert}"
+  - "{key}"
+ca_file: "{ca}"
+listen:
+  - port: {c2s}
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    starttls_required: true
+  - port: {c2s_tls}
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    tls: true
+  - port: {s2s}
+    ip: "127.0.0.1"
+    module: ejabberd_s2s_in
+s2s_use_starttls: required
+s2s_access: all
+s2s_dns_timeout: 2
+s2s_dns_retries: 1
+outgoing_s2s_families:
+  - ipv4
+auth_method: internal
+auth_password_format: plain
+modules:
+  mod_disco: {{}}
+  mod_offline: {{}}
+  mod_ping: {{}}
+  mod_roster: {{}}
+  mod_s2s_dialback: {{}}
+"#,
+            cert = d(&cert),
+            key = d(&key),
+            ca = d(&ca.0),
+            c2s = ports.c2s,
+            c2s_tls = ports.c2s_tls,
+            s2s = ports.s2s,
+        ),
+    )
+    .unwrap();
+    let mut register = String::new();
+    for (user, password) in users {
+        register.push_str(&format!(
+            "ok = ejabberd_auth:try_register(<<\"{user}\">>, <<\"{domain}\">>, <<\"{password}\">>), "
+        ));
+    }
+    let out = fs::File::create(dir.join("ejabberd.out")).unwrap();
+    // erl directly, not ejabberdctl (which switches to the ejabberd user), and no
+    // distribution (no epmd, no fixed port): the users are registered in-process.
+    let mut child = Command::new("erl")
+        .args(["-noinput", "-noshell"])
+        .arg("-mnesia")
+        .arg("dir")
+        .arg(format!("\"{}\"", d(&spool)))
+        .args(["-s", "ejabberd"])
+        .arg("-eval")
+        .arg(format!("{resolver}{register}io:format(\"users registered~n\")."))
+        .env("ERL_LIBS", ejabberd_libs())
+        .env("EJABBERD_CONFIG_PATH", &config)
+        .env("EJABBERD_LOG_PATH", &log)
+        .env("ERL_CRASH_DUMP", dir.join("erl_crash.dump"))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("start ejabberd (erl)");
+    wait_ports(&[ports.c2s, ports.c2s_tls, ports.s2s], "ejabberd", &mut child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fs::read_to_string(dir.join("ejabberd.out"))
+        .unwrap_or_default()
+        .contains("users registered")
+    {
+        assert!(Instant::now() < deadline, "ejabberd did not register the users");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    PeerServer {
+        child,
+        log,
+        name: "ejabberd",
+        _dns: Some(dns),
+    }
+}
+
+/// Where Debian puts ejabberd's Erlang applications (/usr/lib/<triplet>), for
+/// ERL_LIBS as ejabberdctl sets it.
+fn ejabberd_libs() -> PathBuf {
+    for entry in fs::read_dir("/usr/lib").expect("/usr/lib").flatten() {
+        let Ok(inner) = fs::read_dir(entry.path()) else {
+            continue;
+        };
+        if inner
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("ejabberd-"))
+        {
+            return entry.path();
+        }
+    }
+    panic!("no /usr/lib/*/ejabberd-* (tests/e2e/setup-peers.sh installs ejabberd)");
+}
+
+fn with_ejabberd(runtime: &str) {
+    federate(
+        runtime,
+        "ejabberd",
+        "ejabberd.test",
+        Trust::Certificates,
+        |dir, ports, meerkat_s2s, users, ca| {
+            start_ejabberd(dir, "ejabberd.test", ports, meerkat_s2s, users, ca.expect("a CA"))
+        },
+    );
+}
+
+#[test]
+fn meerkat_and_ejabberd_federate_both_ways_on_tokio() {
+    with_ejabberd("tokio");
+}
+
+#[test]
+fn meerkat_and_ejabberd_federate_both_ways_on_smol() {
+    with_ejabberd("smol");
+}
+
 fn with_prosody(runtime: &str) {
     federate(
         runtime,
         "prosody",
         "prosody.test",
-        |dir, ports, meerkat_s2s, users| start_prosody(dir, "prosody.test", ports, meerkat_s2s, users),
+        Trust::Dialback,
+        |dir, ports, meerkat_s2s, users, _| start_prosody(dir, "prosody.test", ports, meerkat_s2s, users),
     );
 }
 

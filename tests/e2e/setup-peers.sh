@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the peer server of the S2S interop tests (server/tests/interop.rs):
-# Prosody from Debian's package. The tests run it as a plain
-# foreground process with a config they write into a temporary folder, so the
-# package's own service is never started (a policy-rc.d refuses them during
+# Installs the peer servers of the S2S interop tests (server/tests/interop.rs):
+# Prosody and ejabberd from Debian's packages. The tests run them as plain
+# foreground processes (ejabberd through erl directly, not ejabberdctl, which
+# switches user) with configs they write into temporary folders, so the
+# packages' own services are never started (a policy-rc.d refuses them during
 # the install) and nothing here needs systemd. Idempotent; safe to run
 # concurrently (flock).
 set -euo pipefail
@@ -15,6 +16,7 @@ if command -v flock >/dev/null; then flock 9; fi
 
 missing=()
 command -v prosody >/dev/null || missing+=(prosody)
+dpkg-query -W -f '${Status}' ejabberd 2>/dev/null | grep -q "install ok installed" || missing+=(ejabberd)
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         say "need to install ${missing[*]}, but not root: install them and run again"
@@ -35,5 +37,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
     if [ -n "$made_policy" ]; then rm -f "$policy"; fi
     [ "$status" = 0 ] || { say "apt-get failed ($status)"; exit "$status"; }
 fi
-say "prosody $(dpkg-query -W -f '${Version}' prosody)"
+say "prosody $(dpkg-query -W -f '${Version}' prosody), ejabberd $(dpkg-query -W -f '${Version}' ejabberd)"
 say "ready"

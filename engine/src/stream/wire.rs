@@ -142,8 +142,12 @@ impl Wire {
         }
         match self.parser.next_event() {
             Ok(None) => None,
-            Ok(Some(StreamEvent::Header(h))) => Some(WireEvent::Header(h)),
+            Ok(Some(StreamEvent::Header(h))) => {
+                tracing::trace!(session = self.id, header = ?h.attrs, "in");
+                Some(WireEvent::Header(h))
+            }
             Ok(Some(StreamEvent::Element(el, size))) => {
+                tracing::trace!(session = self.id, xml = %el.to_xml(), "in");
                 self.instrument(Direction::In, el.name(), size);
                 Some(WireEvent::Element(el))
             }
@@ -189,6 +193,7 @@ impl Wire {
     pub(crate) fn send(&mut self, el: &Element) {
         let mut s = String::with_capacity(128);
         el.write_in_stream(&mut s, self.content_ns);
+        tracing::trace!(session = self.id, xml = %s, "out");
         self.instrument(Direction::Out, el.name(), s.len());
         self.write_raw(s.as_bytes());
     }

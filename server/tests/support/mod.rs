@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this
 
+pub mod dns;
 pub mod peers;
 
 use std::fmt::Write as _;
@@ -128,7 +129,12 @@ impl Server {
         let key = dir.0.join("key.pem");
         let mut names = vec![domain.clone()];
         names.extend(extra.cert_names.iter().cloned());
-        make_cert_for(&cert, &key, &names);
+        make_cert_signed(
+            &cert,
+            &key,
+            &names,
+            extra.ca.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+        );
         let starttls_port = free_port();
         let mut tls_port = free_port();
         while tls_port == starttls_port {
@@ -310,6 +316,8 @@ pub struct Extra {
     pub cert_names: Vec<String>,
     /// Appended to the config.
     pub toml: String,
+    /// A CA (certificate, key) to sign the server's certificate with.
+    pub ca: Option<(PathBuf, PathBuf)>,
     /// More ports to wait for.
     pub ports: Vec<u16>,
 }
@@ -323,7 +331,12 @@ pub fn make_cert(cert: &Path, key: &Path) {
 /// A self-signed P-256 end-entity certificate for `names` (the first is the CN),
 /// for server and client use (S2S peers present it as a client certificate).
 pub fn make_cert_for(cert: &Path, key: &Path, names: &[String]) {
-    let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+    make_cert_signed(cert, key, names, None)
+}
+
+/// A test CA (certificate and key), for certificates that verify for their names
+/// (SASL EXTERNAL between servers, XEP-0178).
+pub fn make_ca(cert: &Path, key: &Path) {
     let out = Command::new("openssl")
         .args([
             "req",
@@ -334,6 +347,37 @@ pub fn make_cert_for(cert: &Path, key: &Path, names: &[String]) {
             "ec_paramgen_curve:P-256",
             "-nodes",
         ])
+        .args(["-subj", "/CN=Meerkat test CA"])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+        .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        .args(["-days", "2", "-keyout"])
+        .arg(key)
+        .arg("-out")
+        .arg(cert)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl CA: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// [`make_cert_for`], signed by the CA (certificate, key) when given.
+pub fn make_cert_signed(cert: &Path, key: &Path, names: &[String], ca: Option<(&Path, &Path)>) {
+    let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+    let mut cmd = Command::new("openssl");
+    if let Some((ca_cert, ca_key)) = ca {
+        cmd.args(["req", "-x509", "-CA"])
+            .arg(ca_cert)
+            .arg("-CAkey")
+            .arg(ca_key);
+    } else {
+        cmd.args(["req", "-x509"]);
+    }
+    let out = cmd
+        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
         .args(["-subj", &format!("/CN={}", names[0])])
         .args(["-addext", &format!("subjectAltName={}", san.join(","))])
         // An end-entity certificate: strict verifiers (rustls, webpki) refuse a CA
