@@ -2,10 +2,10 @@
 //! Meerkat and a user on Prosody, and on ejabberd, run the full e2e scenario of
 //! tests/e2e/slixmpp_peer.py against each other, across S2S: subscription handshake
 //! both ways, presence, messages both ways, and messages stored offline at the
-//! other's server. Both directions of S2S use STARTTLS; with Prosody, servers
-//! authenticate with Server Dialback (self-signed certificates, `tls.verify_mode =
-//! "none"`), with ejabberd with SASL EXTERNAL (XEP-0178: certificates from one test
-//! CA, `tls.verify_mode = "peer"` and `tls.cacertfile`).
+//! other's server. Both directions of S2S use STARTTLS; servers authenticate with
+//! Server Dialback (self-signed certificates, `tls.verify_mode = "none"`: Prosody
+//! and ejabberd) or SASL EXTERNAL (XEP-0178: certificates from one test CA,
+//! `tls.verify_mode = "peer"` and `tls.cacertfile`: ejabberd).
 //!
 //! The peers run as plain foreground processes with configs written into the
 //! test's temporary folder, and reach Meerkat through static routes (Meerkat's
@@ -352,11 +352,19 @@ fn start_ejabberd(
     ports: &PeerPorts,
     meerkat_s2s: u16,
     users: &[(&str, &str)],
-    ca: &(PathBuf, PathBuf),
+    ca: Option<&(PathBuf, PathBuf)>,
 ) -> PeerServer {
     let cert = dir.join("ejabberd-cert.pem");
     let key = dir.join("ejabberd-key.pem");
-    support::make_cert_signed(&cert, &key, &[domain.to_string()], Some((&ca.0, &ca.1)));
+    support::make_cert_signed(
+        &cert,
+        &key,
+        &[domain.to_string()],
+        ca.map(|(c, k)| (c.as_path(), k.as_path())),
+    );
+    // Without a CA, ejabberd trusts its own certificate only, so Meerkat's is not
+    // trusted and dialback authenticates.
+    let ca_file = ca.map_or(cert.clone(), |(c, _)| c.clone());
     let spool = dir.join("ejabberd-spool");
     fs::create_dir_all(&spool).unwrap();
     let log = dir.join("ejabberd.log");
@@ -413,7 +421,7 @@ modules:
 "#,
             cert = d(&cert),
             key = d(&key),
-            ca = d(&ca.0),
+            ca = d(&ca_file),
             c2s = ports.c2s,
             c2s_tls = ports.c2s_tls,
             s2s = ports.s2s,
@@ -481,26 +489,36 @@ fn ejabberd_libs() -> PathBuf {
     panic!("no /usr/lib/*/ejabberd-* (tests/e2e/setup-peers.sh installs ejabberd)");
 }
 
-fn with_ejabberd(runtime: &str) {
+fn with_ejabberd(runtime: &str, trust: Trust) {
     federate(
         runtime,
         "ejabberd",
         "ejabberd.test",
-        Trust::Certificates,
+        trust,
         |dir, ports, meerkat_s2s, users, ca| {
-            start_ejabberd(dir, "ejabberd.test", ports, meerkat_s2s, users, ca.expect("a CA"))
+            start_ejabberd(dir, "ejabberd.test", ports, meerkat_s2s, users, ca)
         },
     );
 }
 
 #[test]
 fn meerkat_and_ejabberd_federate_both_ways_on_tokio() {
-    with_ejabberd("tokio");
+    with_ejabberd("tokio", Trust::Certificates);
 }
 
 #[test]
 fn meerkat_and_ejabberd_federate_both_ways_on_smol() {
-    with_ejabberd("smol");
+    with_ejabberd("smol", Trust::Certificates);
+}
+
+#[test]
+fn meerkat_and_ejabberd_federate_with_dialback_on_tokio() {
+    with_ejabberd("tokio", Trust::Dialback);
+}
+
+#[test]
+fn meerkat_and_ejabberd_federate_with_dialback_on_smol() {
+    with_ejabberd("smol", Trust::Dialback);
 }
 
 fn with_prosody(runtime: &str) {

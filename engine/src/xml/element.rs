@@ -227,13 +227,22 @@ impl Element {
             Some(mapped) if self.ns == ns::CLIENT => mapped,
             _ => self.ns.as_str(),
         };
-        let stream = self.ns == ns::STREAMS;
+        // Elements of the stream namespace use the `stream:` prefix everywhere; inside
+        // a server stream, dialback elements use `db:` (XEP-0220 §2.1: some servers
+        // match the prefixed name, and every S2S header of ours declares it).
+        let prefix = if self.ns == ns::STREAMS {
+            Some("stream:")
+        } else if client_as.is_some() && self.ns == ns::DIALBACK {
+            Some("db:")
+        } else {
+            None
+        };
         out.push('<');
-        if stream {
-            out.push_str("stream:");
+        if let Some(p) = prefix {
+            out.push_str(p);
         }
         out.push_str(&self.name);
-        if !stream && parent_ns != Some(own_ns) {
+        if prefix.is_none() && parent_ns != Some(own_ns) {
             out.push_str(" xmlns='");
             escape_attr(out, own_ns);
             out.push('\'');
@@ -248,9 +257,9 @@ impl Element {
             return;
         }
         out.push('>');
-        // Children of a stream-namespace element inherit the stream's content namespace,
+        // Children of a prefixed element inherit the stream's content namespace,
         // which a fragment does not know; they always declare their own.
-        let child_parent = if stream { None } else { Some(own_ns) };
+        let child_parent = if prefix.is_some() { None } else { Some(own_ns) };
         for n in &self.children {
             match n {
                 Node::Element(e) => e.write_mapped(out, child_parent, client_as),
@@ -258,8 +267,8 @@ impl Element {
             }
         }
         out.push_str("</");
-        if stream {
-            out.push_str("stream:");
+        if let Some(p) = prefix {
+            out.push_str(p);
         }
         out.push_str(&self.name);
         out.push('>');
@@ -328,6 +337,23 @@ mod tests {
         back.rename_ns(ns::SERVER, ns::CLIENT);
         assert_eq!(back.ns(), ns::CLIENT);
         assert_eq!(back.first_child().unwrap().ns(), ns::CLIENT);
+    }
+
+    /// ejabberd's codec matches dialback elements by their prefixed name, so inside a
+    /// server stream they are written `db:result`, `db:verify` (XEP-0220 examples).
+    #[test]
+    fn dialback_elements_use_the_db_prefix_in_streams() {
+        let result = Element::new("result", ns::DIALBACK)
+            .with_attr("from", "a.example")
+            .with_attr("to", "b.example")
+            .with_text("k3y");
+        let mut out = String::new();
+        result.write_in_stream(&mut out, ns::SERVER);
+        assert_eq!(out, "<db:result from='a.example' to='b.example'>k3y</db:result>");
+        assert_eq!(
+            result.to_xml(),
+            "<result xmlns='jabber:server:dialback' from='a.example' to='b.example'>k3y</result>"
+        );
     }
 
     #[test]
