@@ -27,6 +27,10 @@ use support::{e2e_dir, free_port, make_cert_for, run_setup_once, tail, Extra, Se
 
 const MEERKAT: &str = "meerkat.test";
 
+/// Prosody's dialback secret, known to the test so that it can authenticate a stream
+/// of its own as Prosody's domain.
+const PROSODY_DIALBACK_SECRET: &str = "prosody-dialback-secret";
+
 /// One user's login on one server, for slixmpp_peer.py.
 struct Endpoint {
     jid: String,
@@ -191,6 +195,7 @@ c2s_require_encryption = true
 s2s_require_encryption = true
 s2s_secure_auth = false
 s2s_static_routes = {{ ["{MEERKAT}"] = {{ "127.0.0.1", {meerkat_s2s} }} }}
+dialback_secret = "{PROSODY_DIALBACK_SECRET}"
 log = {{ debug = "{log}" }}
 ssl = {{ certificate = "{cert}", key = "{key}" }}
 VirtualHost "{domain}"
@@ -258,6 +263,7 @@ fn federate(
     peer_domain: &str,
     trust: Trust,
     start_peer: impl FnOnce(&Path, &PeerPorts, u16, &[(&str, &str)], Option<&(PathBuf, PathBuf)>) -> PeerServer,
+    after: impl FnOnce(u16),
 ) {
     run_setup_once("setup.sh");
     run_setup_once("setup-peers.sh");
@@ -339,6 +345,7 @@ fn federate(
             "SASL EXTERNAL was not used both ways"
         ),
     }
+    after(meerkat_s2s);
     eprintln!(
         "[interop] {name} passed in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -498,6 +505,7 @@ fn with_ejabberd(runtime: &str, trust: Trust) {
         |dir, ports, meerkat_s2s, users, ca| {
             start_ejabberd(dir, "ejabberd.test", ports, meerkat_s2s, users, ca)
         },
+        |_| {},
     );
 }
 
@@ -528,6 +536,71 @@ fn with_prosody(runtime: &str) {
         "prosody.test",
         Trust::Dialback,
         |dir, ports, meerkat_s2s, users, _| start_prosody(dir, "prosody.test", ports, meerkat_s2s, users),
+        forged_from_is_refused,
+    );
+}
+
+/// A stream to Meerkat that authenticates as prosody.test by dialback (the key is
+/// right: the test knows Prosody's secret, and Meerkat checks it with the real
+/// Prosody) may send from prosody.test, and a stanza from any other domain ends it
+/// with `invalid-from` (RFC 6120 §4.9.3.9). A made-up key is `invalid`.
+fn forged_from_is_refused(meerkat_s2s: u16) {
+    use std::io::{Read, Write};
+    let read_until = |s: &mut std::net::TcpStream, needle: &str| -> String {
+        let mut got = String::new();
+        let mut buf = [0u8; 4096];
+        while !got.contains(needle) {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => panic!("closed or timed out waiting for {needle:?}; got {got}"),
+                Ok(n) => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        got
+    };
+    let open = |s: &mut std::net::TcpStream| -> String {
+        s.write_all(
+            b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+              xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+              from='prosody.test' to='meerkat.test' version='1.0'>",
+        )
+        .unwrap();
+        let got = read_until(s, "</stream:features>");
+        let start = got.find(" id='").expect("a stream id") + 5;
+        got[start..start + got[start..].find('\'').unwrap()].to_string()
+    };
+    let connect = || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", meerkat_s2s)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    };
+    let prosody = meerkat_engine::stream::s2s::S2sConfig::new(Vec::new(), PROSODY_DIALBACK_SECRET);
+
+    let mut bogus = connect();
+    open(&mut bogus);
+    bogus
+        .write_all(b"<db:result from='prosody.test' to='meerkat.test'>0123456789abcdef</db:result>")
+        .unwrap();
+    read_until(&mut bogus, "type='invalid'");
+
+    let mut s = connect();
+    let id = open(&mut s);
+    let key = prosody.dialback_key(MEERKAT, "prosody.test", &id);
+    s.write_all(format!("<db:result from='prosody.test' to='meerkat.test'>{key}</db:result>").as_bytes())
+        .unwrap();
+    read_until(&mut s, "type='valid'");
+    s.write_all(
+        b"<message from='pa@prosody.test' to='ma@meerkat.test' type='chat'><body>fine</body></message>",
+    )
+    .unwrap();
+    s.write_all(
+        b"<message from='mallory@evil.test' to='ma@meerkat.test' type='chat'><body>forged</body></message>",
+    )
+    .unwrap();
+    let got = read_until(&mut s, "</stream:stream>");
+    assert!(got.contains("<invalid-from"), "{got}");
+    assert!(
+        !got.contains("<not-authorized"),
+        "the first message was accepted: {got}"
     );
 }
 

@@ -516,3 +516,26 @@ fn domain_attr(el: &Element, name: &str) -> Option<String> {
         .and_then(|v| Jid::domain_jid(v).ok())
         .map(|j| j.domain().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `listen.s2s` takes a named shaper like every listener: a peer reading faster
+    /// than `max_rate` is paused in proportion to its excess.
+    #[test]
+    fn shaper_pauses_a_fast_peer() {
+        let t0 = Instant::now();
+        let mut config = S2sInConfig::new(Arc::new(S2sConfig::new(vec!["localhost".into()], "s")));
+        config.shaper_max_rate = Some(100);
+        let mut s2s = S2sIn::new(1, Arc::new(config), Box::new(rand_core::OsRng), t0);
+        s2s.handle_bytes(&[b' '; 150], t0);
+        let pauses: Vec<Instant> = std::iter::from_fn(|| s2s.poll_action())
+            .filter_map(|a| match a {
+                Action::PauseReading(until) => Some(until),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pauses, vec![t0 + Duration::from_millis(500)]);
+    }
+}
