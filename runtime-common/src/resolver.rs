@@ -1,9 +1,11 @@
-//! DNS for outgoing S2S, shared by every runtime: a thread running hickory's
-//! resolver (system configuration), answering each query through the callback its
-//! requester gave. Only resolution lives here; which records to try, in what order
-//! and with which fallback is the engine's decision (`stream::s2s_out`).
+//! DNS for outgoing S2S, shared by every runtime: hickory's resolver (system
+//! configuration), run on a thread of its own ([`Resolver::start`]) or on a
+//! runtime's blocking pool ([`Resolver::with_spawner`] and [`resolve_blocking`]),
+//! answering each query through the callback its requester gave. Only resolution
+//! lives here; which records to try, in what order and with which fallback is the
+//! engine's decision (`stream::s2s_out`).
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, OnceLock};
 
 use meerkat_engine::federation::srv::SrvRecord;
 use meerkat_engine::stream::s2s_out::{DnsAnswer, DnsQuery};
@@ -11,49 +13,76 @@ use meerkat_engine::stream::s2s_out::{DnsAnswer, DnsQuery};
 /// Where an answer goes.
 pub type AnswerTo = Box<dyn FnOnce(DnsAnswer) + Send>;
 
-/// A handle to the resolver thread; cheap to clone.
+/// Runs a query somewhere and answers through the callback.
+pub type Spawner = Arc<dyn Fn(DnsQuery, AnswerTo) + Send + Sync>;
+
+/// A handle to the resolver; cheap to clone.
 #[derive(Clone)]
 pub struct Resolver {
-    tx: mpsc::Sender<(DnsQuery, AnswerTo)>,
+    run: Runner,
+}
+
+#[derive(Clone)]
+enum Runner {
+    Thread(mpsc::Sender<(DnsQuery, AnswerTo)>),
+    Spawn(Spawner),
 }
 
 impl Resolver {
-    /// Starts the resolver thread, reading the system's resolver configuration
-    /// (`/etc/resolv.conf`); without one, hickory's defaults.
+    /// Starts a resolver thread; answers are called on it.
     pub fn start() -> Self {
         let (tx, rx) = mpsc::channel::<(DnsQuery, AnswerTo)>();
         std::thread::Builder::new()
             .name("meerkat-dns".into())
             .spawn(move || {
-                let resolver = match hickory_resolver::Resolver::from_system_conf() {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "no system DNS configuration; using defaults");
-                        match hickory_resolver::Resolver::new(Default::default(), Default::default()) {
-                            Ok(r) => r,
-                            Err(e) => {
-                                tracing::error!(error = %e, "no DNS resolver");
-                                for (_, answer) in rx {
-                                    answer(DnsAnswer::Failed);
-                                }
-                                return;
-                            }
-                        }
-                    }
-                };
                 for (query, answer) in rx {
-                    answer(resolve(&resolver, &query));
+                    answer(resolve_blocking(&query));
                 }
             })
             .expect("spawning the DNS thread");
-        Self { tx }
+        Self {
+            run: Runner::Thread(tx),
+        }
     }
 
-    /// Queues `query`; `answer` is called on the resolver thread.
-    pub fn resolve(&self, query: DnsQuery, answer: AnswerTo) {
-        if let Err(mpsc::SendError((_, answer))) = self.tx.send((query, answer)) {
-            answer(DnsAnswer::Failed);
+    /// A resolver whose queries `spawner` runs (calling [`resolve_blocking`] on a
+    /// blocking pool, say) and answers where the runtime wants the answer.
+    pub fn with_spawner(spawner: Spawner) -> Self {
+        Self {
+            run: Runner::Spawn(spawner),
         }
+    }
+
+    /// Queues `query`; `answer` is called with the result.
+    pub fn resolve(&self, query: DnsQuery, answer: AnswerTo) {
+        match &self.run {
+            Runner::Thread(tx) => {
+                if let Err(mpsc::SendError((_, answer))) = tx.send((query, answer)) {
+                    answer(DnsAnswer::Failed);
+                }
+            }
+            Runner::Spawn(spawn) => spawn(query, answer),
+        }
+    }
+}
+
+/// Answers `query` with the process's hickory resolver (made on first use from the
+/// system's configuration, `/etc/resolv.conf`; without one, hickory's defaults).
+/// Blocks: call it off the event loop.
+pub fn resolve_blocking(query: &DnsQuery) -> DnsAnswer {
+    static RESOLVER: OnceLock<Option<hickory_resolver::Resolver>> = OnceLock::new();
+    let resolver = RESOLVER.get_or_init(|| match hickory_resolver::Resolver::from_system_conf() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "no system DNS configuration; using defaults");
+            hickory_resolver::Resolver::new(Default::default(), Default::default())
+                .map_err(|e| tracing::error!(error = %e, "no DNS resolver"))
+                .ok()
+        }
+    });
+    match resolver {
+        Some(r) => resolve(r, query),
+        None => DnsAnswer::Failed,
     }
 }
 

@@ -13,11 +13,12 @@ use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use meerkat_engine::hub::HubConfig;
 use meerkat_engine::storage::Storage;
 use meerkat_runtime_common::{
-    C2sListener, HubMsg, HubShard, Liveness, Metrics, RunError, Shards, Sink, ToSession, SHUTDOWN_GRACE,
+    C2sListener, FedMsg, FederationRouter, FederationSpec, HubMsg, HubShard, Liveness, Metrics, RunError,
+    Shards, Sink, ToSession, SHUTDOWN_GRACE,
 };
 
-use crate::connection::{self, ConnCtx};
-use crate::router::{self, Addr, Mesh, ShardAddr};
+use crate::connection::{self, ConnCtx, Kind};
+use crate::router::{self, Addr, FedAddr, Mesh, ShardAddr, FEDERATION_EXECUTOR};
 use crate::storage::BlockingStorage;
 
 /// Messages in flight between two executors before a sender waits.
@@ -34,6 +35,7 @@ const IO_MEMORY: usize = 1 << 20;
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub c2s: Vec<C2sListener>,
+    pub federation: Option<FederationSpec>,
     pub hub: HubConfig,
     pub storage: Arc<dyn Storage>,
     pub metrics: Arc<Metrics>,
@@ -93,40 +95,72 @@ async fn executor_main(
 
     let storage = BlockingStorage::new(shared.storage.clone());
     let shards: Shards<ShardAddr> = (0..threads).map(ShardAddr).collect();
+    let federated = shared.federation.is_some();
     let hub = {
         let (shards, storage) = (shards.clone(), storage.clone());
-        let mut shard = HubShard::<Addr>::new(&shared.hub, index, threads);
+        let mut config = shared.hub.clone();
+        config.federation = federated;
+        let mut shard = HubShard::<Addr>::new(&config, index, threads);
         glommio::spawn_local(async move {
+            let federation = federated.then_some(FedAddr);
             while let Some(msg) = hub_rx.recv().await {
-                if !shard.on_message(
-                    msg,
-                    &shards,
-                    &storage,
-                    None::<&meerkat_runtime_common::NoFederation>,
-                ) {
+                if !shard.on_message(msg, &shards, &storage, federation.as_ref()) {
                     break;
                 }
             }
         })
     };
+    let ctx = Rc::new(ConnCtx {
+        shards: shards.clone(),
+        storage: storage.clone(),
+        metrics: shared.metrics.clone(),
+        live: shared.live.clone(),
+        federation: federated,
+    });
+    // The federation router and its outgoing connections live on one executor.
+    let mut router_task = None;
+    if let (Some(spec), FEDERATION_EXECUTOR) = (&shared.federation, index) {
+        let (fed_tx, fed_rx) = local_channel::new_unbounded::<FedMsg<Addr>>();
+        router::install_federation(fed_tx);
+        let mut federation = FederationRouter::<Addr>::new(spec.router.clone());
+        let (outgoing, shards, ctx) = (spec.outgoing.clone(), shards.clone(), ctx.clone());
+        router_task = Some(glommio::spawn_local(async move {
+            while let Some(msg) = fed_rx.recv().await {
+                let open = |id, pair| connection::spawn_outgoing(id, pair, outgoing.clone(), ctx.clone());
+                if !federation.on_message(msg, &shards, open) {
+                    break;
+                }
+            }
+        }));
+    }
 
+    let mut listeners: Vec<(std::net::SocketAddr, Kind, &str)> = Vec::new();
+    for l in &shared.c2s {
+        listeners.push((l.addr, Kind::C2s(l.config.clone()), "c2s"));
+    }
+    if let Some(f) = &shared.federation {
+        for l in &f.s2s {
+            listeners.push((l.addr, Kind::S2sIn(l.config.clone()), "s2s"));
+        }
+        for l in &f.components {
+            listeners.push((l.addr, Kind::Component(l.config.clone()), "component"));
+        }
+    }
     let mut acceptors = Vec::new();
     let mut stop_listeners = Vec::new();
-    for l in &shared.c2s {
-        let listener = TcpListener::bind(l.addr).map_err(|e| RunError::Bind(l.addr, e.into()))?;
+    for (addr, kind, name) in listeners {
+        let listener = TcpListener::bind(addr).map_err(|e| RunError::Bind(addr, e.into()))?;
         if index == 0 {
-            tracing::info!(addr = %l.addr, tls = ?l.config.tls_mode, executors = threads, "c2s listener up");
+            tracing::info!(%addr, executors = threads, "{name} listener up");
         }
-        let ctx = Rc::new(ConnCtx {
-            config: l.config.clone(),
-            shards: shards.clone(),
-            storage: storage.clone(),
-            metrics: shared.metrics.clone(),
-            live: shared.live.clone(),
-        });
         let (stop_tx, stop_rx) = local_channel::new_bounded::<()>(1);
         stop_listeners.push(stop_tx);
-        acceptors.push(glommio::spawn_local(accept_loop(listener, ctx, stop_rx)));
+        acceptors.push(glommio::spawn_local(accept_loop(
+            listener,
+            kind,
+            ctx.clone(),
+            stop_rx,
+        )));
     }
 
     while !stop() {
@@ -153,10 +187,19 @@ async fn executor_main(
     }
     ShardAddr(index).send(HubMsg::Stop);
     hub.await;
+    if let Some(task) = router_task {
+        FedAddr.send(FedMsg::Stop);
+        task.await;
+    }
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, ctx: Rc<ConnCtx>, stop: local_channel::LocalReceiver<()>) {
+async fn accept_loop(
+    listener: TcpListener,
+    kind: Kind,
+    ctx: Rc<ConnCtx>,
+    stop: local_channel::LocalReceiver<()>,
+) {
     enum Next {
         Stop,
         Accepted(glommio::Result<glommio::net::TcpStream, ()>),
@@ -174,7 +217,7 @@ async fn accept_loop(listener: TcpListener, ctx: Rc<ConnCtx>, stop: local_channe
             Next::Stop => break,
             Next::Accepted(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                glommio::spawn_local(connection::run(stream, ctx.clone())).detach();
+                glommio::spawn_local(connection::run(stream, kind.clone(), ctx.clone())).detach();
             }
             Next::Accepted(Err(e)) => {
                 // EMFILE and friends: back off instead of spinning.

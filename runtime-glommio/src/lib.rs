@@ -34,23 +34,24 @@ pub fn run(spec: ServerSpec) -> Result<(), RunError> {
 /// Serves `spec` until `stop()` returns true (checked every 50 ms on each executor).
 /// Exposed so that tests and embedders can stop the server without a signal.
 pub fn serve(spec: ServerSpec, stop: impl Fn() -> bool + Clone + Send + 'static) -> Result<(), RunError> {
-    if spec.federation.is_some() {
-        return Err(RunError::Runtime(
-            "components and S2S ([[listen.component]], [[listen.s2s]], [s2s]) run on the tokio and smol runtimes only for now; use runtime = \"tokio\" or \"smol\"".into(),
-        ));
-    }
     let threads = spec.threads.max(1);
     preflight::check(threads).map_err(|e| RunError::Runtime(e.to_string()))?;
     // Bind once here so that a taken port is an error before any executor starts;
     // each executor then binds its own SO_REUSEPORT socket to the same address.
-    for l in &spec.c2s {
-        let probe = glommio_free_bind_check(l.addr);
-        probe.map_err(|e| RunError::Bind(l.addr, e))?;
+    let federation_addrs = spec.federation.iter().flat_map(|f| {
+        f.s2s
+            .iter()
+            .map(|l| l.addr)
+            .chain(f.components.iter().map(|l| l.addr))
+    });
+    for addr in spec.c2s.iter().map(|l| l.addr).chain(federation_addrs) {
+        glommio_free_bind_check(addr).map_err(|e| RunError::Bind(addr, e))?;
     }
     let metrics = std::sync::Arc::new(Metrics::default());
     let live = Liveness::default();
     let shared = executor::Shared {
         c2s: spec.c2s.clone(),
+        federation: spec.federation.clone(),
         hub: spec.hub.clone(),
         storage: spec.storage.clone(),
         metrics: metrics.clone(),

@@ -1,8 +1,7 @@
 //! External components (XEP-0114) on the real binary over loopback: a component
 //! built with slixmpp's ComponentXMPP connects in clear and with direct TLS and
 //! answers a user's message; a wrong password, a served domain and a subdomain
-//! nobody serves each get their error while the rest goes on. Components run on
-//! tokio and smol (glommio refuses federation configs for now).
+//! nobody serves each get their error while the rest goes on, on every runtime.
 
 mod support;
 
@@ -95,6 +94,11 @@ fn slixmpp_component_in_clear_and_over_tls_answers_a_user_on_tokio() {
 #[test]
 fn slixmpp_component_in_clear_and_over_tls_answers_a_user_on_smol() {
     component_scenario("smol");
+}
+
+#[test]
+fn slixmpp_component_in_clear_and_over_tls_answers_a_user_on_glommio() {
+    component_scenario("glommio");
 }
 
 fn component_scenario(runtime: &str) {

@@ -529,6 +529,16 @@ fn meerkat_and_ejabberd_federate_with_dialback_on_smol() {
     with_ejabberd("smol", Trust::Dialback);
 }
 
+#[test]
+fn meerkat_and_ejabberd_federate_with_dialback_on_glommio() {
+    with_ejabberd("glommio", Trust::Dialback);
+}
+
+#[test]
+fn meerkat_and_ejabberd_federate_both_ways_on_glommio() {
+    with_ejabberd("glommio", Trust::Certificates);
+}
+
 fn with_prosody(runtime: &str) {
     federate(
         runtime,
@@ -612,4 +622,9 @@ fn meerkat_and_prosody_federate_both_ways_on_tokio() {
 #[test]
 fn meerkat_and_prosody_federate_both_ways_on_smol() {
     with_prosody("smol");
+}
+
+#[test]
+fn meerkat_and_prosody_federate_both_ways_on_glommio() {
+    with_prosody("glommio");
 }

@@ -87,8 +87,6 @@
 //! | `outgoing.shaper`, `outgoing.max_stanza_size` | as for listeners | |
 //! | `outgoing.tls.*` | as for `listen.s2s`; `verify_mode = "peer"` refuses a server certificate that does not verify; the certificate is presented for SASL EXTERNAL | no TLS |
 //!
-//! Components and S2S run on the tokio and smol runtimes (not glommio yet).
-//!
 //! ## `[shaper.NAME]`
 //!
 //! | option | value | default |
