@@ -115,22 +115,26 @@ const ADDR_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 const ADDR_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
 fn server(
-    domain: &str,
-    other: &str,
+    domains: &[&str],
+    others: &[&str],
     other_ip: Ipv4Addr,
     ca: Option<&TestCa>,
     seed: u64,
 ) -> (Simulation, Arc<S2sInConfig>) {
-    let mut common = S2sConfig::new(vec![domain.into()], format!("secret of {domain}"));
+    let domain = domains[0];
+    let hosts: Vec<String> = domains.iter().map(|d| d.to_string()).collect();
+    let mut common = S2sConfig::new(hosts.clone(), format!("secret of {domain}"));
     if let Some(ca) = ca {
         common.roots = Arc::new(ca.roots());
     }
     let common = Arc::new(common);
     let mut listener = S2sInConfig::new(common.clone());
     let mut outgoing = S2sOutConfig::new(common);
-    outgoing
-        .addresses
-        .insert(other.to_string(), vec![(IpAddr::V4(other_ip), Some(5269))]);
+    for other in others {
+        outgoing
+            .addresses
+            .insert(other.to_string(), vec![(IpAddr::V4(other_ip), Some(5269))]);
+    }
     if let Some(ca) = ca {
         let (cert, key) = &ca.leaves[domain];
         let identity =
@@ -145,23 +149,29 @@ fn server(
         );
     }
     let hub = HubConfig {
-        hosts: vec![domain.into()],
+        hosts: hosts.clone(),
         ..HubConfig::default()
     };
     let router = FederationConfig {
         s2s: true,
-        ..FederationConfig::new(vec![domain.into()])
+        ..FederationConfig::new(hosts.clone())
     };
-    let sim = Simulation::new(C2sConfig::new(vec![domain.into()]), hub, seed)
-        .with_federation(router, Some(Arc::new(outgoing)));
+    let sim =
+        Simulation::new(C2sConfig::new(hosts), hub, seed).with_federation(router, Some(Arc::new(outgoing)));
     (sim, Arc::new(listener))
 }
 
 impl Network {
     /// Two servers; with `ca`, STARTTLS and SASL EXTERNAL, else dialback in clear.
     pub fn new(ca: Option<&TestCa>, seed: u64) -> Self {
-        let (a, la) = server(A, B, ADDR_B, ca, seed);
-        let (b, lb) = server(B, A, ADDR_A, ca, seed + 1);
+        Self::with_a_hosts(&[A], ca, seed)
+    }
+
+    /// [`Network::new`] where `a` serves `a_hosts` (the first is `a.test`, whose
+    /// secret signs dialback keys for all of them) and `b` reaches each at `a`.
+    pub fn with_a_hosts(a_hosts: &[&str], ca: Option<&TestCa>, seed: u64) -> Self {
+        let (a, la) = server(a_hosts, &[B], ADDR_B, ca, seed);
+        let (b, lb) = server(&[B], a_hosts, ADDR_A, ca, seed + 1);
         Self {
             a,
             b,

@@ -229,3 +229,55 @@ fn silent_peer_bounces_remote_server_timeout() {
         "{got}"
     );
 }
+
+/// RFC 6120 §13 / XEP-0220 §2.4: several domain pairs may share one incoming stream.
+/// A peer serving a.test and a2.test authenticates both on one stream to b.test
+/// (b checks each key with the authoritative server, a), and may then send from
+/// either; a third domain on that stream is invalid-from.
+#[test]
+fn several_domain_pairs_share_one_incoming_stream() {
+    let mut net = Network::with_a_hosts(&[A, "a2.test"], None, 12);
+    net.b.add_user("bob@b.test", "bob-pw");
+    let mut bob = Driver::login_to(&mut net.b, B, "bob", "bob-pw", "laptop");
+    let peer = net.b.accept_s2s(net.listener(Side::B));
+    net.b.client_bytes(
+        peer,
+        b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+          xmlns:db='jabber:server:dialback' from='a.test' to='b.test' version='1.0'>",
+    );
+    let header = net.b.output_string(peer);
+    let start = header.find(" id='").unwrap() + 5;
+    let id = header[start..start + header[start..].find('\'').unwrap()].to_string();
+    // The keys a's servers would send: a's secret, for each of its domains.
+    let a = meerkat_engine::stream::s2s::S2sConfig::new(Vec::new(), "secret of a.test");
+    for domain in [A, "a2.test"] {
+        let key = a.dialback_key(B, domain, &id);
+        net.b.client_bytes(
+            peer,
+            format!("<db:result from='{domain}' to='b.test'>{key}</db:result>").as_bytes(),
+        );
+    }
+    net.pump();
+    let verdicts = net.b.output_string(peer);
+    assert!(
+        verdicts.contains("from='b.test' to='a.test' type='valid'"),
+        "{verdicts}"
+    );
+    assert!(
+        verdicts.contains("from='b.test' to='a2.test' type='valid'"),
+        "{verdicts}"
+    );
+    for from in ["alice@a.test/x", "carol@a2.test/y"] {
+        net.b.client_bytes(
+            peer,
+            format!("<message from='{from}' to='bob@b.test/laptop' type='chat'><body>hi from {from}</body></message>")
+                .as_bytes(),
+        );
+        assert!(bob.recv(&mut net.b).contains(&format!("hi from {from}")));
+    }
+    net.b.client_bytes(
+        peer,
+        b"<message from='eve@a3.test' to='bob@b.test/laptop' type='chat'><body>x</body></message>",
+    );
+    assert!(net.b.output_string(peer).contains("<invalid-from"));
+}
