@@ -32,5 +32,6 @@ pub use resolver::{resolve_blocking, Resolver, Spawner};
 pub use session::{next_session_id, Effect, FederationReply, Io, Links, NoFederation, Session, ToSession};
 pub use signals::ShutdownFlag;
 pub use spec::{
-    C2sListener, ComponentListener, FederationSpec, RunError, S2sListener, ServerSpec, SHUTDOWN_GRACE,
+    listeners, C2sListener, ComponentListener, FederationSpec, ListenerKind, RunError, S2sListener,
+    ServerSpec, SHUTDOWN_GRACE,
 };

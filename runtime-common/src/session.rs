@@ -219,6 +219,12 @@ impl Session {
         self.machine.handle_closed(now)
     }
 
+    /// The socket connect asked for by [`Io::Connect`] ended: up (`true`) or not.
+    pub fn on_connected(&mut self, connected: bool, now: Instant) {
+        self.machine
+            .handle_input(ConnectionInput::Connected(connected), now)
+    }
+
     /// A message from the hub, storage, the federation router or the shutdown.
     pub fn on_message(&mut self, msg: ToSession, now: Instant) {
         let input = match msg {

@@ -90,3 +90,74 @@ impl std::fmt::Display for RunError {
 }
 
 impl std::error::Error for RunError {}
+
+/// Which state machine a listener's connections run.
+#[derive(Debug, Clone)]
+pub enum ListenerKind {
+    /// `[[listen.c2s]]`.
+    C2s(Arc<C2sConfig>),
+    /// `[[listen.s2s]]`.
+    S2sIn(Arc<S2sInConfig>),
+    /// `[[listen.component]]`.
+    Component(Arc<ComponentConfig>),
+}
+
+impl ListenerKind {
+    /// The name used in logs and spans.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ListenerKind::C2s(_) => "c2s",
+            ListenerKind::S2sIn(_) => "s2s_in",
+            ListenerKind::Component(_) => "component",
+        }
+    }
+
+    /// The session of a connection `id` accepted at `now` on this listener.
+    pub fn session(
+        &self,
+        id: meerkat_engine::hub::SessionId,
+        shards: usize,
+        metrics: Arc<crate::Metrics>,
+        now: std::time::Instant,
+    ) -> crate::Session {
+        match self {
+            ListenerKind::C2s(c) => crate::Session::new(id, c.clone(), shards, metrics, now),
+            ListenerKind::S2sIn(c) => crate::Session::s2s_in(id, c.clone(), shards, metrics, now),
+            ListenerKind::Component(c) => crate::Session::component(id, c.clone(), shards, metrics, now),
+        }
+    }
+}
+
+impl ServerSpec {
+    /// Every listener to open: C2S, then S2S and components.
+    pub fn listeners(&self) -> Vec<(SocketAddr, ListenerKind)> {
+        listeners(&self.c2s, self.federation.as_ref())
+    }
+}
+
+/// Every listener to open: `c2s`, then the S2S and component listeners of
+/// `federation`.
+pub fn listeners(
+    c2s: &[C2sListener],
+    federation: Option<&FederationSpec>,
+) -> Vec<(SocketAddr, ListenerKind)> {
+    {
+        let mut out: Vec<(SocketAddr, ListenerKind)> = c2s
+            .iter()
+            .map(|l| (l.addr, ListenerKind::C2s(l.config.clone())))
+            .collect();
+        if let Some(f) = federation {
+            out.extend(
+                f.s2s
+                    .iter()
+                    .map(|l| (l.addr, ListenerKind::S2sIn(l.config.clone()))),
+            );
+            out.extend(
+                f.components
+                    .iter()
+                    .map(|l| (l.addr, ListenerKind::Component(l.config.clone()))),
+            );
+        }
+        out
+    }
+}

@@ -15,25 +15,14 @@ use futures_lite::{future, AsyncRead, AsyncWriteExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use meerkat_engine::federation::DomainPair;
-use meerkat_engine::stream::c2s::C2sConfig;
-use meerkat_engine::stream::component::ComponentConfig;
-use meerkat_engine::stream::s2s_in::S2sInConfig;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::{
-    next_session_id, resolve_blocking, FederationReply, Io, Links, Liveness, Metrics, Resolver, Session,
-    Shards, ToSession,
+    next_session_id, resolve_blocking, Io, Links, ListenerKind, Liveness, Metrics, Resolver, Session, Shards,
+    ToSession,
 };
 
 use crate::router::{self, Addr, FedAddr, ShardAddr};
 use crate::storage::BlockingStorage;
-
-/// Which state machine a listener's connections run.
-#[derive(Clone)]
-pub(crate) enum Kind {
-    C2s(Arc<C2sConfig>),
-    S2sIn(Arc<S2sInConfig>),
-    Component(Arc<ComponentConfig>),
-}
 
 /// What every connection on one executor shares.
 pub(crate) struct ConnCtx {
@@ -77,15 +66,11 @@ fn resolver() -> Resolver {
 }
 
 /// An accepted connection.
-pub(crate) async fn run(stream: TcpStream, kind: Kind, ctx: Rc<ConnCtx>) {
+pub(crate) async fn run(stream: TcpStream, kind: ListenerKind, ctx: Rc<ConnCtx>) {
     let id = next_session_id();
     let peer = stream.peer_addr().ok();
-    let (shards, metrics, now) = (ctx.shards.len(), ctx.metrics.clone(), Instant::now());
-    let (name, session) = match kind {
-        Kind::C2s(config) => ("c2s", Session::new(id, config, shards, metrics, now)),
-        Kind::S2sIn(config) => ("s2s_in", Session::s2s_in(id, config, shards, metrics, now)),
-        Kind::Component(config) => ("component", Session::component(id, config, shards, metrics, now)),
-    };
+    let session = kind.session(id, ctx.shards.len(), ctx.metrics.clone(), Instant::now());
+    let name = kind.name();
     let span = tracing::info_span!("conn", kind = name, id, peer = ?peer);
     let _enter = span.enter();
     let (tx, rx) = local_channel::new_unbounded();
@@ -228,10 +213,7 @@ async fn drive(
                         false
                     }
                 };
-                session.on_message(
-                    ToSession::Federation(Box::new(FederationReply::Connected(connected))),
-                    now,
-                );
+                session.on_connected(connected, now);
             }
             Wake::Resume => pause = None,
             Wake::Timeout => {

@@ -17,9 +17,10 @@ use meerkat_runtime_common::{
     Shards, Sink, ToSession, SHUTDOWN_GRACE,
 };
 
-use crate::connection::{self, ConnCtx, Kind};
+use crate::connection::{self, ConnCtx};
 use crate::router::{self, Addr, FedAddr, Mesh, ShardAddr, FEDERATION_EXECUTOR};
 use crate::storage::BlockingStorage;
+use meerkat_runtime_common::ListenerKind;
 
 /// Messages in flight between two executors before a sender waits.
 const MESH_CAPACITY: usize = 4096;
@@ -134,24 +135,12 @@ async fn executor_main(
         }));
     }
 
-    let mut listeners: Vec<(std::net::SocketAddr, Kind, &str)> = Vec::new();
-    for l in &shared.c2s {
-        listeners.push((l.addr, Kind::C2s(l.config.clone()), "c2s"));
-    }
-    if let Some(f) = &shared.federation {
-        for l in &f.s2s {
-            listeners.push((l.addr, Kind::S2sIn(l.config.clone()), "s2s"));
-        }
-        for l in &f.components {
-            listeners.push((l.addr, Kind::Component(l.config.clone()), "component"));
-        }
-    }
     let mut acceptors = Vec::new();
     let mut stop_listeners = Vec::new();
-    for (addr, kind, name) in listeners {
+    for (addr, kind) in meerkat_runtime_common::listeners(&shared.c2s, shared.federation.as_ref()) {
         let listener = TcpListener::bind(addr).map_err(|e| RunError::Bind(addr, e.into()))?;
         if index == 0 {
-            tracing::info!(%addr, executors = threads, "{name} listener up");
+            tracing::info!(%addr, executors = threads, "{} listener up", kind.name());
         }
         let (stop_tx, stop_rx) = local_channel::new_bounded::<()>(1);
         stop_listeners.push(stop_tx);
@@ -196,7 +185,7 @@ async fn executor_main(
 
 async fn accept_loop(
     listener: TcpListener,
-    kind: Kind,
+    kind: ListenerKind,
     ctx: Rc<ConnCtx>,
     stop: local_channel::LocalReceiver<()>,
 ) {

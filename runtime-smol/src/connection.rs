@@ -16,24 +16,13 @@ use async_executor::Executor;
 use async_io::{Async, Timer};
 use futures_lite::{future, AsyncWriteExt};
 use meerkat_engine::federation::DomainPair;
-use meerkat_engine::stream::c2s::C2sConfig;
-use meerkat_engine::stream::component::ComponentConfig;
-use meerkat_engine::stream::s2s_in::S2sInConfig;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
 use meerkat_runtime_common::{
-    next_session_id, FederationReply, Io, Links, Liveness, Metrics, Resolver, Session, Shards, ToSession,
+    next_session_id, Io, Links, ListenerKind, Liveness, Metrics, Resolver, Session, Shards, ToSession,
 };
 
 use crate::hub_task::{FedTx, Mailbox, ShardTx, Tx};
-
-/// Which state machine a listener's connections run.
-#[derive(Clone)]
-pub(crate) enum Kind {
-    C2s(Arc<C2sConfig>),
-    S2sIn(Arc<S2sInConfig>),
-    Component(Arc<ComponentConfig>),
-}
 
 /// What every connection shares.
 #[derive(Clone)]
@@ -66,14 +55,10 @@ enum Wake {
 }
 
 /// An accepted connection.
-pub(crate) async fn run(socket: Async<TcpStream>, peer: SocketAddr, kind: Kind, shared: Shared) {
+pub(crate) async fn run(socket: Async<TcpStream>, peer: SocketAddr, kind: ListenerKind, shared: Shared) {
     let id = next_session_id();
-    let (shards, metrics, now) = (shared.shards.len(), shared.metrics.clone(), Instant::now());
-    let (name, session) = match kind {
-        Kind::C2s(config) => ("c2s", Session::new(id, config, shards, metrics, now)),
-        Kind::S2sIn(config) => ("s2s_in", Session::s2s_in(id, config, shards, metrics, now)),
-        Kind::Component(config) => ("component", Session::component(id, config, shards, metrics, now)),
-    };
+    let session = kind.session(id, shared.shards.len(), shared.metrics.clone(), Instant::now());
+    let name = kind.name();
     let span = tracing::info_span!("conn", kind = name, id, %peer);
     let _enter = span.enter();
     let (tx, rx) = async_channel::unbounded();
@@ -213,10 +198,7 @@ async fn drive(
                         false
                     }
                 };
-                session.on_message(
-                    ToSession::Federation(Box::new(FederationReply::Connected(connected))),
-                    now,
-                );
+                session.on_connected(connected, now);
             }
             Wake::Resume => pause = None,
             Wake::Timeout => {

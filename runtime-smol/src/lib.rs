@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use async_executor::Executor;
 use async_io::{Async, Timer};
-use connection::Kind;
 use futures_lite::future;
 use hub_task::{FedTx, ShardTx, Tx};
 use meerkat_runtime_common::storage::StorageExecutor;
+use meerkat_runtime_common::ListenerKind;
 use meerkat_runtime_common::{
     FedMsg, FederationRouter, HubMsg, Liveness, Metrics, Resolver, Shards, ShutdownFlag, Sink, SHUTDOWN_GRACE,
 };
@@ -98,25 +98,15 @@ pub async fn serve(
         federation: fed_tx.clone().map(|f| (f, Resolver::start())),
     };
 
-    let mut listeners: Vec<(std::net::SocketAddr, Kind, &str)> = Vec::new();
-    for l in &spec.c2s {
-        listeners.push((l.addr, Kind::C2s(l.config.clone()), "c2s"));
-    }
     let mut router = None;
     if let Some(f) = &spec.federation {
-        for l in &f.s2s {
-            listeners.push((l.addr, Kind::S2sIn(l.config.clone()), "s2s"));
-        }
-        for l in &f.components {
-            listeners.push((l.addr, Kind::Component(l.config.clone()), "component"));
-        }
         let task = federation_task(ex.clone(), f, fed_rx, senders.clone(), shared.clone());
         router = Some(ex.spawn(task));
     }
     let mut acceptors = Vec::new();
-    for (addr, kind, name) in listeners {
+    for (addr, kind) in spec.listeners() {
         let listener = Async::<TcpListener>::bind(addr).map_err(|e| RunError::Bind(addr, e))?;
-        tracing::info!(%addr, "{name} listener up");
+        tracing::info!(%addr, "{} listener up", kind.name());
         acceptors.push(ex.spawn(accept_loop(ex.clone(), listener, kind, shared.clone())));
     }
 
@@ -182,7 +172,7 @@ fn federation_task(
 async fn accept_loop(
     ex: Arc<Executor<'static>>,
     listener: Async<TcpListener>,
-    kind: Kind,
+    kind: ListenerKind,
     ctx: connection::Shared,
 ) {
     enum Next {

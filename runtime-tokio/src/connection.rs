@@ -10,13 +10,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use meerkat_engine::federation::DomainPair;
-use meerkat_engine::stream::c2s::C2sConfig;
-use meerkat_engine::stream::component::ComponentConfig;
-use meerkat_engine::stream::s2s_in::S2sInConfig;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
 use meerkat_runtime_common::{
-    next_session_id, FederationReply, Io, Links, Liveness, Metrics, Resolver, Session, Shards, ToSession,
+    next_session_id, Io, Links, ListenerKind, Liveness, Metrics, Resolver, Session, Shards, ToSession,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -24,14 +21,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::hub_task::{FedTx, Mailbox, ShardTx, Tx};
-
-/// Which state machine a listener's connections run.
-#[derive(Clone)]
-pub(crate) enum Kind {
-    C2s(Arc<C2sConfig>),
-    S2sIn(Arc<S2sInConfig>),
-    Component(Arc<ComponentConfig>),
-}
 
 /// What every connection shares.
 #[derive(Clone)]
@@ -57,20 +46,10 @@ fn now() -> std::time::Instant {
 }
 
 /// An accepted connection.
-pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, kind: Kind, shared: Shared) {
+pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, kind: ListenerKind, shared: Shared) {
     let id = next_session_id();
-    let (name, session) = {
-        let shards = shared.shards.len();
-        let metrics = shared.metrics.clone();
-        match kind {
-            Kind::C2s(config) => ("c2s", Session::new(id, config, shards, metrics, now())),
-            Kind::S2sIn(config) => ("s2s_in", Session::s2s_in(id, config, shards, metrics, now())),
-            Kind::Component(config) => (
-                "component",
-                Session::component(id, config, shards, metrics, now()),
-            ),
-        }
-    };
+    let session = kind.session(id, shared.shards.len(), shared.metrics.clone(), now());
+    let name = kind.name();
     let span = tracing::info_span!("conn", kind = name, id, %peer);
     let _enter = span.enter();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -188,8 +167,7 @@ async fn drive(
                         false
                     }
                 };
-                let reply = FederationReply::Connected(connected);
-                session.on_message(ToSession::Federation(Box::new(reply)), now());
+                session.on_connected(connected, now());
             }
             _ = sleep_until(paused_until), if paused_until.is_some() => paused_until = None,
             _ = sleep_until(timer), if timer.is_some() => {

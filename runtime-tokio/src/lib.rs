@@ -12,9 +12,9 @@ mod hub_task;
 use std::sync::Arc;
 use std::time::Duration;
 
-use connection::Kind;
 use hub_task::{FedTx, ShardTx, Tx};
 use meerkat_runtime_common::storage::StorageExecutor;
+use meerkat_runtime_common::ListenerKind;
 use meerkat_runtime_common::{
     FedMsg, FederationRouter, HubMsg, Liveness, Metrics, Resolver, Shards, Sink, SHUTDOWN_GRACE,
 };
@@ -72,27 +72,17 @@ pub async fn serve(
         federation: fed_tx.clone().map(|f| (f, Resolver::start())),
     };
 
-    let mut listeners: Vec<(std::net::SocketAddr, Kind, &str)> = Vec::new();
-    for l in &spec.c2s {
-        listeners.push((l.addr, Kind::C2s(l.config.clone()), "c2s"));
-    }
     let mut router = None;
     if let Some(f) = &spec.federation {
-        for l in &f.s2s {
-            listeners.push((l.addr, Kind::S2sIn(l.config.clone()), "s2s"));
-        }
-        for l in &f.components {
-            listeners.push((l.addr, Kind::Component(l.config.clone()), "component"));
-        }
         let router_task = federation_task(f, fed_rx, senders.clone(), shared.clone());
         router = Some(tokio::spawn(router_task));
     }
     let mut acceptors = Vec::new();
-    for (addr, kind, name) in listeners {
+    for (addr, kind) in spec.listeners() {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| RunError::Bind(addr, e))?;
-        tracing::info!(%addr, "{name} listener up");
+        tracing::info!(%addr, "{} listener up", kind.name());
         acceptors.push(tokio::spawn(accept_loop(listener, kind, shared.clone())));
     }
 
@@ -144,7 +134,7 @@ fn federation_task(
     }
 }
 
-async fn accept_loop(listener: TcpListener, kind: Kind, ctx: connection::Shared) {
+async fn accept_loop(listener: TcpListener, kind: ListenerKind, ctx: connection::Shared) {
     let mut stop = ctx.stop.clone();
     loop {
         tokio::select! {
