@@ -28,7 +28,7 @@ pub use federation::{FedMsg, FederationRouter};
 pub use hub_shard::{HubMsg, HubOut, HubShard, Shards, Sink};
 pub use liveness::{Liveness, LivenessGuard};
 pub use metrics::Metrics;
-pub use resolver::{resolve_blocking, Resolver, Spawner};
+pub use resolver::{configure_dns, resolve_blocking, DnsOptions, Resolver, Spawner};
 pub use session::{next_session_id, Effect, FederationReply, Io, Links, NoFederation, Session, ToSession};
 pub use signals::ShutdownFlag;
 pub use spec::{

@@ -66,19 +66,44 @@ impl Resolver {
     }
 }
 
+/// Per-attempt timeout and attempts of DNS queries (`s2s.outgoing.dns.timeout` and
+/// `dns.retries`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsOptions {
+    /// How long one attempt waits.
+    pub timeout: std::time::Duration,
+    /// How many attempts a query gets.
+    pub attempts: usize,
+}
+
+static OPTIONS: OnceLock<DnsOptions> = OnceLock::new();
+
+/// Sets the DNS options, once, before the first query (later calls are ignored).
+pub fn configure_dns(options: DnsOptions) {
+    let _ = OPTIONS.set(options);
+}
+
 /// Answers `query` with the process's hickory resolver (made on first use from the
-/// system's configuration, `/etc/resolv.conf`; without one, hickory's defaults).
-/// Blocks: call it off the event loop.
+/// system's configuration, `/etc/resolv.conf`, with [`configure_dns`]'s timeout and
+/// attempts; without a system configuration, hickory's defaults). Blocks: call it
+/// off the event loop.
 pub fn resolve_blocking(query: &DnsQuery) -> DnsAnswer {
     static RESOLVER: OnceLock<Option<hickory_resolver::Resolver>> = OnceLock::new();
-    let resolver = RESOLVER.get_or_init(|| match hickory_resolver::Resolver::from_system_conf() {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::warn!(error = %e, "no system DNS configuration; using defaults");
-            hickory_resolver::Resolver::new(Default::default(), Default::default())
-                .map_err(|e| tracing::error!(error = %e, "no DNS resolver"))
-                .ok()
+    let resolver = RESOLVER.get_or_init(|| {
+        let (config, mut opts) = match hickory_resolver::system_conf::read_system_conf() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "no system DNS configuration; using defaults");
+                Default::default()
+            }
+        };
+        if let Some(o) = OPTIONS.get() {
+            opts.timeout = o.timeout;
+            opts.attempts = o.attempts;
         }
+        hickory_resolver::Resolver::new(config, opts)
+            .map_err(|e| tracing::error!(error = %e, "no DNS resolver"))
+            .ok()
     });
     match resolver {
         Some(r) => resolve(r, query),

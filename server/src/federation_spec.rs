@@ -152,6 +152,10 @@ pub fn build(
             Some(tls)
         }
     };
+    meerkat_runtime_common::configure_dns(meerkat_runtime_common::DnsOptions {
+        timeout: Duration::from_secs(outgoing.dns_timeout),
+        attempts: outgoing.dns_retries as usize,
+    });
     let mut addresses: HashMap<String, Vec<_>> = HashMap::new();
     for (host, ip, port) in &outgoing.address {
         addresses.entry(host.clone()).or_default().push((*ip, *port));

@@ -254,14 +254,14 @@ fn outgoing(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<OutgoingConf
             out
         }
     };
+    let (mut dns_timeout, mut dns_retries) = (defaults.dns_timeout, defaults.dns_retries);
     if let Some(n) = t.get("dns") {
-        // Accepted for MongooseIM configs; the resolver uses the system's settings.
         let d = n.table(&["timeout", "retries"])?;
         if let Some(v) = d.get("timeout") {
-            v.integer(1..=3600, "a positive integer (seconds)")?;
+            dns_timeout = v.integer(1..=3600, "a positive integer (seconds)")?;
         }
         if let Some(v) = d.get("retries") {
-            v.integer(1..=100, "a positive integer")?;
+            dns_retries = v.integer(1..=100, "a positive integer")? as u32;
         }
     }
     let max_retry_delay = match t.get("max_retry_delay") {
@@ -279,6 +279,8 @@ fn outgoing(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<OutgoingConf
     Ok(OutgoingConfig {
         address,
         connection_timeout_ms: millis(&t, "connection_timeout", 10_000)?,
+        dns_timeout,
+        dns_retries,
         ip_versions,
         max_retry_delay,
         max_stanza_size: max_stanza_size_option(&t)?,
@@ -295,6 +297,8 @@ impl Default for OutgoingConfig {
         Self {
             address: Vec::new(),
             connection_timeout_ms: Some(10_000),
+            dns_timeout: 10,
+            dns_retries: 2,
             ip_versions: vec![IpVersion::V4, IpVersion::V6],
             max_retry_delay: 300,
             max_stanza_size: super::DEFAULT_MAX_STANZA_SIZE,

@@ -83,7 +83,8 @@
 //! | `outgoing.state_timeout` | ms per negotiation step, or `"infinity"` | `5000` |
 //! | `outgoing.stream_timeout` | ms an idle stream stays open, or `"infinity"` | `600_000` |
 //! | `outgoing.max_retry_delay` | s: the longest a failed domain waits before a retry | `300` |
-//! | `outgoing.dns.timeout`, `outgoing.dns.retries` | accepted; the system resolver's settings apply | |
+//! | `outgoing.dns.timeout` | s per DNS attempt | `10` |
+//! | `outgoing.dns.retries` | DNS attempts per query | `2` |
 //! | `outgoing.shaper`, `outgoing.max_stanza_size` | as for listeners | |
 //! | `outgoing.tls.*` | as for `listen.s2s`; `verify_mode = "peer"` refuses a server certificate that does not verify; the certificate is presented for SASL EXTERNAL | no TLS |
 //!
@@ -247,6 +248,10 @@ pub struct OutgoingConfig {
     pub address: Vec<(String, std::net::IpAddr, Option<u16>)>,
     /// `connection_timeout` in ms; `None`: infinity.
     pub connection_timeout_ms: Option<u64>,
+    /// `dns.timeout` in seconds, per DNS attempt.
+    pub dns_timeout: u64,
+    /// `dns.retries`: DNS attempts per query.
+    pub dns_retries: u32,
     /// `ip_versions`.
     pub ip_versions: Vec<meerkat_engine::stream::s2s_out::IpVersion>,
     /// `max_retry_delay` in seconds.

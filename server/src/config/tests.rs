@@ -199,6 +199,8 @@ fn example_config_parses_to_the_expected_structures() {
                     Some(5270),
                 )],
                 connection_timeout_ms: Some(10_000),
+                dns_timeout: 10,
+                dns_retries: 2,
                 ip_versions: vec![IpVersion::V4, IpVersion::V6],
                 max_retry_delay: 300,
                 max_stanza_size: 131072,
