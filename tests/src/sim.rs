@@ -15,7 +15,7 @@ use meerkat_engine::storage::{MemoryStorage, Storage, StorageReply, StorageReque
 use meerkat_engine::stream::c2s::{C2s, C2sConfig};
 use meerkat_engine::stream::component::{Component, ComponentConfig};
 use meerkat_engine::stream::s2s_in::{S2sIn, S2sInConfig};
-use meerkat_engine::stream::s2s_out::{S2sOut, S2sOutConfig};
+use meerkat_engine::stream::s2s_out::{DnsAnswer, DnsQuery, S2sOut, S2sOutConfig};
 use meerkat_engine::stream::{Action, Connection, ConnectionInput};
 use meerkat_engine::Jid;
 use rand_chacha::ChaCha20Rng;
@@ -266,6 +266,7 @@ impl Simulation {
         let shards = self.hubs.len();
         let mut replies: VecDeque<(SessionId, RequestId, StorageReply)> = VecDeque::new();
         let mut fed_inputs: VecDeque<FederationInput> = VecDeque::new();
+        let mut resolved: VecDeque<(SessionId, DnsAnswer)> = VecDeque::new();
         loop {
             let mut progressed = false;
             for (&id, conn) in self.conns.iter_mut() {
@@ -288,8 +289,15 @@ impl Simulation {
                         }
                         Action::Federation(input) => fed_inputs.push_back(input),
                         Action::Connect(addr) => self.connects.push((id, addr)),
-                        // Simulations use static addresses: nothing to resolve.
-                        Action::Resolve(q) => panic!("simulation without DNS asked for {q:?}"),
+                        // The simulated network has no DNS: every name is unknown, so
+                        // only static addresses are reachable.
+                        Action::Resolve(q) => {
+                            let answer = match q {
+                                DnsQuery::Srv(_) => DnsAnswer::Srv(Vec::new()),
+                                DnsQuery::Host(_) => DnsAnswer::Addresses(Vec::new()),
+                            };
+                            resolved.push_back((id, answer));
+                        }
                         Action::Request(rid, request) => {
                             replies.push_back((id, rid, self.storage.execute(request)));
                         }
@@ -318,6 +326,12 @@ impl Simulation {
                 let actions: Vec<FederationAction> = std::iter::from_fn(|| f.poll_action()).collect();
                 for action in actions {
                     self.on_federation_action(action, &mut hub_inputs);
+                }
+            }
+            while let Some((id, answer)) = resolved.pop_front() {
+                progressed = true;
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.c2s.handle_input(ConnectionInput::Resolved(answer), self.now);
                 }
             }
             while let Some((id, rid, reply)) = replies.pop_front() {
