@@ -386,6 +386,21 @@ impl Session {
         }
     }
 
+    /// A message found in the mailbox after [`Session::finish`]. A stanza the
+    /// federation router gave an outgoing S2S connection that ended before writing it
+    /// goes back to the router, which sends it over a new stream or bounces it
+    /// (the router already heard that this connection closed).
+    pub fn leftover<S, M, X, F>(&mut self, msg: ToSession, links: &Links<S, M, X, F>)
+    where
+        F: Sink<FedMsg<M>>,
+    {
+        if let (Connection::S2sOut(_), ToSession::Routed(stanza), Some((federation, _))) =
+            (&self.machine, msg, &links.federation)
+        {
+            federation.send(FedMsg::Input(FederationInput::Outbound(*stanza)));
+        }
+    }
+
     /// The connection is gone: whatever the session still has for its hub shard
     /// (the unbind) is sent, then the shard forgets its mailbox.
     pub fn finish<S, M, X, F>(&mut self, links: &Links<S, M, X, F>, now: Instant)

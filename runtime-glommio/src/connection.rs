@@ -227,6 +227,9 @@ async fn drive(
         }
     }
     session.finish(&links, Instant::now());
+    while let Some(Some(msg)) = future::poll_once(rx.recv()).await {
+        session.leftover(msg, &links);
+    }
     router::unregister(id);
     tracing::debug!("disconnected");
 }

@@ -216,5 +216,8 @@ async fn drive(
         }
     }
     session.finish(&links, Instant::now());
+    while let Ok(msg) = rx.try_recv() {
+        session.leftover(msg, &links);
+    }
     tracing::debug!("disconnected");
 }

@@ -184,6 +184,9 @@ async fn drive(
         }
     }
     session.finish(&links, now());
+    while let Ok(msg) = rx.try_recv() {
+        session.leftover(msg, &links);
+    }
     tracing::debug!("disconnected");
 }
 
