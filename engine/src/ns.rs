@@ -66,3 +66,7 @@ pub const FAST: &str = "urn:xmpp:fast:0";
 pub const HINTS: &str = "urn:xmpp:hints";
 /// XEP-0085 chat state notifications (held back while a client is inactive).
 pub const CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
+/// XEP-0220 Server Dialback: the `db:` elements.
+pub const DIALBACK: &str = "jabber:server:dialback";
+/// XEP-0220 §2.4.2 / RFC 7590: the dialback stream feature, with `<errors/>`.
+pub const DIALBACK_FEATURE: &str = "urn:xmpp:features:dialback";

@@ -14,17 +14,24 @@
 //! Nothing here knows a runtime: no sockets, no timers, no tasks. The only thread is
 //! the storage executor's, because storage backends block.
 
+mod federation;
 mod hub_shard;
 mod liveness;
 mod metrics;
+mod resolver;
 mod session;
 mod signals;
 mod spec;
 pub mod storage;
 
+pub use federation::{FedMsg, FederationRouter};
 pub use hub_shard::{HubMsg, HubOut, HubShard, Shards, Sink};
 pub use liveness::{Liveness, LivenessGuard};
 pub use metrics::Metrics;
-pub use session::{next_session_id, Effect, Io, Links, Session, ToSession};
+pub use resolver::{configure_dns, resolve_blocking, DnsOptions, Resolver, Spawner};
+pub use session::{next_session_id, Effect, FederationReply, Io, Links, NoFederation, Session, ToSession};
 pub use signals::ShutdownFlag;
-pub use spec::{C2sListener, RunError, ServerSpec, SHUTDOWN_GRACE};
+pub use spec::{
+    listeners, C2sListener, ComponentListener, FederationSpec, ListenerKind, RunError, S2sListener,
+    ServerSpec, SHUTDOWN_GRACE,
+};

@@ -1,16 +1,24 @@
-//! One connection's engine state machine, as every adapter drives it.
+//! One connection's engine state machine, as every adapter drives it: C2S, incoming
+//! and outgoing S2S, or an external component, behind one driver.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use meerkat_engine::federation::{DialbackRequest, DomainPair, FederationInput};
 use meerkat_engine::hub::{shard_of, HubInput, RequestId, SessionId};
 use meerkat_engine::storage::{StorageReply, StorageRequest};
 use meerkat_engine::stream::c2s::{C2s, C2sConfig, SmResumed};
-use meerkat_engine::stream::Action;
-use meerkat_engine::Element;
+use meerkat_engine::stream::component::{Component, ComponentConfig};
+use meerkat_engine::stream::s2s_in::{S2sIn, S2sInConfig};
+use meerkat_engine::stream::s2s_out::{DnsAnswer, DnsQuery, S2sOut, S2sOutConfig};
+use meerkat_engine::stream::{Action, Connection, ConnectionInput};
+use meerkat_engine::{Element, Jid};
 use rand_core::OsRng;
 
+use crate::federation::FedMsg;
+use crate::resolver::Resolver;
 use crate::storage::{StorageExecutor, SubmitStorage};
 use crate::{HubMsg, Metrics, Shards, Sink};
 
@@ -42,6 +50,24 @@ pub enum ToSession {
     ResumeFailed,
     /// XEP-0198: a new connection resumes this session; hand it over.
     Takeover,
+    /// Something the federation router or the resolver says to this connection.
+    Federation(Box<FederationReply>),
+}
+
+/// What the federation router (or the DNS resolver) tells one S2S or component
+/// connection.
+#[derive(Debug)]
+pub enum FederationReply {
+    /// A component's registration was accepted or refused.
+    ComponentAnswer(bool),
+    /// An outgoing stream is asked to send this dialback verification.
+    Verify(DialbackRequest),
+    /// An incoming stream gets the answer to its verification.
+    Verified(DialbackRequest, bool),
+    /// The answer to an outgoing stream's DNS query.
+    Resolved(DnsAnswer),
+    /// The TCP connect an outgoing stream asked for succeeded (or not).
+    Connected(bool),
 }
 
 /// What the adapter must do for the session, in order.
@@ -76,19 +102,30 @@ pub enum Effect {
     PauseReading(Instant),
     /// Close the socket; the session is over.
     Close,
+    /// Send this input to the federation router (registering the session's mailbox
+    /// with it first, once).
+    Federation(FederationInput),
+    /// Resolve this DNS query; the answer comes back as
+    /// [`FederationReply::Resolved`].
+    Resolve(DnsQuery),
+    /// Open the socket to this address (outgoing S2S); the result comes back as
+    /// [`FederationReply::Connected`].
+    Connect(SocketAddr),
 }
 
-/// A C2S connection: the engine's [`C2s`] plus what every runtime needs to know about
-/// it (its hub shard once bound). Feed it with the `on_*` methods, then drain
+/// A connection: the engine's state machine plus what every runtime needs to know
+/// about it (its hub shard once bound). Feed it with the `on_*` methods, then drain
 /// [`Session::next_effect`] until `None`.
 pub struct Session {
     id: SessionId,
-    c2s: C2s,
+    machine: Connection,
     shards: usize,
     shard: Option<usize>,
     /// The bind that follows an [`Effect::Attach`].
     pending: Option<Effect>,
     metrics: Arc<Metrics>,
+    /// The federation router knows this session's mailbox.
+    federation_attached: bool,
 }
 
 impl Session {
@@ -103,13 +140,60 @@ impl Session {
     ) -> Self {
         let mut c2s = C2s::new(id, config, Box::new(OsRng), now);
         c2s.set_wall_clock(now, std::time::SystemTime::now());
+        let machine = Connection::C2s(c2s);
+        Self::with_machine(id, machine, shards, metrics)
+    }
+
+    /// An incoming S2S connection.
+    pub fn s2s_in(
+        id: SessionId,
+        config: Arc<S2sInConfig>,
+        shards: usize,
+        metrics: Arc<Metrics>,
+        now: Instant,
+    ) -> Self {
+        let machine = Connection::S2sIn(S2sIn::new(id, config, Box::new(OsRng), now));
+        Self::with_machine(id, machine, shards, metrics)
+    }
+
+    /// An outgoing S2S connection for `pair`, opened by the federation router. It
+    /// starts without a socket: its first effects are DNS queries and a connect.
+    pub fn s2s_out(
+        id: SessionId,
+        pair: DomainPair,
+        config: Arc<S2sOutConfig>,
+        shards: usize,
+        metrics: Arc<Metrics>,
+        now: Instant,
+    ) -> Self {
+        let machine = Connection::S2sOut(S2sOut::new(id, pair, config, Box::new(OsRng), now));
+        let mut session = Self::with_machine(id, machine, shards, metrics);
+        // The router registered its mailbox when it opened it.
+        session.federation_attached = true;
+        session
+    }
+
+    /// An external component connection.
+    pub fn component(
+        id: SessionId,
+        config: Arc<ComponentConfig>,
+        shards: usize,
+        metrics: Arc<Metrics>,
+        now: Instant,
+    ) -> Self {
+        let machine = Connection::Component(Component::new(id, config, Box::new(OsRng), now));
+        Self::with_machine(id, machine, shards, metrics)
+    }
+
+    fn with_machine(id: SessionId, machine: Connection, shards: usize, metrics: Arc<Metrics>) -> Self {
         Self {
             id,
-            c2s,
+            machine,
             shards: shards.max(1),
             shard: None,
             pending: None,
             metrics,
+            federation_attached: false,
         }
     }
 
@@ -123,36 +207,56 @@ impl Session {
         self.shard
     }
 
+    /// True for a connection that the federation router routes to (components,
+    /// incoming and outgoing S2S).
+    pub fn is_federated(&self) -> bool {
+        self.machine.is_federated()
+    }
+
     /// Bytes read from the socket.
     pub fn on_bytes(&mut self, bytes: &[u8], now: Instant) {
-        self.c2s.handle_bytes(bytes, now);
+        self.machine.handle_bytes(bytes, now)
     }
 
     /// The last timer set by [`Effect::Timer`] fired.
     pub fn on_timeout(&mut self, now: Instant) {
-        self.c2s.handle_timeout(now);
+        self.machine.handle_timeout(now)
     }
 
     /// The socket closed or failed.
     pub fn on_closed(&mut self, now: Instant) {
-        self.c2s.handle_closed(now);
+        self.machine.handle_closed(now)
     }
 
-    /// A message from the hub, storage or the shutdown.
+    /// The socket connect asked for by [`Io::Connect`] ended: up (`true`) or not.
+    pub fn on_connected(&mut self, connected: bool, now: Instant) {
+        self.machine
+            .handle_input(ConnectionInput::Connected(connected), now)
+    }
+
+    /// A message from the hub, storage, the federation router or the shutdown.
     pub fn on_message(&mut self, msg: ToSession, now: Instant) {
-        match msg {
-            ToSession::Routed(stanza) => self.c2s.handle_routed(*stanza, now),
-            ToSession::RoutedRaw(xml) => self.c2s.handle_routed_raw(&xml, now),
-            ToSession::Replaced => self.c2s.handle_replaced(now),
+        let input = match msg {
+            ToSession::Routed(stanza) => ConnectionInput::Routed(*stanza),
+            ToSession::RoutedRaw(xml) => ConnectionInput::RoutedRaw(xml.into()),
+            ToSession::Replaced => ConnectionInput::Replaced,
             ToSession::Reply(reply) => {
                 let (id, reply) = *reply;
-                self.c2s.handle_reply(id, reply, now);
+                ConnectionInput::Reply(id, reply)
             }
-            ToSession::Shutdown => self.c2s.handle_shutdown(now),
-            ToSession::Resumed(resumed) => self.c2s.handle_resumed(*resumed, now),
-            ToSession::ResumeFailed => self.c2s.handle_resume_failed(now),
-            ToSession::Takeover => self.c2s.handle_takeover(now),
-        }
+            ToSession::Shutdown => ConnectionInput::Shutdown,
+            ToSession::Resumed(resumed) => ConnectionInput::Resumed(resumed),
+            ToSession::ResumeFailed => ConnectionInput::ResumeFailed,
+            ToSession::Takeover => ConnectionInput::Takeover,
+            ToSession::Federation(reply) => match *reply {
+                FederationReply::ComponentAnswer(a) => ConnectionInput::ComponentAnswer(a),
+                FederationReply::Verify(r) => ConnectionInput::Verify(r),
+                FederationReply::Verified(r, v) => ConnectionInput::Verified(r, v),
+                FederationReply::Resolved(a) => ConnectionInput::Resolved(a),
+                FederationReply::Connected(c) => ConnectionInput::Connected(c),
+            },
+        };
+        self.machine.handle_input(input, now);
     }
 
     /// The next thing to do; instrumentation is recorded here, not passed on.
@@ -161,8 +265,20 @@ impl Session {
             return Some(effect);
         }
         loop {
-            let effect = match self.c2s.poll_action()? {
+            let action = self.machine.poll_action()?;
+            let effect = match action {
                 Action::Transmit(bytes) => Effect::Write(bytes),
+                Action::Hub(HubInput::External(stanza)) => {
+                    // A stanza from outside goes to the shard of its recipient.
+                    let shard = stanza
+                        .attr("to")
+                        .and_then(|t| Jid::parse(t).ok())
+                        .map_or(0, |to| shard_of(&to.bare(), self.shards));
+                    Effect::Hub {
+                        shard,
+                        input: HubInput::External(stanza),
+                    }
+                }
                 Action::Hub(input) => {
                     let user = match &input {
                         HubInput::Bind { jid, .. } => Some(jid.bare()),
@@ -190,6 +306,9 @@ impl Session {
                     continue;
                 }
                 Action::Close => Effect::Close,
+                Action::Federation(input) => Effect::Federation(input),
+                Action::Resolve(query) => Effect::Resolve(query),
+                Action::Connect(addr) => Effect::Connect(addr),
             };
             return Some(effect);
         }
@@ -197,14 +316,26 @@ impl Session {
 }
 
 /// How a session reaches the rest of the server in a runtime whose hub shards are
-/// reached through `S` and whose session mailbox is `M`.
-pub struct Links<S, M, X = StorageExecutor> {
+/// reached through `S`, whose session mailbox is `M` and whose federation router is
+/// reached through `F`.
+pub struct Links<S, M, X = StorageExecutor, F = NoFederation> {
     /// The hub shards' senders.
     pub shards: Shards<S>,
     /// The storage executor.
     pub storage: X,
     /// This session's own mailbox (given to its hub shard and to storage).
     pub mailbox: M,
+    /// The federation router and the DNS resolver, when the server has S2S or
+    /// components.
+    pub federation: Option<(F, Resolver)>,
+}
+
+/// The federation sink of a runtime without federation (never called).
+#[derive(Clone)]
+pub struct NoFederation;
+
+impl<M: Send + 'static> Sink<FedMsg<M>> for NoFederation {
+    fn send(&self, _msg: FedMsg<M>) {}
 }
 
 /// The effects only the adapter can carry out: socket and timers.
@@ -218,16 +349,20 @@ pub enum Io {
     PauseReading(Instant),
     /// Close the socket; the session is over (call [`Session::finish`]).
     Close,
+    /// Connect the socket to this address (outgoing S2S), then tell the session with
+    /// [`FederationReply::Connected`].
+    Connect(SocketAddr),
 }
 
 impl Session {
     /// The next socket or timer effect; hub and storage effects on the way are sent
     /// through `links`.
-    pub fn next_io<S, M, X>(&mut self, links: &Links<S, M, X>) -> Option<Io>
+    pub fn next_io<S, M, X, F>(&mut self, links: &Links<S, M, X, F>) -> Option<Io>
     where
         S: Sink<HubMsg<M>>,
         M: Sink<ToSession>,
         X: SubmitStorage,
+        F: Sink<FedMsg<M>>,
     {
         loop {
             match self.next_effect()? {
@@ -235,6 +370,26 @@ impl Session {
                 Effect::Timer(at) => return Some(Io::Timer(at)),
                 Effect::PauseReading(until) => return Some(Io::PauseReading(until)),
                 Effect::Close => return Some(Io::Close),
+                Effect::Connect(addr) => return Some(Io::Connect(addr)),
+                Effect::Federation(input) => {
+                    if let Some((federation, _)) = &links.federation {
+                        if !self.federation_attached {
+                            self.federation_attached = true;
+                            federation.send(FedMsg::Attach(self.id, links.mailbox.clone()));
+                        }
+                        federation.send(FedMsg::Input(input));
+                    }
+                }
+                Effect::Resolve(query) => {
+                    let mailbox = links.mailbox.clone();
+                    let answer_to = move |answer| {
+                        mailbox.send(ToSession::Federation(Box::new(FederationReply::Resolved(answer))))
+                    };
+                    match &links.federation {
+                        Some((_, resolver)) => resolver.resolve(query, Box::new(answer_to)),
+                        None => answer_to(DnsAnswer::Failed),
+                    }
+                }
                 Effect::Attach { shard } => {
                     links.shards[shard].send(HubMsg::Attach(self.id, links.mailbox.clone()))
                 }
@@ -248,21 +403,48 @@ impl Session {
         }
     }
 
+    /// A message found in the mailbox after [`Session::finish`]. A stanza the
+    /// federation router gave an outgoing S2S connection that ended before writing it
+    /// goes back to the router, which sends it over a new stream or bounces it
+    /// (the router already heard that this connection closed).
+    pub fn leftover<S, M, X, F>(&mut self, msg: ToSession, links: &Links<S, M, X, F>)
+    where
+        F: Sink<FedMsg<M>>,
+    {
+        if let (Connection::S2sOut(_), ToSession::Routed(stanza), Some((federation, _))) =
+            (&self.machine, msg, &links.federation)
+        {
+            federation.send(FedMsg::Input(FederationInput::Outbound(*stanza)));
+        }
+    }
+
     /// The connection is gone: whatever the session still has for its hub shard
     /// (the unbind) is sent, then the shard forgets its mailbox.
-    pub fn finish<S, M, X>(&mut self, links: &Links<S, M, X>, now: Instant)
+    pub fn finish<S, M, X, F>(&mut self, links: &Links<S, M, X, F>, now: Instant)
     where
         S: Sink<HubMsg<M>>,
         M: Sink<ToSession>,
+        F: Sink<FedMsg<M>>,
     {
         self.on_closed(now);
         while let Some(effect) = self.next_effect() {
-            if let Effect::Hub { shard, input } = effect {
-                links.shards[shard].send(HubMsg::Input(input));
+            match effect {
+                Effect::Hub { shard, input } => links.shards[shard].send(HubMsg::Input(input)),
+                Effect::Federation(input) => {
+                    if let Some((federation, _)) = &links.federation {
+                        federation.send(FedMsg::Input(input));
+                    }
+                }
+                _ => {}
             }
         }
         if let Some(shard) = self.shard {
             links.shards[shard].send(HubMsg::Detach(self.id));
+        }
+        if let Some((federation, _)) = &links.federation {
+            if self.federation_attached {
+                federation.send(FedMsg::Detach(self.id));
+            }
         }
     }
 }

@@ -4,9 +4,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use meerkat_engine::federation::FederationConfig;
 use meerkat_engine::hub::HubConfig;
 use meerkat_engine::storage::Storage;
 use meerkat_engine::stream::c2s::C2sConfig;
+use meerkat_engine::stream::component::ComponentConfig;
+use meerkat_engine::stream::s2s_in::S2sInConfig;
+use meerkat_engine::stream::s2s_out::S2sOutConfig;
 
 /// One C2S listener to open.
 #[derive(Debug, Clone)]
@@ -17,10 +21,44 @@ pub struct C2sListener {
     pub config: Arc<C2sConfig>,
 }
 
+/// One `[[listen.s2s]]` listener to open.
+#[derive(Debug, Clone)]
+pub struct S2sListener {
+    /// Address to bind.
+    pub addr: SocketAddr,
+    /// Settings shared by its connections.
+    pub config: Arc<S2sInConfig>,
+}
+
+/// One `[[listen.component]]` listener to open.
+#[derive(Debug, Clone)]
+pub struct ComponentListener {
+    /// Address to bind.
+    pub addr: SocketAddr,
+    /// Settings shared by its connections.
+    pub config: Arc<ComponentConfig>,
+}
+
+/// Components and S2S: the router's settings, the listeners, outgoing S2S.
+#[derive(Debug, Clone)]
+pub struct FederationSpec {
+    /// The federation router's settings.
+    pub router: FederationConfig,
+    /// `[[listen.s2s]]`.
+    pub s2s: Vec<S2sListener>,
+    /// `[[listen.component]]`.
+    pub components: Vec<ComponentListener>,
+    /// `[s2s.outgoing]`.
+    pub outgoing: Arc<S2sOutConfig>,
+}
+
 /// Everything a runtime needs to serve, built by the server crate from the config.
 pub struct ServerSpec {
     /// C2S listeners.
     pub c2s: Vec<C2sListener>,
+    /// Components and S2S, when any is configured (the hub then hands stanzas for
+    /// other domains to the federation router).
+    pub federation: Option<FederationSpec>,
     /// Hub settings; `shard` and `shards` are set by the runtime.
     pub hub: HubConfig,
     /// The storage backend, used from the storage executor only.
@@ -52,3 +90,74 @@ impl std::fmt::Display for RunError {
 }
 
 impl std::error::Error for RunError {}
+
+/// Which state machine a listener's connections run.
+#[derive(Debug, Clone)]
+pub enum ListenerKind {
+    /// `[[listen.c2s]]`.
+    C2s(Arc<C2sConfig>),
+    /// `[[listen.s2s]]`.
+    S2sIn(Arc<S2sInConfig>),
+    /// `[[listen.component]]`.
+    Component(Arc<ComponentConfig>),
+}
+
+impl ListenerKind {
+    /// The name used in logs and spans.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ListenerKind::C2s(_) => "c2s",
+            ListenerKind::S2sIn(_) => "s2s_in",
+            ListenerKind::Component(_) => "component",
+        }
+    }
+
+    /// The session of a connection `id` accepted at `now` on this listener.
+    pub fn session(
+        &self,
+        id: meerkat_engine::hub::SessionId,
+        shards: usize,
+        metrics: Arc<crate::Metrics>,
+        now: std::time::Instant,
+    ) -> crate::Session {
+        match self {
+            ListenerKind::C2s(c) => crate::Session::new(id, c.clone(), shards, metrics, now),
+            ListenerKind::S2sIn(c) => crate::Session::s2s_in(id, c.clone(), shards, metrics, now),
+            ListenerKind::Component(c) => crate::Session::component(id, c.clone(), shards, metrics, now),
+        }
+    }
+}
+
+impl ServerSpec {
+    /// Every listener to open: C2S, then S2S and components.
+    pub fn listeners(&self) -> Vec<(SocketAddr, ListenerKind)> {
+        listeners(&self.c2s, self.federation.as_ref())
+    }
+}
+
+/// Every listener to open: `c2s`, then the S2S and component listeners of
+/// `federation`.
+pub fn listeners(
+    c2s: &[C2sListener],
+    federation: Option<&FederationSpec>,
+) -> Vec<(SocketAddr, ListenerKind)> {
+    {
+        let mut out: Vec<(SocketAddr, ListenerKind)> = c2s
+            .iter()
+            .map(|l| (l.addr, ListenerKind::C2s(l.config.clone())))
+            .collect();
+        if let Some(f) = federation {
+            out.extend(
+                f.s2s
+                    .iter()
+                    .map(|l| (l.addr, ListenerKind::S2sIn(l.config.clone()))),
+            );
+            out.extend(
+                f.components
+                    .iter()
+                    .map(|l| (l.addr, ListenerKind::Component(l.config.clone()))),
+            );
+        }
+        out
+    }
+}

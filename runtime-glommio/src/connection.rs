@@ -1,9 +1,12 @@
 //! One task per connection: socket reads into the session, its socket and timer
-//! effects carried out here (hub and storage effects go through the router).
+//! effects carried out here (hub, storage and federation effects go through the
+//! router). Outgoing S2S connections start without a socket and connect when their
+//! session asks.
 
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
@@ -11,19 +14,24 @@ use std::time::Instant;
 use futures_lite::{future, AsyncRead, AsyncWriteExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
-use meerkat_engine::stream::c2s::C2sConfig;
-use meerkat_runtime_common::{next_session_id, Io, Links, Liveness, Metrics, Session, Shards, ToSession};
+use meerkat_engine::federation::DomainPair;
+use meerkat_engine::stream::s2s_out::S2sOutConfig;
+use meerkat_runtime_common::{
+    next_session_id, resolve_blocking, Io, Links, ListenerKind, Liveness, Metrics, Resolver, Session, Shards,
+    ToSession,
+};
 
-use crate::router::{self, Addr, ShardAddr};
+use crate::router::{self, Addr, FedAddr, ShardAddr};
 use crate::storage::BlockingStorage;
 
-/// What every connection of a listener on one executor shares.
+/// What every connection on one executor shares.
 pub(crate) struct ConnCtx {
-    pub config: Arc<C2sConfig>,
     pub shards: Shards<ShardAddr>,
     pub storage: BlockingStorage,
     pub metrics: Arc<Metrics>,
     pub live: Liveness,
+    /// Whether the server has components or S2S.
+    pub federation: bool,
 }
 
 /// Size of the per-executor read buffer. The socket is read only once it is ready
@@ -38,20 +46,74 @@ thread_local! {
 /// What woke the connection up.
 enum Wake {
     Read,
+    Connected(std::io::Result<TcpStream>),
     Resume,
     Timeout,
     Message(Option<ToSession>),
 }
 
-pub(crate) async fn run(mut stream: TcpStream, ctx: std::rc::Rc<ConnCtx>) {
-    let _live = ctx.live.enter();
+/// DNS on this executor's blocking thread; the answer comes back on the executor.
+fn resolver() -> Resolver {
+    Resolver::with_spawner(Arc::new(|query, answer| {
+        glommio::spawn_local(async move {
+            let result = glommio::executor()
+                .spawn_blocking(move || resolve_blocking(&query))
+                .await;
+            answer(result);
+        })
+        .detach();
+    }))
+}
+
+/// An accepted connection.
+pub(crate) async fn run(stream: TcpStream, kind: ListenerKind, ctx: Rc<ConnCtx>) {
     let id = next_session_id();
     let peer = stream.peer_addr().ok();
-    let span = tracing::info_span!("c2s", id, peer = ?peer);
+    let session = kind.session(id, ctx.shards.len(), ctx.metrics.clone(), Instant::now());
+    let name = kind.name();
+    let span = tracing::info_span!("conn", kind = name, id, peer = ?peer);
     let _enter = span.enter();
-    tracing::debug!("connected");
     let (tx, rx) = local_channel::new_unbounded();
     router::register(id, tx);
+    drive(Some(stream), session, id, rx, ctx).await;
+}
+
+/// Starts an outgoing S2S connection for `pair` on this executor; returns its
+/// mailbox, which the federation router keeps.
+pub(crate) fn spawn_outgoing(id: u64, pair: DomainPair, config: Arc<S2sOutConfig>, ctx: Rc<ConnCtx>) -> Addr {
+    let (tx, rx) = local_channel::new_unbounded();
+    router::register(id, tx);
+    let session = Session::s2s_out(
+        id,
+        pair.clone(),
+        config,
+        ctx.shards.len(),
+        ctx.metrics.clone(),
+        Instant::now(),
+    );
+    glommio::spawn_local(async move {
+        let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
+        let _enter = span.enter();
+        drive(None, session, id, rx, ctx).await;
+    })
+    .detach();
+    Addr {
+        executor: router::index(),
+        session: id,
+    }
+}
+
+type Connecting = Pin<Box<dyn std::future::Future<Output = std::io::Result<TcpStream>>>>;
+
+async fn drive(
+    mut stream: Option<TcpStream>,
+    mut session: Session,
+    id: u64,
+    rx: local_channel::LocalReceiver<ToSession>,
+    ctx: Rc<ConnCtx>,
+) {
+    let _live = ctx.live.enter();
+    tracing::debug!("started");
     let links = Links {
         shards: ctx.shards.clone(),
         storage: ctx.storage.clone(),
@@ -59,43 +121,56 @@ pub(crate) async fn run(mut stream: TcpStream, ctx: std::rc::Rc<ConnCtx>) {
             executor: router::index(),
             session: id,
         },
+        federation: ctx.federation.then(|| (FedAddr, resolver())),
     };
-    let mut session = Session::new(
-        id,
-        ctx.config.clone(),
-        links.shards.len(),
-        ctx.metrics.clone(),
-        Instant::now(),
-    );
     let mut timer: Option<Instant> = None;
     let mut pause: Option<Instant> = None;
+    let mut connecting: Option<Connecting> = None;
 
     'session: loop {
         while let Some(io) = session.next_io(&links) {
             match io {
                 Io::Write(bytes) => {
-                    if stream.write_all(&bytes).await.is_err() {
+                    let ok = match &mut stream {
+                        Some(s) => s.write_all(&bytes).await.is_ok(),
+                        None => false,
+                    };
+                    if !ok {
                         session.on_closed(Instant::now());
                     }
                 }
                 Io::Timer(at) => timer = Some(at),
                 Io::PauseReading(until) => pause = Some(until),
+                Io::Connect(addr) => {
+                    stream = None;
+                    connecting = Some(Box::pin(async move {
+                        TcpStream::connect(addr).await.map_err(std::io::Error::from)
+                    }));
+                }
                 Io::Close => {
-                    let _ = stream.shutdown(std::net::Shutdown::Both).await;
+                    if let Some(s) = &mut stream {
+                        let _ = s.shutdown(std::net::Shutdown::Both).await;
+                    }
                     break 'session;
                 }
             }
         }
 
         let read = async {
+            if let Some(c) = connecting.as_mut() {
+                return Wake::Connected(c.await);
+            }
             if let Some(until) = pause {
                 glommio::timer::sleep(until.saturating_duration_since(Instant::now())).await;
                 return Wake::Resume;
             }
+            let Some(s) = stream.as_mut() else {
+                return future::pending().await;
+            };
             poll_fn(|cx| {
                 READ_BUFFER.with(|buf| {
                     let mut buf = buf.borrow_mut();
-                    match Pin::new(&mut stream).poll_read(cx, &mut buf[..]) {
+                    match Pin::new(&mut *s).poll_read(cx, &mut buf[..]) {
                         Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
                             session.on_closed(Instant::now());
                             Poll::Ready(())
@@ -125,9 +200,26 @@ pub(crate) async fn run(mut stream: TcpStream, ctx: std::rc::Rc<ConnCtx>) {
         let now = Instant::now();
         match wake {
             Wake::Read => {}
+            Wake::Connected(result) => {
+                connecting = None;
+                let connected = match result {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        stream = Some(s);
+                        true
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "connect failed");
+                        false
+                    }
+                };
+                session.on_connected(connected, now);
+            }
             Wake::Resume => pause = None,
             Wake::Timeout => {
                 timer = None;
+                // A connect still under way when its deadline passes is abandoned.
+                connecting = None;
                 session.on_timeout(now);
             }
             Wake::Message(Some(msg)) => session.on_message(msg, now),
@@ -135,6 +227,9 @@ pub(crate) async fn run(mut stream: TcpStream, ctx: std::rc::Rc<ConnCtx>) {
         }
     }
     session.finish(&links, Instant::now());
+    while let Some(Some(msg)) = future::poll_once(rx.recv()).await {
+        session.leftover(msg, &links);
+    }
     router::unregister(id);
     tracing::debug!("disconnected");
 }

@@ -13,12 +13,14 @@ use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use meerkat_engine::hub::HubConfig;
 use meerkat_engine::storage::Storage;
 use meerkat_runtime_common::{
-    C2sListener, HubMsg, HubShard, Liveness, Metrics, RunError, Shards, Sink, ToSession, SHUTDOWN_GRACE,
+    C2sListener, FedMsg, FederationRouter, FederationSpec, HubMsg, HubShard, Liveness, Metrics, RunError,
+    Shards, Sink, ToSession, SHUTDOWN_GRACE,
 };
 
 use crate::connection::{self, ConnCtx};
-use crate::router::{self, Addr, Mesh, ShardAddr};
+use crate::router::{self, Addr, FedAddr, Mesh, ShardAddr, FEDERATION_EXECUTOR};
 use crate::storage::BlockingStorage;
+use meerkat_runtime_common::ListenerKind;
 
 /// Messages in flight between two executors before a sender waits.
 const MESH_CAPACITY: usize = 4096;
@@ -37,6 +39,7 @@ const IO_MEMORY: usize = 1 << 20;
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub c2s: Vec<C2sListener>,
+    pub federation: Option<FederationSpec>,
     pub hub: HubConfig,
     pub storage: Arc<dyn Storage>,
     pub metrics: Arc<Metrics>,
@@ -96,10 +99,14 @@ async fn executor_main(
 
     let storage = BlockingStorage::new(shared.storage.clone());
     let shards: Shards<ShardAddr> = (0..threads).map(ShardAddr).collect();
+    let federated = shared.federation.is_some();
     let hub = {
         let (shards, storage) = (shards.clone(), storage.clone());
-        let mut shard = HubShard::<Addr>::new(&shared.hub, index, threads);
+        let mut config = shared.hub.clone();
+        config.federation = federated;
+        let mut shard = HubShard::<Addr>::new(&config, index, threads);
         glommio::spawn_local(async move {
+            let federation = federated.then_some(FedAddr);
             loop {
                 // The shard's next deadline (a detached session's resumption timeout).
                 let wait = shard
@@ -117,34 +124,55 @@ async fn executor_main(
                 .await;
                 match next {
                     Some(Some(msg)) => {
-                        if !shard.on_message(msg, &shards, &storage) {
+                        if !shard.on_message(msg, &shards, &storage, federation.as_ref()) {
                             break;
                         }
                     }
                     Some(None) => break,
-                    None => shard.on_timeout(&shards, &storage),
+                    None => shard.on_timeout(&shards, &storage, federation.as_ref()),
                 }
             }
         })
     };
+    let ctx = Rc::new(ConnCtx {
+        shards: shards.clone(),
+        storage: storage.clone(),
+        metrics: shared.metrics.clone(),
+        live: shared.live.clone(),
+        federation: federated,
+    });
+    // The federation router and its outgoing connections live on one executor.
+    let mut router_task = None;
+    if let (Some(spec), FEDERATION_EXECUTOR) = (&shared.federation, index) {
+        let (fed_tx, fed_rx) = local_channel::new_unbounded::<FedMsg<Addr>>();
+        router::install_federation(fed_tx);
+        let mut federation = FederationRouter::<Addr>::new(spec.router.clone());
+        let (outgoing, shards, ctx) = (spec.outgoing.clone(), shards.clone(), ctx.clone());
+        router_task = Some(glommio::spawn_local(async move {
+            while let Some(msg) = fed_rx.recv().await {
+                let open = |id, pair| connection::spawn_outgoing(id, pair, outgoing.clone(), ctx.clone());
+                if !federation.on_message(msg, &shards, open) {
+                    break;
+                }
+            }
+        }));
+    }
 
     let mut acceptors = Vec::new();
     let mut stop_listeners = Vec::new();
-    for l in &shared.c2s {
-        let listener = reuseport_listener(l.addr).map_err(|e| RunError::Bind(l.addr, e))?;
+    for (addr, kind) in meerkat_runtime_common::listeners(&shared.c2s, shared.federation.as_ref()) {
+        let listener = reuseport_listener(addr).map_err(|e| RunError::Bind(addr, e))?;
         if index == 0 {
-            tracing::info!(addr = %l.addr, tls = ?l.config.tls_mode, executors = threads, "c2s listener up");
+            tracing::info!(%addr, executors = threads, "{} listener up", kind.name());
         }
-        let ctx = Rc::new(ConnCtx {
-            config: l.config.clone(),
-            shards: shards.clone(),
-            storage: storage.clone(),
-            metrics: shared.metrics.clone(),
-            live: shared.live.clone(),
-        });
         let (stop_tx, stop_rx) = local_channel::new_bounded::<()>(1);
         stop_listeners.push(stop_tx);
-        acceptors.push(glommio::spawn_local(accept_loop(listener, ctx, stop_rx)));
+        acceptors.push(glommio::spawn_local(accept_loop(
+            listener,
+            kind,
+            ctx.clone(),
+            stop_rx,
+        )));
     }
 
     while !stop() {
@@ -171,6 +199,10 @@ async fn executor_main(
     }
     ShardAddr(index).send(HubMsg::Stop);
     hub.await;
+    if let Some(task) = router_task {
+        FedAddr.send(FedMsg::Stop);
+        task.await;
+    }
     Ok(())
 }
 
@@ -190,7 +222,12 @@ fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<TcpListener
     Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
-async fn accept_loop(listener: TcpListener, ctx: Rc<ConnCtx>, stop: local_channel::LocalReceiver<()>) {
+async fn accept_loop(
+    listener: TcpListener,
+    kind: ListenerKind,
+    ctx: Rc<ConnCtx>,
+    stop: local_channel::LocalReceiver<()>,
+) {
     enum Next {
         Stop,
         Accepted(glommio::Result<glommio::net::TcpStream, ()>),
@@ -208,7 +245,7 @@ async fn accept_loop(listener: TcpListener, ctx: Rc<ConnCtx>, stop: local_channe
             Next::Stop => break,
             Next::Accepted(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                glommio::spawn_local(connection::run(stream, ctx.clone())).detach();
+                glommio::spawn_local(connection::run(stream, kind.clone(), ctx.clone())).detach();
             }
             Next::Accepted(Err(e)) => {
                 // EMFILE and friends: back off instead of spinning.

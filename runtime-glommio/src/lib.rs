@@ -38,14 +38,20 @@ pub fn serve(spec: ServerSpec, stop: impl Fn() -> bool + Clone + Send + 'static)
     preflight::check(threads).map_err(|e| RunError::Runtime(e.to_string()))?;
     // Bind once here so that a taken port is an error before any executor starts;
     // each executor then binds its own SO_REUSEPORT socket to the same address.
-    for l in &spec.c2s {
-        let probe = glommio_free_bind_check(l.addr);
-        probe.map_err(|e| RunError::Bind(l.addr, e))?;
+    let federation_addrs = spec.federation.iter().flat_map(|f| {
+        f.s2s
+            .iter()
+            .map(|l| l.addr)
+            .chain(f.components.iter().map(|l| l.addr))
+    });
+    for addr in spec.c2s.iter().map(|l| l.addr).chain(federation_addrs) {
+        glommio_free_bind_check(addr).map_err(|e| RunError::Bind(addr, e))?;
     }
     let metrics = std::sync::Arc::new(Metrics::default());
     let live = Liveness::default();
     let shared = executor::Shared {
         c2s: spec.c2s.clone(),
+        federation: spec.federation.clone(),
         hub: spec.hub.clone(),
         storage: spec.storage.clone(),
         metrics: metrics.clone(),

@@ -1,31 +1,39 @@
 //! One task per connection: socket reads into the session, its socket and timer
-//! effects carried out here (hub and storage effects go through the shared links).
+//! effects carried out here (hub, storage and federation effects go through the
+//! shared links). Outgoing S2S connections start without a socket and connect when
+//! their session asks.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_channel::Receiver;
+use async_executor::Executor;
 use async_io::{Async, Timer};
 use futures_lite::{future, AsyncWriteExt};
-use meerkat_engine::stream::c2s::C2sConfig;
+use meerkat_engine::federation::DomainPair;
+use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
-use meerkat_runtime_common::{next_session_id, Io, Links, Liveness, Metrics, Session, Shards, ToSession};
+use meerkat_runtime_common::{
+    next_session_id, Io, Links, ListenerKind, Liveness, Metrics, Resolver, Session, Shards, ToSession,
+};
 
-use crate::hub_task::{ShardTx, Tx};
+use crate::hub_task::{FedTx, Mailbox, ShardTx, Tx};
 
-/// What every connection of a listener shares.
+/// What every connection shares.
 #[derive(Clone)]
 pub(crate) struct Shared {
-    pub config: Arc<C2sConfig>,
     pub shards: Shards<ShardTx>,
     pub storage: StorageExecutor,
     pub metrics: Arc<Metrics>,
     /// Closed when the server stops.
     pub stop: Receiver<()>,
     pub live: Liveness,
+    pub federation: Option<(FedTx, Resolver)>,
 }
 
 /// Size of the per-thread read buffer. Reads go through one buffer per executor
@@ -39,59 +47,116 @@ thread_local! {
 /// What woke the connection up.
 enum Wake {
     Readable(std::io::Result<()>),
+    Connected(std::io::Result<Async<TcpStream>>),
     Resume,
     Timeout,
     Stop,
     Message(Option<ToSession>),
 }
 
-pub(crate) async fn run(socket: Async<TcpStream>, peer: SocketAddr, shared: Shared) {
-    let _live = shared.live.enter();
+/// An accepted connection.
+pub(crate) async fn run(socket: Async<TcpStream>, peer: SocketAddr, kind: ListenerKind, shared: Shared) {
     let id = next_session_id();
-    let span = tracing::info_span!("c2s", id, %peer);
+    let session = kind.session(id, shared.shards.len(), shared.metrics.clone(), Instant::now());
+    let name = kind.name();
+    let span = tracing::info_span!("conn", kind = name, id, %peer);
     let _enter = span.enter();
-    tracing::debug!("connected");
     let (tx, rx) = async_channel::unbounded();
-    let links = Links {
-        shards: shared.shards.clone(),
-        storage: shared.storage.clone(),
-        mailbox: Tx(tx),
-    };
-    let mut session = Session::new(
+    drive(Some(socket), session, Tx(tx), rx, shared).await;
+}
+
+/// Starts an outgoing S2S connection for `pair` on `ex`; returns its mailbox, which
+/// the federation router keeps.
+pub(crate) fn spawn_outgoing(
+    ex: &Executor<'static>,
+    id: u64,
+    pair: DomainPair,
+    config: Arc<S2sOutConfig>,
+    shared: Shared,
+) -> Mailbox {
+    let (tx, rx) = async_channel::unbounded();
+    let mailbox = Tx(tx);
+    let session = Session::s2s_out(
         id,
-        shared.config.clone(),
-        links.shards.len(),
+        pair.clone(),
+        config,
+        shared.shards.len(),
         shared.metrics.clone(),
         Instant::now(),
     );
+    let task_mailbox = mailbox.clone();
+    ex.spawn(async move {
+        let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
+        let _enter = span.enter();
+        drive(None, session, task_mailbox, rx, shared).await;
+    })
+    .detach();
+    mailbox
+}
+
+type Connecting = Pin<Box<dyn Future<Output = std::io::Result<Async<TcpStream>>> + Send>>;
+
+async fn drive(
+    mut socket: Option<Async<TcpStream>>,
+    mut session: Session,
+    mailbox: Mailbox,
+    rx: Receiver<ToSession>,
+    shared: Shared,
+) {
+    let _live = shared.live.enter();
+    tracing::debug!("started");
+    let links = Links {
+        shards: shared.shards.clone(),
+        storage: shared.storage.clone(),
+        mailbox,
+        federation: shared.federation.clone(),
+    };
     let mut stopping = false;
     let mut timer = Timer::never();
     let mut pause: Option<Timer> = None;
+    let mut connecting: Option<Connecting> = None;
 
     'session: loop {
         while let Some(io) = session.next_io(&links) {
             match io {
                 Io::Write(bytes) => {
-                    if (&socket).write_all(&bytes).await.is_err() {
+                    let ok = match &socket {
+                        Some(s) => {
+                            let mut s = s;
+                            s.write_all(&bytes).await.is_ok()
+                        }
+                        None => false,
+                    };
+                    if !ok {
                         session.on_closed(Instant::now());
                     }
                 }
                 Io::Timer(at) => timer.set_at(at),
                 Io::PauseReading(until) => pause = Some(Timer::at(until)),
+                Io::Connect(addr) => {
+                    socket = None;
+                    connecting = Some(Box::pin(Async::<TcpStream>::connect(addr)));
+                }
                 Io::Close => {
-                    let _ = socket.get_ref().shutdown(std::net::Shutdown::Both);
+                    if let Some(s) = &socket {
+                        let _ = s.get_ref().shutdown(std::net::Shutdown::Both);
+                    }
                     break 'session;
                 }
             }
         }
 
         let read = async {
-            match pause.as_mut() {
-                Some(t) => {
+            if let Some(c) = connecting.as_mut() {
+                return Wake::Connected(c.await);
+            }
+            match (pause.as_mut(), &socket) {
+                (Some(t), _) => {
                     t.await;
                     Wake::Resume
                 }
-                None => Wake::Readable(socket.readable().await),
+                (None, Some(s)) => Wake::Readable(s.readable().await),
+                (None, None) => future::pending().await,
             }
         };
         let tick = async {
@@ -111,17 +176,35 @@ pub(crate) async fn run(socket: Async<TcpStream>, peer: SocketAddr, shared: Shar
         match wake {
             Wake::Readable(Err(_)) => session.on_closed(now),
             Wake::Readable(Ok(())) => READ_BUFFER.with(|buf| {
+                let Some(s) = &socket else { return };
                 let mut buf = buf.borrow_mut();
-                match socket.get_ref().read(&mut buf[..]) {
+                match s.get_ref().read(&mut buf[..]) {
                     Ok(0) => session.on_closed(now),
                     Ok(n) => session.on_bytes(&buf[..n], now),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(_) => session.on_closed(now),
                 }
             }),
+            Wake::Connected(result) => {
+                connecting = None;
+                let connected = match result {
+                    Ok(s) => {
+                        let _ = s.get_ref().set_nodelay(true);
+                        socket = Some(s);
+                        true
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "connect failed");
+                        false
+                    }
+                };
+                session.on_connected(connected, now);
+            }
             Wake::Resume => pause = None,
             Wake::Timeout => {
                 timer = Timer::never();
+                // A connect still under way when its deadline passes is abandoned.
+                connecting = None;
                 session.on_timeout(now);
             }
             Wake::Stop => {
@@ -133,5 +216,8 @@ pub(crate) async fn run(socket: Async<TcpStream>, peer: SocketAddr, shared: Shar
         }
     }
     session.finish(&links, Instant::now());
+    while let Ok(msg) = rx.try_recv() {
+        session.leftover(msg, &links);
+    }
     tracing::debug!("disconnected");
 }

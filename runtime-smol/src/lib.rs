@@ -16,9 +16,12 @@ use std::time::Duration;
 use async_executor::Executor;
 use async_io::{Async, Timer};
 use futures_lite::future;
-use hub_task::{ShardTx, Tx};
+use hub_task::{FedTx, ShardTx, Tx};
 use meerkat_runtime_common::storage::StorageExecutor;
-use meerkat_runtime_common::{HubMsg, Liveness, Metrics, Shards, ShutdownFlag, Sink, SHUTDOWN_GRACE};
+use meerkat_runtime_common::ListenerKind;
+use meerkat_runtime_common::{
+    FedMsg, FederationRouter, HubMsg, Liveness, Metrics, Resolver, Shards, ShutdownFlag, Sink, SHUTDOWN_GRACE,
+};
 
 pub use meerkat_runtime_common::{C2sListener, RunError, ServerSpec};
 
@@ -68,33 +71,43 @@ pub async fn serve(
     let shards = spec.threads.max(1);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards).map(|_| async_channel::unbounded()).unzip();
     let senders: Shards<ShardTx> = senders.into_iter().map(Tx).collect();
+    let (fed_tx, fed_rx) = async_channel::unbounded::<FedMsg<hub_task::Mailbox>>();
+    let fed_tx: Option<FedTx> = spec.federation.as_ref().map(|_| Tx(fed_tx));
+    let mut hub = spec.hub.clone();
+    hub.federation = spec.federation.is_some();
     let mut hubs = Vec::new();
     for (i, rx) in receivers.into_iter().enumerate() {
         hubs.push(ex.spawn(hub_task::run(
-            spec.hub.clone(),
+            hub.clone(),
             i,
             senders.clone(),
             storage.clone(),
+            fed_tx.clone(),
             rx,
         )));
     }
     // Closing this channel is the shutdown signal: every receiver sees it.
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let live = Liveness::default();
+    let shared = connection::Shared {
+        shards: senders.clone(),
+        storage: storage.clone(),
+        metrics: metrics.clone(),
+        stop: stop_rx.clone(),
+        live: live.clone(),
+        federation: fed_tx.clone().map(|f| (f, Resolver::start())),
+    };
 
+    let mut router = None;
+    if let Some(f) = &spec.federation {
+        let task = federation_task(ex.clone(), f, fed_rx, senders.clone(), shared.clone());
+        router = Some(ex.spawn(task));
+    }
     let mut acceptors = Vec::new();
-    for l in &spec.c2s {
-        let listener = Async::<TcpListener>::bind(l.addr).map_err(|e| RunError::Bind(l.addr, e))?;
-        tracing::info!(addr = %l.addr, tls = ?l.config.tls_mode, "c2s listener up");
-        let ctx = connection::Shared {
-            config: l.config.clone(),
-            shards: senders.clone(),
-            storage: storage.clone(),
-            metrics: metrics.clone(),
-            stop: stop_rx.clone(),
-            live: live.clone(),
-        };
-        acceptors.push(ex.spawn(accept_loop(ex.clone(), listener, ctx)));
+    for (addr, kind) in spec.listeners() {
+        let listener = Async::<TcpListener>::bind(addr).map_err(|e| RunError::Bind(addr, e))?;
+        tracing::info!(%addr, "{} listener up", kind.name());
+        acceptors.push(ex.spawn(accept_loop(ex.clone(), listener, kind, shared.clone())));
     }
 
     shutdown.await;
@@ -114,6 +127,11 @@ pub async fn serve(
     for h in hubs {
         h.await;
     }
+    if let (Some(router), Some((fed, _))) = (router, &shared.federation) {
+        fed.send(FedMsg::Stop);
+        router.await;
+    }
+    drop(shared);
     drop(storage);
     // Pending storage writes finish before we return.
     let _ = blocking_join(storage_thread).await;
@@ -131,7 +149,32 @@ async fn blocking_join(thread: meerkat_runtime_common::storage::StorageThread) {
     let _ = rx.recv().await;
 }
 
-async fn accept_loop(ex: Arc<Executor<'static>>, listener: Async<TcpListener>, ctx: connection::Shared) {
+/// The federation router's task; it opens outgoing S2S connections as it needs them.
+fn federation_task(
+    ex: Arc<Executor<'static>>,
+    spec: &meerkat_runtime_common::FederationSpec,
+    rx: async_channel::Receiver<FedMsg<hub_task::Mailbox>>,
+    shards: Shards<ShardTx>,
+    shared: connection::Shared,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut router = FederationRouter::new(spec.router.clone());
+    let outgoing = spec.outgoing.clone();
+    async move {
+        while let Ok(msg) = rx.recv().await {
+            let open = |id, pair| connection::spawn_outgoing(&ex, id, pair, outgoing.clone(), shared.clone());
+            if !router.on_message(msg, &shards, open) {
+                break;
+            }
+        }
+    }
+}
+
+async fn accept_loop(
+    ex: Arc<Executor<'static>>,
+    listener: Async<TcpListener>,
+    kind: ListenerKind,
+    ctx: connection::Shared,
+) {
     enum Next {
         Stop,
         Accepted(std::io::Result<(Async<std::net::TcpStream>, std::net::SocketAddr)>),
@@ -149,7 +192,8 @@ async fn accept_loop(ex: Arc<Executor<'static>>, listener: Async<TcpListener>, c
             Next::Stop => break,
             Next::Accepted(Ok((socket, peer))) => {
                 let _ = socket.get_ref().set_nodelay(true);
-                ex.spawn(connection::run(socket, peer, ctx.clone())).detach();
+                ex.spawn(connection::run(socket, peer, kind.clone(), ctx.clone()))
+                    .detach();
             }
             Next::Accepted(Err(e)) => {
                 // EMFILE and friends: back off instead of spinning.

@@ -1,29 +1,36 @@
 //! One task per connection: socket reads into the session, its socket and timer
-//! effects carried out here (hub and storage effects go through the shared links).
+//! effects carried out here (hub, storage and federation effects go through the
+//! shared links). Outgoing S2S connections start without a socket and connect when
+//! their session asks.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use meerkat_engine::stream::c2s::C2sConfig;
+use meerkat_engine::federation::DomainPair;
+use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
-use meerkat_runtime_common::{next_session_id, Io, Links, Liveness, Metrics, Session, Shards, ToSession};
+use meerkat_runtime_common::{
+    next_session_id, Io, Links, ListenerKind, Liveness, Metrics, Resolver, Session, Shards, ToSession,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::hub_task::{ShardTx, Tx};
+use crate::hub_task::{FedTx, Mailbox, ShardTx, Tx};
 
-/// What every connection of a listener shares.
+/// What every connection shares.
 #[derive(Clone)]
 pub(crate) struct Shared {
-    pub config: Arc<C2sConfig>,
     pub shards: Shards<ShardTx>,
     pub storage: StorageExecutor,
     pub metrics: Arc<Metrics>,
     pub stop: watch::Receiver<bool>,
     pub live: Liveness,
+    pub federation: Option<(FedTx, Resolver)>,
 }
 
 /// Size of the per-thread read buffer. Reads go through one buffer per worker thread
@@ -38,60 +45,108 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-pub(crate) async fn run(mut socket: TcpStream, peer: SocketAddr, shared: Shared) {
-    let _live = shared.live.enter();
+/// An accepted connection.
+pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, kind: ListenerKind, shared: Shared) {
     let id = next_session_id();
-    let span = tracing::info_span!("c2s", id, %peer);
+    let session = kind.session(id, shared.shards.len(), shared.metrics.clone(), now());
+    let name = kind.name();
+    let span = tracing::info_span!("conn", kind = name, id, %peer);
     let _enter = span.enter();
-    tracing::debug!("connected");
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let links = Links {
-        shards: shared.shards.clone(),
-        storage: shared.storage.clone(),
-        mailbox: Tx(tx),
-    };
-    let mut stop = shared.stop.clone();
-    let mut stopping = false;
-    let mut session = Session::new(
+    let (tx, rx) = mpsc::unbounded_channel();
+    drive(Some(socket), session, Tx(tx), rx, shared).await;
+}
+
+/// Starts an outgoing S2S connection for `pair`; returns its mailbox, which the
+/// federation router keeps.
+pub(crate) fn spawn_outgoing(
+    id: u64,
+    pair: DomainPair,
+    config: Arc<S2sOutConfig>,
+    shared: Shared,
+) -> Mailbox {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mailbox = Tx(tx);
+    let session = Session::s2s_out(
         id,
-        shared.config.clone(),
-        links.shards.len(),
+        pair.clone(),
+        config,
+        shared.shards.len(),
         shared.metrics.clone(),
         now(),
     );
+    let task_mailbox = mailbox.clone();
+    tokio::spawn(async move {
+        let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
+        let _enter = span.enter();
+        drive(None, session, task_mailbox, rx, shared).await;
+    });
+    mailbox
+}
+
+type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
+
+async fn drive(
+    mut socket: Option<TcpStream>,
+    mut session: Session,
+    mailbox: Mailbox,
+    mut rx: mpsc::UnboundedReceiver<ToSession>,
+    shared: Shared,
+) {
+    let _live = shared.live.enter();
+    tracing::debug!("started");
+    let links = Links {
+        shards: shared.shards.clone(),
+        storage: shared.storage.clone(),
+        mailbox,
+        federation: shared.federation.clone(),
+    };
+    let mut stop = shared.stop.clone();
+    let mut stopping = false;
     if *stop.borrow_and_update() {
         stopping = true;
         session.on_message(ToSession::Shutdown, now());
     }
     let mut timer: Option<Instant> = None;
     let mut paused_until: Option<Instant> = None;
+    let mut connecting: Option<Connecting> = None;
 
     'session: loop {
         while let Some(io) = session.next_io(&links) {
             match io {
                 Io::Write(bytes) => {
-                    if socket.write_all(&bytes).await.is_err() {
+                    let ok = match &mut socket {
+                        Some(s) => s.write_all(&bytes).await.is_ok(),
+                        None => false,
+                    };
+                    if !ok {
                         session.on_closed(now());
                     }
                 }
                 Io::Timer(at) => timer = Some(at.into()),
                 Io::PauseReading(until) => paused_until = Some(until.into()),
+                Io::Connect(addr) => {
+                    socket = None;
+                    connecting = Some(Box::pin(TcpStream::connect(addr)));
+                }
                 Io::Close => {
-                    let _ = socket.shutdown().await;
+                    if let Some(s) = &mut socket {
+                        let _ = s.shutdown().await;
+                    }
                     break 'session;
                 }
             }
         }
 
         tokio::select! {
-            ready = socket.readable(), if paused_until.is_none() => {
+            ready = readable(&socket), if socket.is_some() && paused_until.is_none() => {
                 if ready.is_err() {
                     session.on_closed(now());
                     continue;
                 }
+                let Some(s) = &socket else { continue };
                 READ_BUFFER.with(|buf| {
                     let mut buf = buf.borrow_mut();
-                    match socket.try_read(&mut buf[..]) {
+                    match s.try_read(&mut buf[..]) {
                         Ok(0) => session.on_closed(now()),
                         Ok(n) => session.on_bytes(&buf[..n], now()),
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -99,9 +154,26 @@ pub(crate) async fn run(mut socket: TcpStream, peer: SocketAddr, shared: Shared)
                     }
                 });
             }
+            result = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => {
+                connecting = None;
+                let connected = match result {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        socket = Some(s);
+                        true
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "connect failed");
+                        false
+                    }
+                };
+                session.on_connected(connected, now());
+            }
             _ = sleep_until(paused_until), if paused_until.is_some() => paused_until = None,
             _ = sleep_until(timer), if timer.is_some() => {
                 timer = None;
+                // A connect still under way when its deadline passes is abandoned.
+                connecting = None;
                 session.on_timeout(now());
             }
             _ = stop.changed(), if !stopping => {
@@ -112,7 +184,17 @@ pub(crate) async fn run(mut socket: TcpStream, peer: SocketAddr, shared: Shared)
         }
     }
     session.finish(&links, now());
+    while let Ok(msg) = rx.try_recv() {
+        session.leftover(msg, &links);
+    }
     tracing::debug!("disconnected");
+}
+
+async fn readable(socket: &Option<TcpStream>) -> std::io::Result<()> {
+    match socket {
+        Some(s) => s.readable().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {

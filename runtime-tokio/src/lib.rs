@@ -12,9 +12,12 @@ mod hub_task;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub_task::{ShardTx, Tx};
+use hub_task::{FedTx, ShardTx, Tx};
 use meerkat_runtime_common::storage::StorageExecutor;
-use meerkat_runtime_common::{HubMsg, Liveness, Metrics, Shards, Sink, SHUTDOWN_GRACE};
+use meerkat_runtime_common::ListenerKind;
+use meerkat_runtime_common::{
+    FedMsg, FederationRouter, HubMsg, Liveness, Metrics, Resolver, Shards, Sink, SHUTDOWN_GRACE,
+};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
@@ -42,29 +45,45 @@ pub async fn serve(
     let shards = spec.threads.max(1);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards).map(|_| mpsc::unbounded_channel()).unzip();
     let senders: Shards<ShardTx> = senders.into_iter().map(Tx).collect();
+    let (fed_tx, fed_rx) = mpsc::unbounded_channel::<FedMsg<hub_task::Mailbox>>();
+    let fed_tx: Option<FedTx> = spec.federation.as_ref().map(|_| Tx(fed_tx));
+    let mut hub = spec.hub.clone();
+    hub.federation = spec.federation.is_some();
     let mut hubs = Vec::new();
     for (i, rx) in receivers.into_iter().enumerate() {
-        let run = hub_task::run(spec.hub.clone(), i, senders.clone(), storage.clone(), rx);
+        let run = hub_task::run(
+            hub.clone(),
+            i,
+            senders.clone(),
+            storage.clone(),
+            fed_tx.clone(),
+            rx,
+        );
         hubs.push(tokio::spawn(run));
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let live = Liveness::default();
+    let shared = connection::Shared {
+        shards: senders.clone(),
+        storage: storage.clone(),
+        metrics: metrics.clone(),
+        stop: stop_rx.clone(),
+        live: live.clone(),
+        federation: fed_tx.clone().map(|f| (f, Resolver::start())),
+    };
 
+    let mut router = None;
+    if let Some(f) = &spec.federation {
+        let router_task = federation_task(f, fed_rx, senders.clone(), shared.clone());
+        router = Some(tokio::spawn(router_task));
+    }
     let mut acceptors = Vec::new();
-    for l in &spec.c2s {
-        let listener = TcpListener::bind(l.addr)
+    for (addr, kind) in spec.listeners() {
+        let listener = TcpListener::bind(addr)
             .await
-            .map_err(|e| RunError::Bind(l.addr, e))?;
-        tracing::info!(addr = %l.addr, tls = ?l.config.tls_mode, "c2s listener up");
-        let ctx = connection::Shared {
-            config: l.config.clone(),
-            shards: senders.clone(),
-            storage: storage.clone(),
-            metrics: metrics.clone(),
-            stop: stop_rx.clone(),
-            live: live.clone(),
-        };
-        acceptors.push(tokio::spawn(accept_loop(listener, ctx)));
+            .map_err(|e| RunError::Bind(addr, e))?;
+        tracing::info!(%addr, "{} listener up", kind.name());
+        acceptors.push(tokio::spawn(accept_loop(listener, kind, shared.clone())));
     }
 
     shutdown.await;
@@ -84,6 +103,11 @@ pub async fn serve(
     for h in hubs {
         let _ = h.await;
     }
+    if let (Some(router), Some((fed, _))) = (router, &shared.federation) {
+        fed.send(FedMsg::Stop);
+        let _ = router.await;
+    }
+    drop(shared);
     drop(storage);
     // Pending storage writes finish before we return.
     let _ = tokio::task::spawn_blocking(move || storage_thread.join()).await;
@@ -91,7 +115,26 @@ pub async fn serve(
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, ctx: connection::Shared) {
+/// The federation router's task; it opens outgoing S2S connections as it needs them.
+fn federation_task(
+    spec: &meerkat_runtime_common::FederationSpec,
+    mut rx: mpsc::UnboundedReceiver<FedMsg<hub_task::Mailbox>>,
+    shards: Shards<ShardTx>,
+    shared: connection::Shared,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut router = FederationRouter::new(spec.router.clone());
+    let outgoing = spec.outgoing.clone();
+    async move {
+        while let Some(msg) = rx.recv().await {
+            let open = |id, pair| connection::spawn_outgoing(id, pair, outgoing.clone(), shared.clone());
+            if !router.on_message(msg, &shards, open) {
+                break;
+            }
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, kind: ListenerKind, ctx: connection::Shared) {
     let mut stop = ctx.stop.clone();
     loop {
         tokio::select! {
@@ -99,7 +142,7 @@ async fn accept_loop(listener: TcpListener, ctx: connection::Shared) {
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
-                    tokio::spawn(connection::run(socket, peer, ctx.clone()));
+                    tokio::spawn(connection::run(socket, peer, kind.clone(), ctx.clone()));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.

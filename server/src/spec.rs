@@ -41,6 +41,14 @@ pub enum SpecError {
         /// Why.
         source: std::io::Error,
     },
+    /// `tls.cacertfile` holds no usable certificate.
+    #[error("{}: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// rustls refused the certificate and key.
     #[error("TLS identity from {what}: {source}")]
     Tls {
@@ -54,8 +62,10 @@ pub enum SpecError {
 /// Builds everything the runtime needs; opens the database and, if a listener asks
 /// for it, loads or generates the self-signed certificate in the config's data dir.
 pub fn build(config: &Config) -> Result<ServerSpec, SpecError> {
+    let mut self_signed = None;
     Ok(ServerSpec {
         c2s: c2s_listeners(config, &config.data_dir())?,
+        federation: crate::federation_spec::build(config, &config.data_dir(), &mut self_signed)?,
         hub: hub_config(config),
         storage: storage::open(&config.storage)?,
         threads: config
@@ -114,7 +124,19 @@ fn identity(
         TlsMode::Tls => &[ALPN_XMPP_CLIENT],
         _ => &[],
     };
-    match &tls.cert {
+    let (cert, key, what) = pem_of(&tls.cert, config, data_dir, self_signed)?;
+    TlsIdentity::from_pem(&cert, &key, alpn).map_err(|source| SpecError::Tls { what, source })
+}
+
+/// The PEM certificate chain and key of `source` (reading the files, or loading or
+/// generating the self-signed pair in `data_dir` once), and how to name them in errors.
+pub(crate) fn pem_of(
+    source: &CertSource,
+    config: &Config,
+    data_dir: &Path,
+    self_signed: &mut Option<PemPair>,
+) -> Result<(Vec<u8>, Vec<u8>, String), SpecError> {
+    match source {
         CertSource::Files { certfile, keyfile } => {
             let read = |path: &Path| {
                 std::fs::read(path).map_err(|source| SpecError::Read {
@@ -122,10 +144,8 @@ fn identity(
                     source,
                 })
             };
-            TlsIdentity::from_pem(&read(certfile)?, &read(keyfile)?, alpn).map_err(|source| SpecError::Tls {
-                what: format!("{} and {}", certfile.display(), keyfile.display()),
-                source,
-            })
+            let what = format!("{} and {}", certfile.display(), keyfile.display());
+            Ok((read(certfile)?, read(keyfile)?, what))
         }
         CertSource::SelfSigned => {
             if self_signed.is_none() {
@@ -143,10 +163,8 @@ fn identity(
                 *self_signed = Some(pair);
             }
             let pair = self_signed.as_ref().expect("loaded above");
-            TlsIdentity::from_pem(&pair.cert_pem, &pair.key_pem, alpn).map_err(|source| SpecError::Tls {
-                what: format!("the self-signed certificate in {}", data_dir.display()),
-                source,
-            })
+            let what = format!("the self-signed certificate in {}", data_dir.display());
+            Ok((pair.cert_pem.clone(), pair.key_pem.clone(), what))
         }
     }
 }
@@ -192,6 +210,7 @@ pub fn hub_config(config: &Config) -> HubConfig {
             .as_ref()
             .filter(|v| v.os_info)
             .map(|_| os_description()),
+        federation: false,
         // The runtime shards the hub, one shard per thread.
         shard: 0,
         shards: 1,

@@ -48,6 +48,48 @@
 //! first start into `meerkat-data/cert.pem` and `meerkat-data/key.pem` (relative to the
 //! working directory) and reused afterwards; delete both files to get a new one.
 //!
+//! ## `[[listen.s2s]]` (one table per server-to-server listener)
+//!
+//! `port`, `ip_address`, `shaper` and `max_stanza_size` as for `listen.c2s`, and:
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `tls.mode` | `"starttls"`, `"starttls_required"` or `"tls"` (XEP-0368) | `"starttls"` |
+//! | `tls.certfile`, `tls.keyfile` | as for `listen.c2s` | self-signed |
+//! | `tls.cacertfile` | PEM CAs trusted beside the OS store | none |
+//! | `tls.verify_mode` | `"peer"`: a peer whose client certificate verifies for its domain may use SASL EXTERNAL (XEP-0178), others dialback; `"none"`: dialback only | `"peer"` |
+//!
+//! ## `[[listen.component]]` (one table per XEP-0114 listener)
+//!
+//! `port`, `ip_address`, `shaper`, `max_stanza_size` and the `tls` table as for
+//! `listen.c2s` (STARTTLS is offered to components opening a version 1.0 stream), and:
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `password` | the handshake secret | required |
+//! | `check_from` | boolean: stanzas must come from the component's domain | `true` |
+//! | `hidden_components` | boolean: left out of the server's disco#items | `false` |
+//! | `conflict_behaviour` | `"disconnect"` (refuse a second component for a domain) or `"kick_old"` | `"disconnect"` |
+//!
+//! ## `[s2s]` and `[s2s.outgoing]`
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `default_policy` | `"allow"` or `"deny"` | `"allow"` |
+//! | `host_policy` | array of `{host, policy}` | none |
+//! | `shared` | the Server Dialback secret | random per start |
+//! | `outgoing.address` | array of `{host, ip_address, port}`: static addresses, no DNS | none |
+//! | `outgoing.port` | port when DNS has no SRV record | `5269` |
+//! | `outgoing.ip_versions` | array of `4` and `6`, in order of preference | `[4, 6]` |
+//! | `outgoing.connection_timeout` | ms or `"infinity"` | `10_000` |
+//! | `outgoing.state_timeout` | ms per negotiation step, or `"infinity"` | `5000` |
+//! | `outgoing.stream_timeout` | ms an idle stream stays open, or `"infinity"` | `600_000` |
+//! | `outgoing.max_retry_delay` | s: the longest a failed domain waits before a retry | `300` |
+//! | `outgoing.dns.timeout` | s per DNS attempt | `10` |
+//! | `outgoing.dns.retries` | DNS attempts per query | `2` |
+//! | `outgoing.shaper`, `outgoing.max_stanza_size` | as for listeners | |
+//! | `outgoing.tls.*` | as for `listen.s2s`; `verify_mode = "peer"` refuses a server certificate that does not verify; the certificate is presented for SASL EXTERNAL | no TLS |
+//!
 //! ## `[shaper.NAME]`
 //!
 //! | option | value | default |
@@ -88,6 +130,7 @@
 //! | `mod_fast_auth_token` | `backend`: `"rdbms"`; `validity_period.access` and `validity_period.rotate_before_expire`: `{value = N, unit = "days" \| "hours" \| "minutes" \| "seconds"}`, defaults 3 days and 6 hours | XEP-0484 FAST tokens (HT-* mechanisms) with rotation |
 
 mod error;
+mod federation;
 mod node;
 mod parse;
 #[cfg(test)]
@@ -136,6 +179,101 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[modules.*]`.
     pub modules: ModulesConfig,
+    /// `[[listen.s2s]]`, in file order.
+    pub s2s_listeners: Vec<S2sListenerConfig>,
+    /// `[[listen.component]]`, in file order.
+    pub components: Vec<ComponentListenerConfig>,
+    /// `[s2s]`, when present.
+    pub s2s: Option<FederationConfig>,
+}
+
+/// One `[[listen.s2s]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S2sListenerConfig {
+    /// `ip_address` and `port`.
+    pub addr: SocketAddr,
+    /// `shaper`, resolved to its `max_rate`.
+    pub shaper_max_rate: Option<u64>,
+    /// `max_stanza_size` in bytes.
+    pub max_stanza_size: usize,
+    /// The `tls` table; `None`: no TLS.
+    pub tls: Option<S2sTls>,
+}
+
+/// The `tls` table of `[[listen.s2s]]` and `[s2s.outgoing]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S2sTls {
+    /// `tls.mode`.
+    pub mode: TlsMode,
+    /// `tls.certfile` and `tls.keyfile`, or the self-signed pair.
+    pub cert: CertSource,
+    /// `tls.cacertfile`: trusted CAs added to the OS store.
+    pub cacertfile: Option<PathBuf>,
+    /// `tls.verify_mode`.
+    pub verify_mode: meerkat_engine::stream::s2s::VerifyMode,
+}
+
+/// One `[[listen.component]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentListenerConfig {
+    /// `ip_address` and `port`.
+    pub addr: SocketAddr,
+    /// `shaper`, resolved to its `max_rate`.
+    pub shaper_max_rate: Option<u64>,
+    /// `max_stanza_size` in bytes.
+    pub max_stanza_size: usize,
+    /// `password`.
+    pub password: String,
+    /// `check_from`.
+    pub check_from: bool,
+    /// `hidden_components`.
+    pub hidden_components: bool,
+    /// `conflict_behaviour`.
+    pub conflict: meerkat_engine::stream::component::ConflictBehaviour,
+    /// The `tls` table; `None`: no TLS.
+    pub tls: Option<ListenerTls>,
+}
+
+/// `[s2s]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederationConfig {
+    /// `default_policy = "allow"`.
+    pub default_allow: bool,
+    /// `host_policy`: (host, allow).
+    pub host_policy: Vec<(String, bool)>,
+    /// `shared`: the dialback secret; `None`: random per start.
+    pub shared: Option<String>,
+    /// `[s2s.outgoing]`.
+    pub outgoing: OutgoingConfig,
+}
+
+/// `[s2s.outgoing]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingConfig {
+    /// `address`: (host, ip_address, port).
+    pub address: Vec<(String, std::net::IpAddr, Option<u16>)>,
+    /// `connection_timeout` in ms; `None`: infinity.
+    pub connection_timeout_ms: Option<u64>,
+    /// `dns.timeout` in seconds, per DNS attempt.
+    pub dns_timeout: u64,
+    /// `dns.retries`: DNS attempts per query.
+    pub dns_retries: u32,
+    /// `ip_versions`.
+    pub ip_versions: Vec<meerkat_engine::stream::s2s_out::IpVersion>,
+    /// `max_retry_delay` in seconds.
+    pub max_retry_delay: u64,
+    /// `max_stanza_size` in bytes.
+    pub max_stanza_size: usize,
+    /// `port`.
+    pub port: u16,
+    /// `shaper`, resolved.
+    pub shaper_max_rate: Option<u64>,
+    /// `state_timeout` in ms; `None`: infinity.
+    pub state_timeout_ms: Option<u64>,
+    /// `stream_timeout` in ms; `None`: infinity.
+    pub stream_timeout_ms: Option<u64>,
+    /// The `tls` table; `None`: outgoing streams stay in clear.
+    pub tls: Option<S2sTls>,
 }
 
 /// The async runtime that drives the engine (`[general] runtime`, `--runtime`).

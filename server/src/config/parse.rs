@@ -12,7 +12,7 @@ use meerkat_engine::tls::{TlsError, TlsIdentity};
 use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, ConfigOrigin, Problem};
-use super::node::{Doc, Node, Result};
+use super::node::{Doc, Node, Result, Table};
 use super::{
     AuthConfig, AuthMethod, C2sListenerConfig, CertSource, Config, ListenerTls, LogLevel, ModulesConfig,
     OfflineConfig, RuntimeKind, SessionTickets, StorageConfig, VersionConfig, DATA_DIR,
@@ -60,6 +60,7 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
         "auth",
         "outgoing_pools",
         "modules",
+        "s2s",
     ])?;
 
     let general = general(&root.required("general", "a table with at least `hosts`")?)?;
@@ -93,9 +94,16 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
             fast_auth_token: None,
         },
     };
-    let c2s = match root.get("listen") {
-        Some(node) => listen(&node, &shapers)?,
-        None => Vec::new(),
+    let (c2s, (s2s_listeners, components)) = match root.get("listen") {
+        Some(node) => {
+            let t = node.table(&["c2s", "s2s", "component"])?;
+            (listen(&t, &shapers)?, super::federation::listeners(&t, &shapers)?)
+        }
+        None => (Vec::new(), (Vec::new(), Vec::new())),
+    };
+    let s2s = match root.get("s2s") {
+        Some(node) => Some(super::federation::s2s(&node, &shapers)?),
+        None => None,
     };
     Ok(Config {
         origin,
@@ -107,6 +115,9 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
         auth,
         storage,
         modules,
+        s2s_listeners,
+        components,
+        s2s,
     })
 }
 
@@ -197,8 +208,7 @@ fn shapers(node: &Node) -> Result<BTreeMap<String, u64>> {
     Ok(out)
 }
 
-fn listen(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<Vec<C2sListenerConfig>> {
-    let t = node.table(&["c2s"])?;
+fn listen(t: &Table, shapers: &BTreeMap<String, u64>) -> Result<Vec<C2sListenerConfig>> {
     let Some(c2s) = t.get("c2s") else {
         return Ok(Vec::new());
     };
@@ -220,6 +230,20 @@ fn listen(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<Vec<C2sListene
 
 fn c2s_listener(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<C2sListenerConfig> {
     let t = node.table(&["port", "ip_address", "shaper", "max_stanza_size", "tls"])?;
+    let tls = match t.get("tls") {
+        None => None,
+        Some(n) => Some(c2s_listener_tls(&n)?),
+    };
+    Ok(C2sListenerConfig {
+        addr: listen_address(&t)?,
+        shaper_max_rate: shaper_option(&t, shapers)?,
+        max_stanza_size: max_stanza_size_option(&t)?,
+        tls,
+    })
+}
+
+/// A listener's `ip_address` and `port` (every listener type has them).
+pub(super) fn listen_address(t: &Table) -> Result<SocketAddr> {
     let expected = "a port number from 1 to 65535";
     let port = t.required("port", expected)?.integer(1..=65535, expected)? as u16;
     let ip: IpAddr = match t.get("ip_address") {
@@ -229,82 +253,58 @@ fn c2s_listener(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<C2sListe
             n.str(expected)?.parse().map_err(|_| n.bad_value(expected))?
         }
     };
-    let shaper_max_rate = match t.get("shaper") {
-        None => None,
-        Some(n) => {
-            let expected = if shapers.is_empty() {
-                "\"none\" (no [shaper.NAME] section is defined)".to_string()
-            } else {
-                let names: Vec<String> = shapers.keys().map(|k| format!("{k:?}")).collect();
-                format!(
-                    "the name of a [shaper.NAME] section ({}) or \"none\"",
-                    names.join(", ")
-                )
-            };
-            match n.str(&expected)? {
-                "none" => None,
-                name => Some(*shapers.get(name).ok_or_else(|| n.bad_value(&expected))?),
-            }
-        }
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// `shaper = "NAME"` (on every connection type), resolved to its `max_rate`.
+pub(super) fn shaper_option(t: &Table, shapers: &BTreeMap<String, u64>) -> Result<Option<u64>> {
+    let Some(n) = t.get("shaper") else { return Ok(None) };
+    let expected = if shapers.is_empty() {
+        "\"none\" (no [shaper.NAME] section is defined)".to_string()
+    } else {
+        let names: Vec<String> = shapers.keys().map(|k| format!("{k:?}")).collect();
+        format!(
+            "the name of a [shaper.NAME] section ({}) or \"none\"",
+            names.join(", ")
+        )
     };
-    let max_stanza_size = match t.get("max_stanza_size") {
-        None => DEFAULT_MAX_STANZA_SIZE,
-        Some(n) => {
-            let expected = "a positive integer (bytes) or \"infinity\"";
-            if n.is_integer() {
-                n.integer(1..=usize::MAX as u64, expected)? as usize
-            } else if n.str(expected)? == "infinity" {
-                usize::MAX
-            } else {
-                return Err(n.bad_value(expected));
-            }
-        }
+    match n.str(&expected)? {
+        "none" => Ok(None),
+        name => Ok(Some(*shapers.get(name).ok_or_else(|| n.bad_value(&expected))?)),
+    }
+}
+
+/// `max_stanza_size`: bytes, or `"infinity"`.
+pub(super) fn max_stanza_size_option(t: &Table) -> Result<usize> {
+    let Some(n) = t.get("max_stanza_size") else {
+        return Ok(DEFAULT_MAX_STANZA_SIZE);
     };
-    let tls = match t.get("tls") {
-        None => None,
-        Some(n) => Some(listener_tls(&n)?),
-    };
-    Ok(C2sListenerConfig {
-        addr: SocketAddr::new(ip, port),
-        shaper_max_rate,
-        max_stanza_size,
-        tls,
+    let expected = "a positive integer (bytes) or \"infinity\"";
+    if n.is_integer() {
+        Ok(n.integer(1..=usize::MAX as u64, expected)? as usize)
+    } else if n.str(expected)? == "infinity" {
+        Ok(usize::MAX)
+    } else {
+        Err(n.bad_value(expected))
+    }
+}
+
+/// The `tls` table of a listener without session resumption (components).
+pub(super) fn listener_tls(node: &Node) -> Result<ListenerTls> {
+    let t = node.table(&["mode", "certfile", "keyfile"])?;
+    Ok(ListenerTls {
+        mode: tls_mode(&t)?,
+        cert: tls_cert(&t)?,
+        early_data: false,
+        session_tickets: None,
     })
 }
 
-fn listener_tls(node: &Node) -> Result<ListenerTls> {
+/// The `tls` table of `[[listen.c2s]]`: also TLS 1.3 session tickets and 0-RTT.
+fn c2s_listener_tls(node: &Node) -> Result<ListenerTls> {
     let t = node.table(&["mode", "certfile", "keyfile", "early_data", "session_tickets"])?;
-    let mode = match t.get("mode") {
-        // MongooseIM's default for C2S listeners.
-        None => TlsMode::StartTls,
-        Some(n) => match n.one_of(&["starttls", "starttls_required", "tls"])? {
-            "starttls" => TlsMode::StartTls,
-            "starttls_required" => TlsMode::StartTlsRequired,
-            _ => TlsMode::Tls,
-        },
-    };
-    let path_of = |key: &str| -> Result<Option<(PathBuf, Node)>> {
-        let Some(n) = t.get(key) else { return Ok(None) };
-        let expected = "a file path";
-        let s = n.str(expected)?;
-        if s.is_empty() {
-            return Err(n.bad_value(expected));
-        }
-        Ok(Some((PathBuf::from(s), n)))
-    };
-    let cert = match (path_of("certfile")?, path_of("keyfile")?) {
-        (None, None) => CertSource::SelfSigned,
-        (Some((certfile, cert_node)), Some((keyfile, key_node))) => {
-            check_identity(&certfile, &cert_node, &keyfile, &key_node)?;
-            CertSource::Files { certfile, keyfile }
-        }
-        (Some(_), None) => {
-            return Err(t.missing("keyfile", "the PEM private key that goes with tls.certfile"))
-        }
-        (None, Some(_)) => {
-            return Err(t.missing("certfile", "the PEM certificate chain that goes with tls.keyfile"))
-        }
-    };
+    let mode = tls_mode(&t)?;
+    let cert = tls_cert(&t)?;
     let session_tickets = match t.get("session_tickets") {
         None => None,
         Some(n) => Some(match n.one_of(&["stateless", "stateful"])? {
@@ -338,8 +338,50 @@ fn listener_tls(node: &Node) -> Result<ListenerTls> {
     })
 }
 
+/// `tls.mode` (MongooseIM's default: STARTTLS).
+pub(super) fn tls_mode(t: &Table) -> Result<TlsMode> {
+    Ok(match t.get("mode") {
+        None => TlsMode::StartTls,
+        Some(n) => match n.one_of(&["starttls", "starttls_required", "tls"])? {
+            "starttls" => TlsMode::StartTls,
+            "starttls_required" => TlsMode::StartTlsRequired,
+            _ => TlsMode::Tls,
+        },
+    })
+}
+
+/// A file path option of a `tls` table, with its node for errors.
+pub(super) fn tls_path<'a, 'i>(t: &Table<'a, 'i>, key: &str) -> Result<Option<(PathBuf, Node<'a, 'i>)>> {
+    let Some(n) = t.get(key) else { return Ok(None) };
+    let expected = "a file path";
+    let s = n.str(expected)?;
+    if s.is_empty() {
+        return Err(n.bad_value(expected));
+    }
+    Ok(Some((PathBuf::from(s), n)))
+}
+
+/// `tls.certfile` and `tls.keyfile`: both (checked usable together), or neither
+/// (the self-signed pair).
+pub(super) fn tls_cert(t: &Table) -> Result<CertSource> {
+    match (tls_path(t, "certfile")?, tls_path(t, "keyfile")?) {
+        (None, None) => Ok(CertSource::SelfSigned),
+        (Some((certfile, cert_node)), Some((keyfile, key_node))) => {
+            check_identity(&certfile, &cert_node, &keyfile, &key_node)?;
+            Ok(CertSource::Files { certfile, keyfile })
+        }
+        (Some(_), None) => Err(t.missing("keyfile", "the PEM private key that goes with tls.certfile")),
+        (None, Some(_)) => Err(t.missing("certfile", "the PEM certificate chain that goes with tls.keyfile")),
+    }
+}
+
 /// Both files must be readable PEM and make a usable rustls identity together.
-fn check_identity(certfile: &Path, cert_node: &Node, keyfile: &Path, key_node: &Node) -> Result<()> {
+pub(super) fn check_identity(
+    certfile: &Path,
+    cert_node: &Node,
+    keyfile: &Path,
+    key_node: &Node,
+) -> Result<()> {
     let read = |file: &Path, node: &Node| {
         std::fs::read(file).map_err(|e| {
             node.error(Problem::File {

@@ -103,17 +103,21 @@ fn example_config_parses_to_the_expected_structures() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/meerkat.toml"))
         .unwrap()
         .replace("/etc/meerkat/cert.pem", cert.to_str().unwrap())
-        .replace("/etc/meerkat/key.pem", key.to_str().unwrap());
+        .replace("/etc/meerkat/key.pem", key.to_str().unwrap())
+        .replace("/etc/meerkat/ca.pem", cert.to_str().unwrap());
     let c = Config::parse(&text, ConfigOrigin::File("meerkat.toml".into())).unwrap();
     let files = CertSource::Files {
         certfile: cert.clone(),
         keyfile: key.clone(),
     };
+    use meerkat_engine::stream::component::ConflictBehaviour;
+    use meerkat_engine::stream::s2s::VerifyMode;
+    use meerkat_engine::stream::s2s_out::IpVersion;
     let expected = Config {
         origin: ConfigOrigin::File("meerkat.toml".into()),
         hosts: vec!["example.com".into(), "chat.example.org".into()],
         loglevel: Some(LogLevel::Warning),
-        runtime: RuntimeKind::Glommio,
+        runtime: RuntimeKind::Tokio,
         threads: Some(4),
         c2s: vec![
             C2sListenerConfig {
@@ -133,7 +137,7 @@ fn example_config_parses_to_the_expected_structures() {
                 max_stanza_size: usize::MAX,
                 tls: Some(ListenerTls {
                     mode: TlsMode::Tls,
-                    cert: files,
+                    cert: files.clone(),
                     early_data: true,
                     session_tickets: Some(SessionTickets::Stateless),
                 }),
@@ -177,6 +181,60 @@ fn example_config_parses_to_the_expected_structures() {
                 rotate_before_expire: Duration::from_secs(6 * 3600),
             }),
         },
+        s2s_listeners: vec![S2sListenerConfig {
+            addr: "0.0.0.0:5269".parse().unwrap(),
+            shaper_max_rate: Some(50_000),
+            max_stanza_size: 131072,
+            tls: Some(S2sTls {
+                mode: TlsMode::StartTls,
+                cert: files.clone(),
+                cacertfile: Some(cert.clone()),
+                verify_mode: VerifyMode::Peer,
+            }),
+        }],
+        components: vec![ComponentListenerConfig {
+            addr: "127.0.0.1:8888".parse().unwrap(),
+            shaper_max_rate: Some(50_000),
+            max_stanza_size: 65536,
+            password: "secret".into(),
+            check_from: true,
+            hidden_components: false,
+            conflict: ConflictBehaviour::Disconnect,
+            tls: Some(ListenerTls {
+                mode: TlsMode::StartTls,
+                cert: files.clone(),
+                early_data: false,
+                session_tickets: None,
+            }),
+        }],
+        s2s: Some(FederationConfig {
+            default_allow: true,
+            host_policy: vec![("spam.example.net".into(), false)],
+            shared: Some("dialback-secret".into()),
+            outgoing: OutgoingConfig {
+                address: vec![(
+                    "partner.example.net".into(),
+                    "192.0.2.10".parse().unwrap(),
+                    Some(5270),
+                )],
+                connection_timeout_ms: Some(10_000),
+                dns_timeout: 10,
+                dns_retries: 2,
+                ip_versions: vec![IpVersion::V4, IpVersion::V6],
+                max_retry_delay: 300,
+                max_stanza_size: 131072,
+                port: 5269,
+                shaper_max_rate: Some(1000),
+                state_timeout_ms: Some(5000),
+                stream_timeout_ms: Some(600_000),
+                tls: Some(S2sTls {
+                    mode: TlsMode::StartTls,
+                    cert: files,
+                    cacertfile: Some(cert.clone()),
+                    verify_mode: VerifyMode::Peer,
+                }),
+            },
+        }),
     };
     assert_eq!(c, expected);
 }
@@ -237,7 +295,7 @@ fn unknown_section_lists_the_known_ones() {
     assert_eq!(
         error(&with("[acl]\nlocal = []\n")),
         "config error in /etc/meerkat.toml:3: acl: unknown option \
-         (expected one of: general, listen, shaper, auth, outgoing_pools, modules)"
+         (expected one of: general, listen, shaper, auth, outgoing_pools, modules, s2s)"
     );
 }
 
@@ -646,4 +704,69 @@ fn early_data_needs_tickets_and_direct_tls() {
     let tls = c.c2s[0].tls.clone().unwrap();
     assert!(tls.early_data);
     assert_eq!(tls.session_tickets, Some(SessionTickets::Stateful));
+}
+
+#[test]
+fn federation_sections_take_mongooseim_defaults() {
+    let c = parse(&with(
+        "[[listen.s2s]]\nport = 5269\n[[listen.component]]\nport = 8888\npassword = \"p\"\n[s2s]\n",
+    ))
+    .unwrap();
+    assert_eq!(c.s2s_listeners[0].addr, "0.0.0.0:5269".parse().unwrap());
+    assert_eq!(c.s2s_listeners[0].tls, None);
+    let comp = &c.components[0];
+    assert!(comp.check_from && !comp.hidden_components);
+    assert_eq!(
+        comp.conflict,
+        meerkat_engine::stream::component::ConflictBehaviour::Disconnect
+    );
+    let s2s = c.s2s.unwrap();
+    assert!(s2s.default_allow && s2s.host_policy.is_empty() && s2s.shared.is_none());
+    let out = s2s.outgoing;
+    assert_eq!(out.port, 5269);
+    assert_eq!(out.connection_timeout_ms, Some(10_000));
+    assert_eq!(out.state_timeout_ms, Some(5_000));
+    assert_eq!(out.stream_timeout_ms, Some(600_000));
+    assert_eq!(out.max_retry_delay, 300);
+    assert!(out.address.is_empty() && out.tls.is_none());
+}
+
+#[test]
+fn federation_options_are_checked_with_their_paths() {
+    assert_eq!(
+        error(&with("[[listen.component]]\nport = 8888\n")),
+        "config error in /etc/meerkat.toml:3: listen.component[0].password: required option is missing \
+         (expected the shared secret components authenticate with)"
+    );
+    assert_eq!(
+        error(&with(
+            "[[listen.component]]\nport = 8888\npassword = \"p\"\nconflict_behaviour = \"both\"\n"
+        )),
+        "config error in /etc/meerkat.toml:6: listen.component[0].conflict_behaviour: \
+         expected one of \"disconnect\", \"kick_old\", got the string \"both\""
+    );
+    assert!(matches!(
+        problem(&with("[s2s.outgoing]\nip_versions = [5]\n")),
+        Problem::BadValue { .. }
+    ));
+    assert!(matches!(
+        problem(&with("[s2s]\ndefault_policy = \"maybe\"\n")),
+        Problem::BadValue { .. }
+    ));
+    assert!(matches!(
+        problem(&with("[s2s.outgoing]\naddress = [{host = \"a.example\"}]\n")),
+        Problem::Missing { .. }
+    ));
+    assert!(matches!(
+        problem(&with(
+            "[[listen.s2s]]\nport = 5269\ntls.verify_mode = \"selfsigned_peer\"\n"
+        )),
+        Problem::BadValue { .. }
+    ));
+    assert!(matches!(
+        problem(&with(
+            "[s2s.outgoing]\ntls.cacertfile = \"/nonexistent/ca.pem\"\n"
+        )),
+        Problem::File { .. }
+    ));
 }
