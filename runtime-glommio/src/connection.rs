@@ -4,7 +4,7 @@
 //! session asks.
 
 use std::cell::RefCell;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use meerkat_runtime_common::{
     next_session_id, resolve_blocking, Io, Links, ListenerKind, Liveness, Metrics, Resolver, Session, Shards,
     ToSession,
 };
+use tracing::Instrument;
 
 use crate::router::{self, Addr, FedAddr, ShardAddr};
 use crate::storage::BlockingStorage;
@@ -65,17 +66,17 @@ fn resolver() -> Resolver {
     }))
 }
 
-/// An accepted connection.
-pub(crate) async fn run(stream: TcpStream, kind: ListenerKind, ctx: Rc<ConnCtx>) {
+/// An accepted connection. The session is built here and the task's future holds
+/// it once: an `async fn` would keep a second copy of every argument it moves into
+/// its body (and this future is most of an idle connection's memory).
+pub(crate) fn run(stream: TcpStream, kind: ListenerKind, ctx: Rc<ConnCtx>) -> impl Future<Output = ()> {
     let id = next_session_id();
     let peer = stream.peer_addr().ok();
     let session = kind.session(id, ctx.shards.len(), ctx.metrics.clone(), Instant::now());
-    let name = kind.name();
-    let span = tracing::info_span!("conn", kind = name, id, peer = ?peer);
-    let _enter = span.enter();
+    let span = tracing::info_span!("conn", kind = kind.name(), id, peer = ?peer);
     let (tx, rx) = local_channel::new_unbounded();
     router::register(id, tx);
-    drive(Some(stream), session, id, rx, ctx).await;
+    drive(Some(stream), session, id, rx, ctx).instrument(span)
 }
 
 /// Starts an outgoing S2S connection for `pair` on this executor; returns its
@@ -83,20 +84,16 @@ pub(crate) async fn run(stream: TcpStream, kind: ListenerKind, ctx: Rc<ConnCtx>)
 pub(crate) fn spawn_outgoing(id: u64, pair: DomainPair, config: Arc<S2sOutConfig>, ctx: Rc<ConnCtx>) -> Addr {
     let (tx, rx) = local_channel::new_unbounded();
     router::register(id, tx);
+    let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
     let session = Session::s2s_out(
         id,
-        pair.clone(),
+        pair,
         config,
         ctx.shards.len(),
         ctx.metrics.clone(),
         Instant::now(),
     );
-    glommio::spawn_local(async move {
-        let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
-        let _enter = span.enter();
-        drive(None, session, id, rx, ctx).await;
-    })
-    .detach();
+    glommio::spawn_local(drive(None, session, id, rx, ctx).instrument(span)).detach();
     Addr {
         executor: router::index(),
         session: id,
@@ -105,15 +102,16 @@ pub(crate) fn spawn_outgoing(id: u64, pair: DomainPair, config: Arc<S2sOutConfig
 
 type Connecting = Pin<Box<dyn std::future::Future<Output = std::io::Result<TcpStream>>>>;
 
-async fn drive(
+/// The connection's task. A plain `async` block rather than an `async fn`, so that
+/// the arguments are not stored twice.
+fn drive(
     mut stream: Option<TcpStream>,
     mut session: Session,
     id: u64,
     rx: local_channel::LocalReceiver<ToSession>,
     ctx: Rc<ConnCtx>,
-) {
-    let _live = ctx.live.enter();
-    tracing::debug!("started");
+) -> impl Future<Output = ()> {
+    let live = ctx.live.enter();
     let links = Links {
         shards: ctx.shards.clone(),
         storage: ctx.storage.clone(),
@@ -123,113 +121,118 @@ async fn drive(
         },
         federation: ctx.federation.then(|| (FedAddr, resolver())),
     };
-    let mut timer: Option<Instant> = None;
-    let mut pause: Option<Instant> = None;
-    let mut connecting: Option<Connecting> = None;
+    drop(ctx);
+    async move {
+        let _live = live;
+        tracing::debug!("started");
+        let mut timer: Option<Instant> = None;
+        let mut pause: Option<Instant> = None;
+        let mut connecting: Option<Connecting> = None;
 
-    'session: loop {
-        while let Some(io) = session.next_io(&links) {
-            match io {
-                Io::Write(bytes) => {
-                    let ok = match &mut stream {
-                        Some(s) => s.write_all(&bytes).await.is_ok(),
-                        None => false,
-                    };
-                    if !ok {
-                        session.on_closed(Instant::now());
-                    }
-                }
-                Io::Timer(at) => timer = Some(at),
-                Io::PauseReading(until) => pause = Some(until),
-                Io::Connect(addr) => {
-                    stream = None;
-                    connecting = Some(Box::pin(async move {
-                        TcpStream::connect(addr).await.map_err(std::io::Error::from)
-                    }));
-                }
-                Io::Close => {
-                    if let Some(s) = &mut stream {
-                        let _ = s.shutdown(std::net::Shutdown::Both).await;
-                    }
-                    break 'session;
-                }
-            }
-        }
-
-        let read = async {
-            if let Some(c) = connecting.as_mut() {
-                return Wake::Connected(c.await);
-            }
-            if let Some(until) = pause {
-                glommio::timer::sleep(until.saturating_duration_since(Instant::now())).await;
-                return Wake::Resume;
-            }
-            let Some(s) = stream.as_mut() else {
-                return future::pending().await;
-            };
-            poll_fn(|cx| {
-                READ_BUFFER.with(|buf| {
-                    let mut buf = buf.borrow_mut();
-                    match Pin::new(&mut *s).poll_read(cx, &mut buf[..]) {
-                        Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+        'session: loop {
+            while let Some(io) = session.next_io(&links) {
+                match io {
+                    Io::Write(bytes) => {
+                        let ok = match &mut stream {
+                            Some(s) => s.write_all(&bytes).await.is_ok(),
+                            None => false,
+                        };
+                        if !ok {
                             session.on_closed(Instant::now());
-                            Poll::Ready(())
                         }
-                        Poll::Ready(Ok(n)) => {
-                            session.on_bytes(&buf[..n], Instant::now());
-                            Poll::Ready(())
-                        }
-                        Poll::Pending => Poll::Pending,
                     }
-                })
-            })
-            .await;
-            Wake::Read
-        };
-        let tick = async {
-            match timer {
-                Some(at) => {
-                    glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await;
-                    Wake::Timeout
+                    Io::Timer(at) => timer = Some(at),
+                    Io::PauseReading(until) => pause = Some(until),
+                    Io::Connect(addr) => {
+                        stream = None;
+                        connecting = Some(Box::pin(async move {
+                            TcpStream::connect(addr).await.map_err(std::io::Error::from)
+                        }));
+                    }
+                    Io::Close => {
+                        if let Some(s) = &mut stream {
+                            let _ = s.shutdown(std::net::Shutdown::Both).await;
+                        }
+                        break 'session;
+                    }
                 }
-                None => future::pending().await,
             }
-        };
-        let message = async { Wake::Message(rx.recv().await) };
-        let wake = future::or(read, future::or(tick, message)).await;
-        let now = Instant::now();
-        match wake {
-            Wake::Read => {}
-            Wake::Connected(result) => {
-                connecting = None;
-                let connected = match result {
-                    Ok(s) => {
-                        let _ = s.set_nodelay(true);
-                        stream = Some(s);
-                        true
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "connect failed");
-                        false
-                    }
+
+            let read = async {
+                if let Some(c) = connecting.as_mut() {
+                    return Wake::Connected(c.await);
+                }
+                if let Some(until) = pause {
+                    glommio::timer::sleep(until.saturating_duration_since(Instant::now())).await;
+                    return Wake::Resume;
+                }
+                let Some(s) = stream.as_mut() else {
+                    return future::pending().await;
                 };
-                session.on_connected(connected, now);
+                poll_fn(|cx| {
+                    READ_BUFFER.with(|buf| {
+                        let mut buf = buf.borrow_mut();
+                        match Pin::new(&mut *s).poll_read(cx, &mut buf[..]) {
+                            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                                session.on_closed(Instant::now());
+                                Poll::Ready(())
+                            }
+                            Poll::Ready(Ok(n)) => {
+                                session.on_bytes(&buf[..n], Instant::now());
+                                Poll::Ready(())
+                            }
+                            Poll::Pending => Poll::Pending,
+                        }
+                    })
+                })
+                .await;
+                Wake::Read
+            };
+            let tick = async {
+                match timer {
+                    Some(at) => {
+                        glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await;
+                        Wake::Timeout
+                    }
+                    None => future::pending().await,
+                }
+            };
+            let message = async { Wake::Message(rx.recv().await) };
+            let wake = future::or(read, future::or(tick, message)).await;
+            let now = Instant::now();
+            match wake {
+                Wake::Read => {}
+                Wake::Connected(result) => {
+                    connecting = None;
+                    let connected = match result {
+                        Ok(s) => {
+                            let _ = s.set_nodelay(true);
+                            stream = Some(s);
+                            true
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "connect failed");
+                            false
+                        }
+                    };
+                    session.on_connected(connected, now);
+                }
+                Wake::Resume => pause = None,
+                Wake::Timeout => {
+                    timer = None;
+                    // A connect still under way when its deadline passes is abandoned.
+                    connecting = None;
+                    session.on_timeout(now);
+                }
+                Wake::Message(Some(msg)) => session.on_message(msg, now),
+                Wake::Message(None) => session.on_closed(now),
             }
-            Wake::Resume => pause = None,
-            Wake::Timeout => {
-                timer = None;
-                // A connect still under way when its deadline passes is abandoned.
-                connecting = None;
-                session.on_timeout(now);
-            }
-            Wake::Message(Some(msg)) => session.on_message(msg, now),
-            Wake::Message(None) => session.on_closed(now),
         }
+        session.finish(&links, Instant::now());
+        while let Some(Some(msg)) = future::poll_once(rx.recv()).await {
+            session.leftover(msg, &links);
+        }
+        router::unregister(id);
+        tracing::debug!("disconnected");
     }
-    session.finish(&links, Instant::now());
-    while let Some(Some(msg)) = future::poll_once(rx.recv()).await {
-        session.leftover(msg, &links);
-    }
-    router::unregister(id);
-    tracing::debug!("disconnected");
 }

@@ -18,6 +18,8 @@ use futures_lite::{future, AsyncWriteExt};
 use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
+use tracing::Instrument;
+
 use meerkat_runtime_common::{
     next_session_id, Io, Links, ListenerKind, Liveness, Metrics, Resolver, Session, Shards, ToSession,
 };
@@ -54,15 +56,20 @@ enum Wake {
     Message(Option<ToSession>),
 }
 
-/// An accepted connection.
-pub(crate) async fn run(socket: Async<TcpStream>, peer: SocketAddr, kind: ListenerKind, shared: Shared) {
+/// An accepted connection. The session is built here and the task's future holds
+/// it once: an `async fn` would keep a second copy of every argument it moves into
+/// its body (and this future is most of an idle connection's memory).
+pub(crate) fn run(
+    socket: Async<TcpStream>,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    shared: Shared,
+) -> impl Future<Output = ()> + Send + 'static {
     let id = next_session_id();
     let session = kind.session(id, shared.shards.len(), shared.metrics.clone(), Instant::now());
-    let name = kind.name();
-    let span = tracing::info_span!("conn", kind = name, id, %peer);
-    let _enter = span.enter();
+    let span = tracing::info_span!("conn", kind = kind.name(), id, %peer);
     let (tx, rx) = async_channel::unbounded();
-    drive(Some(socket), session, Tx(tx), rx, shared).await;
+    drive(Some(socket), session, Tx(tx), rx, shared).instrument(span)
 }
 
 /// Starts an outgoing S2S connection for `pair` on `ex`; returns its mailbox, which
@@ -76,148 +83,157 @@ pub(crate) fn spawn_outgoing(
 ) -> Mailbox {
     let (tx, rx) = async_channel::unbounded();
     let mailbox = Tx(tx);
+    let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
     let session = Session::s2s_out(
         id,
-        pair.clone(),
+        pair,
         config,
         shared.shards.len(),
         shared.metrics.clone(),
         Instant::now(),
     );
-    let task_mailbox = mailbox.clone();
-    ex.spawn(async move {
-        let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
-        let _enter = span.enter();
-        drive(None, session, task_mailbox, rx, shared).await;
-    })
-    .detach();
+    ex.spawn(drive(None, session, mailbox.clone(), rx, shared).instrument(span))
+        .detach();
     mailbox
 }
 
 type Connecting = Pin<Box<dyn Future<Output = std::io::Result<Async<TcpStream>>> + Send>>;
 
-async fn drive(
+/// The connection's task. A plain `async` block rather than an `async fn`, so that
+/// the arguments are not stored twice.
+fn drive(
     mut socket: Option<Async<TcpStream>>,
     mut session: Session,
     mailbox: Mailbox,
     rx: Receiver<ToSession>,
     shared: Shared,
-) {
-    let _live = shared.live.enter();
-    tracing::debug!("started");
+) -> impl Future<Output = ()> + Send + 'static {
+    let Shared {
+        shards,
+        storage,
+        stop,
+        live,
+        federation,
+        ..
+    } = shared;
     let links = Links {
-        shards: shared.shards.clone(),
-        storage: shared.storage.clone(),
+        shards,
+        storage,
         mailbox,
-        federation: shared.federation.clone(),
+        federation,
     };
-    let mut stopping = false;
-    let mut timer = Timer::never();
-    let mut pause: Option<Timer> = None;
-    let mut connecting: Option<Connecting> = None;
+    let live = live.enter();
+    async move {
+        let _live = live;
+        tracing::debug!("started");
+        let mut stopping = false;
+        let mut timer = Timer::never();
+        let mut pause: Option<Timer> = None;
+        let mut connecting: Option<Connecting> = None;
 
-    'session: loop {
-        while let Some(io) = session.next_io(&links) {
-            match io {
-                Io::Write(bytes) => {
-                    let ok = match &socket {
-                        Some(s) => {
-                            let mut s = s;
-                            s.write_all(&bytes).await.is_ok()
+        'session: loop {
+            while let Some(io) = session.next_io(&links) {
+                match io {
+                    Io::Write(bytes) => {
+                        let ok = match &socket {
+                            Some(s) => {
+                                let mut s = s;
+                                s.write_all(&bytes).await.is_ok()
+                            }
+                            None => false,
+                        };
+                        if !ok {
+                            session.on_closed(Instant::now());
                         }
-                        None => false,
-                    };
-                    if !ok {
-                        session.on_closed(Instant::now());
                     }
-                }
-                Io::Timer(at) => timer.set_at(at),
-                Io::PauseReading(until) => pause = Some(Timer::at(until)),
-                Io::Connect(addr) => {
-                    socket = None;
-                    connecting = Some(Box::pin(Async::<TcpStream>::connect(addr)));
-                }
-                Io::Close => {
-                    if let Some(s) = &socket {
-                        let _ = s.get_ref().shutdown(std::net::Shutdown::Both);
+                    Io::Timer(at) => timer.set_at(at),
+                    Io::PauseReading(until) => pause = Some(Timer::at(until)),
+                    Io::Connect(addr) => {
+                        socket = None;
+                        connecting = Some(Box::pin(Async::<TcpStream>::connect(addr)));
                     }
-                    break 'session;
+                    Io::Close => {
+                        if let Some(s) = &socket {
+                            let _ = s.get_ref().shutdown(std::net::Shutdown::Both);
+                        }
+                        break 'session;
+                    }
                 }
             }
-        }
 
-        let read = async {
-            if let Some(c) = connecting.as_mut() {
-                return Wake::Connected(c.await);
-            }
-            match (pause.as_mut(), &socket) {
-                (Some(t), _) => {
-                    t.await;
-                    Wake::Resume
+            let read = async {
+                if let Some(c) = connecting.as_mut() {
+                    return Wake::Connected(c.await);
                 }
-                (None, Some(s)) => Wake::Readable(s.readable().await),
-                (None, None) => future::pending().await,
-            }
-        };
-        let tick = async {
-            (&mut timer).await;
-            Wake::Timeout
-        };
-        let stop = async {
-            if stopping {
-                future::pending::<()>().await;
-            }
-            let _ = shared.stop.recv().await;
-            Wake::Stop
-        };
-        let message = async { Wake::Message(rx.recv().await.ok()) };
-        let wake = future::or(read, future::or(tick, future::or(stop, message))).await;
-        let now = Instant::now();
-        match wake {
-            Wake::Readable(Err(_)) => session.on_closed(now),
-            Wake::Readable(Ok(())) => READ_BUFFER.with(|buf| {
-                let Some(s) = &socket else { return };
-                let mut buf = buf.borrow_mut();
-                match s.get_ref().read(&mut buf[..]) {
-                    Ok(0) => session.on_closed(now),
-                    Ok(n) => session.on_bytes(&buf[..n], now),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => session.on_closed(now),
+                match (pause.as_mut(), &socket) {
+                    (Some(t), _) => {
+                        t.await;
+                        Wake::Resume
+                    }
+                    (None, Some(s)) => Wake::Readable(s.readable().await),
+                    (None, None) => future::pending().await,
                 }
-            }),
-            Wake::Connected(result) => {
-                connecting = None;
-                let connected = match result {
-                    Ok(s) => {
-                        let _ = s.get_ref().set_nodelay(true);
-                        socket = Some(s);
-                        true
+            };
+            let tick = async {
+                (&mut timer).await;
+                Wake::Timeout
+            };
+            let stop = async {
+                if stopping {
+                    future::pending::<()>().await;
+                }
+                let _ = stop.recv().await;
+                Wake::Stop
+            };
+            let message = async { Wake::Message(rx.recv().await.ok()) };
+            let wake = future::or(read, future::or(tick, future::or(stop, message))).await;
+            let now = Instant::now();
+            match wake {
+                Wake::Readable(Err(_)) => session.on_closed(now),
+                Wake::Readable(Ok(())) => READ_BUFFER.with(|buf| {
+                    let Some(s) = &socket else { return };
+                    let mut buf = buf.borrow_mut();
+                    match s.get_ref().read(&mut buf[..]) {
+                        Ok(0) => session.on_closed(now),
+                        Ok(n) => session.on_bytes(&buf[..n], now),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => session.on_closed(now),
                     }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "connect failed");
-                        false
-                    }
-                };
-                session.on_connected(connected, now);
+                }),
+                Wake::Connected(result) => {
+                    connecting = None;
+                    let connected = match result {
+                        Ok(s) => {
+                            let _ = s.get_ref().set_nodelay(true);
+                            socket = Some(s);
+                            true
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "connect failed");
+                            false
+                        }
+                    };
+                    session.on_connected(connected, now);
+                }
+                Wake::Resume => pause = None,
+                Wake::Timeout => {
+                    timer = Timer::never();
+                    // A connect still under way when its deadline passes is abandoned.
+                    connecting = None;
+                    session.on_timeout(now);
+                }
+                Wake::Stop => {
+                    stopping = true;
+                    session.on_message(ToSession::Shutdown, now);
+                }
+                Wake::Message(Some(msg)) => session.on_message(msg, now),
+                Wake::Message(None) => session.on_closed(now),
             }
-            Wake::Resume => pause = None,
-            Wake::Timeout => {
-                timer = Timer::never();
-                // A connect still under way when its deadline passes is abandoned.
-                connecting = None;
-                session.on_timeout(now);
-            }
-            Wake::Stop => {
-                stopping = true;
-                session.on_message(ToSession::Shutdown, now);
-            }
-            Wake::Message(Some(msg)) => session.on_message(msg, now),
-            Wake::Message(None) => session.on_closed(now),
         }
+        session.finish(&links, Instant::now());
+        while let Ok(msg) = rx.try_recv() {
+            session.leftover(msg, &links);
+        }
+        tracing::debug!("disconnected");
     }
-    session.finish(&links, Instant::now());
-    while let Ok(msg) = rx.try_recv() {
-        session.leftover(msg, &links);
-    }
-    tracing::debug!("disconnected");
 }

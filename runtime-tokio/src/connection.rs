@@ -19,6 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::hub_task::{FedTx, Mailbox, ShardTx, Tx};
 
@@ -45,15 +46,20 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-/// An accepted connection.
-pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, kind: ListenerKind, shared: Shared) {
+/// An accepted connection. The session is built here and the task's future holds
+/// it once: an `async fn` would keep a second copy of every argument it moves into
+/// its body (and this future is most of an idle connection's memory).
+pub(crate) fn run(
+    socket: TcpStream,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    shared: Shared,
+) -> impl Future<Output = ()> + Send + 'static {
     let id = next_session_id();
     let session = kind.session(id, shared.shards.len(), shared.metrics.clone(), now());
-    let name = kind.name();
-    let span = tracing::info_span!("conn", kind = name, id, %peer);
-    let _enter = span.enter();
+    let span = tracing::info_span!("conn", kind = kind.name(), id, %peer);
     let (tx, rx) = mpsc::unbounded_channel();
-    drive(Some(socket), session, Tx(tx), rx, shared).await;
+    drive(Some(socket), session, Tx(tx), rx, shared).instrument(span)
 }
 
 /// Starts an outgoing S2S connection for `pair`; returns its mailbox, which the
@@ -66,128 +72,136 @@ pub(crate) fn spawn_outgoing(
 ) -> Mailbox {
     let (tx, rx) = mpsc::unbounded_channel();
     let mailbox = Tx(tx);
+    let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
     let session = Session::s2s_out(
         id,
-        pair.clone(),
+        pair,
         config,
         shared.shards.len(),
         shared.metrics.clone(),
         now(),
     );
-    let task_mailbox = mailbox.clone();
-    tokio::spawn(async move {
-        let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
-        let _enter = span.enter();
-        drive(None, session, task_mailbox, rx, shared).await;
-    });
+    tokio::spawn(drive(None, session, mailbox.clone(), rx, shared).instrument(span));
     mailbox
 }
 
 type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
 
-async fn drive(
+/// The connection's task. A plain `async` block rather than an `async fn`, so that
+/// the arguments are not stored twice.
+fn drive(
     mut socket: Option<TcpStream>,
     mut session: Session,
     mailbox: Mailbox,
     mut rx: mpsc::UnboundedReceiver<ToSession>,
     shared: Shared,
-) {
-    let _live = shared.live.enter();
-    tracing::debug!("started");
+) -> impl Future<Output = ()> + Send + 'static {
+    let Shared {
+        shards,
+        storage,
+        mut stop,
+        live,
+        federation,
+        ..
+    } = shared;
     let links = Links {
-        shards: shared.shards.clone(),
-        storage: shared.storage.clone(),
+        shards,
+        storage,
         mailbox,
-        federation: shared.federation.clone(),
+        federation,
     };
-    let mut stop = shared.stop.clone();
-    let mut stopping = false;
-    if *stop.borrow_and_update() {
-        stopping = true;
-        session.on_message(ToSession::Shutdown, now());
-    }
-    let mut timer: Option<Instant> = None;
-    let mut paused_until: Option<Instant> = None;
-    let mut connecting: Option<Connecting> = None;
+    let live = live.enter();
+    async move {
+        let _live = live;
+        tracing::debug!("started");
+        let mut stopping = false;
+        if *stop.borrow_and_update() {
+            stopping = true;
+            session.on_message(ToSession::Shutdown, now());
+        }
+        let mut timer: Option<Instant> = None;
+        let mut paused_until: Option<Instant> = None;
+        let mut connecting: Option<Connecting> = None;
 
-    'session: loop {
-        while let Some(io) = session.next_io(&links) {
-            match io {
-                Io::Write(bytes) => {
-                    let ok = match &mut socket {
-                        Some(s) => s.write_all(&bytes).await.is_ok(),
-                        None => false,
-                    };
-                    if !ok {
+        'session: loop {
+            while let Some(io) = session.next_io(&links) {
+                match io {
+                    Io::Write(bytes) => {
+                        let ok = match &mut socket {
+                            Some(s) => s.write_all(&bytes).await.is_ok(),
+                            None => false,
+                        };
+                        if !ok {
+                            session.on_closed(now());
+                        }
+                    }
+                    Io::Timer(at) => timer = Some(at.into()),
+                    Io::PauseReading(until) => paused_until = Some(until.into()),
+                    Io::Connect(addr) => {
+                        socket = None;
+                        connecting = Some(Box::pin(TcpStream::connect(addr)));
+                    }
+                    Io::Close => {
+                        if let Some(s) = &mut socket {
+                            let _ = s.shutdown().await;
+                        }
+                        break 'session;
+                    }
+                }
+            }
+
+            tokio::select! {
+                ready = readable(&socket), if socket.is_some() && paused_until.is_none() => {
+                    if ready.is_err() {
                         session.on_closed(now());
+                        continue;
                     }
+                    let Some(s) = &socket else { continue };
+                    READ_BUFFER.with(|buf| {
+                        let mut buf = buf.borrow_mut();
+                        match s.try_read(&mut buf[..]) {
+                            Ok(0) => session.on_closed(now()),
+                            Ok(n) => session.on_bytes(&buf[..n], now()),
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                            Err(_) => session.on_closed(now()),
+                        }
+                    });
                 }
-                Io::Timer(at) => timer = Some(at.into()),
-                Io::PauseReading(until) => paused_until = Some(until.into()),
-                Io::Connect(addr) => {
-                    socket = None;
-                    connecting = Some(Box::pin(TcpStream::connect(addr)));
+                result = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => {
+                    connecting = None;
+                    let connected = match result {
+                        Ok(s) => {
+                            let _ = s.set_nodelay(true);
+                            socket = Some(s);
+                            true
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "connect failed");
+                            false
+                        }
+                    };
+                    session.on_connected(connected, now());
                 }
-                Io::Close => {
-                    if let Some(s) = &mut socket {
-                        let _ = s.shutdown().await;
-                    }
-                    break 'session;
+                _ = sleep_until(paused_until), if paused_until.is_some() => paused_until = None,
+                _ = sleep_until(timer), if timer.is_some() => {
+                    timer = None;
+                    // A connect still under way when its deadline passes is abandoned.
+                    connecting = None;
+                    session.on_timeout(now());
                 }
+                _ = stop.changed(), if !stopping => {
+                    stopping = true;
+                    session.on_message(ToSession::Shutdown, now());
+                }
+                Some(msg) = rx.recv() => session.on_message(msg, now()),
             }
         }
-
-        tokio::select! {
-            ready = readable(&socket), if socket.is_some() && paused_until.is_none() => {
-                if ready.is_err() {
-                    session.on_closed(now());
-                    continue;
-                }
-                let Some(s) = &socket else { continue };
-                READ_BUFFER.with(|buf| {
-                    let mut buf = buf.borrow_mut();
-                    match s.try_read(&mut buf[..]) {
-                        Ok(0) => session.on_closed(now()),
-                        Ok(n) => session.on_bytes(&buf[..n], now()),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(_) => session.on_closed(now()),
-                    }
-                });
-            }
-            result = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => {
-                connecting = None;
-                let connected = match result {
-                    Ok(s) => {
-                        let _ = s.set_nodelay(true);
-                        socket = Some(s);
-                        true
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "connect failed");
-                        false
-                    }
-                };
-                session.on_connected(connected, now());
-            }
-            _ = sleep_until(paused_until), if paused_until.is_some() => paused_until = None,
-            _ = sleep_until(timer), if timer.is_some() => {
-                timer = None;
-                // A connect still under way when its deadline passes is abandoned.
-                connecting = None;
-                session.on_timeout(now());
-            }
-            _ = stop.changed(), if !stopping => {
-                stopping = true;
-                session.on_message(ToSession::Shutdown, now());
-            }
-            Some(msg) = rx.recv() => session.on_message(msg, now()),
+        session.finish(&links, now());
+        while let Ok(msg) = rx.try_recv() {
+            session.leftover(msg, &links);
         }
+        tracing::debug!("disconnected");
     }
-    session.finish(&links, now());
-    while let Ok(msg) = rx.try_recv() {
-        session.leftover(msg, &links);
-    }
-    tracing::debug!("disconnected");
 }
 
 async fn readable(socket: &Option<TcpStream>) -> std::io::Result<()> {
