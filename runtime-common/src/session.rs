@@ -121,8 +121,9 @@ pub struct Session {
     machine: Connection,
     shards: usize,
     shard: Option<usize>,
-    /// The bind that follows an [`Effect::Attach`].
-    pending: Option<Effect>,
+    /// The bind that follows an [`Effect::Attach`] (boxed: an effect is large, and
+    /// this is empty but for an instant per session).
+    pending: Option<Box<Effect>>,
     metrics: Arc<Metrics>,
     /// The federation router knows this session's mailbox.
     federation_attached: bool,
@@ -262,7 +263,7 @@ impl Session {
     /// The next thing to do; instrumentation is recorded here, not passed on.
     pub fn next_effect(&mut self) -> Option<Effect> {
         if let Some(effect) = self.pending.take() {
-            return Some(effect);
+            return Some(*effect);
         }
         loop {
             let action = self.machine.poll_action()?;
@@ -289,7 +290,7 @@ impl Session {
                         if self.shard.is_none() {
                             let shard = shard_of(&user, self.shards);
                             self.shard = Some(shard);
-                            self.pending = Some(Effect::Hub { shard, input });
+                            self.pending = Some(Box::new(Effect::Hub { shard, input }));
                             return Some(Effect::Attach { shard });
                         }
                     }

@@ -560,6 +560,26 @@ fn an_element_over_the_limit_is_a_policy_violation() {
     );
 }
 
+/// A session waiting for its next stanza keeps no parse buffers; one in the middle
+/// of a stanza keeps just what it still needs.
+#[test]
+fn a_drained_parser_holds_no_buffers() {
+    let mut p = StreamParser::new(ParseLimits::default());
+    p.feed(HEADER.as_bytes());
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Header(_)))));
+    p.feed(b"<message to='romeo@localhost'><body>a longer text, to need some room</body></message> ");
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Element(..)))));
+    assert_eq!(p.next_event(), Ok(None));
+    assert_eq!(p.buffer_capacity(), 1, "the whitespace, until the next token");
+    p.feed(b"<iq type='get' id='1'><query xmlns='jabber:iq:roster'/></i");
+    assert_eq!(p.next_event(), Ok(None));
+    assert!(p.buffer_capacity() > 0, "the unfinished end tag stays");
+    p.feed(b"q>");
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Element(el, _))) if el.name() == "iq"));
+    assert_eq!(p.next_event(), Ok(None));
+    assert_eq!(p.buffer_capacity(), 0);
+}
+
 #[test]
 fn policy_violation_is_reported_before_the_element_ends() {
     let mut p = StreamParser::new(limit(200));

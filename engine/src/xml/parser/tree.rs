@@ -46,6 +46,20 @@ impl Tree {
         *self = Self::default();
     }
 
+    /// Between top-level elements nothing is open below the root: the stack keeps
+    /// no room for the next stanza's elements.
+    pub(super) fn release_idle_buffers(&mut self) {
+        if self.stack.is_empty() {
+            self.stack = Vec::new();
+        }
+    }
+
+    /// Elements the stack has room for, for the tests of memory use.
+    #[cfg(test)]
+    pub(super) fn stack_capacity(&self) -> usize {
+        self.stack.capacity()
+    }
+
     /// True once the stream header has been read.
     pub(super) fn has_root(&self) -> bool {
         self.has_root
