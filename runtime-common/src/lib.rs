@@ -9,6 +9,7 @@
 //! - [`storage::StorageExecutor`]: the storage thread;
 //! - [`Metrics`]: counters fed by instrumentation events;
 //! - [`Liveness`]: counts open connections, for graceful shutdown;
+//! - [`mailbox`]: a session's mailbox, light while empty;
 //! - [`ShutdownFlag`]: SIGTERM/SIGINT for runtimes without signal support.
 //!
 //! Nothing here knows a runtime: no sockets, no timers, no tasks. The only thread is
@@ -17,6 +18,7 @@
 mod federation;
 mod hub_shard;
 mod liveness;
+mod mailbox;
 mod metrics;
 mod resolver;
 mod session;
@@ -27,6 +29,7 @@ pub mod storage;
 pub use federation::{FedMsg, FederationRouter};
 pub use hub_shard::{HubMsg, HubOut, HubShard, Shards, Sink};
 pub use liveness::{Liveness, LivenessGuard};
+pub use mailbox::{mailbox, MailboxReceiver, MailboxSender, Recv};
 pub use metrics::Metrics;
 pub use resolver::{configure_dns, resolve_blocking, DnsOptions, Resolver, Spawner};
 pub use session::{next_session_id, Effect, FederationReply, Io, Links, NoFederation, Session, ToSession};

@@ -21,10 +21,11 @@ use meerkat_runtime_common::storage::StorageExecutor;
 use tracing::Instrument;
 
 use meerkat_runtime_common::{
-    next_session_id, Io, Links, ListenerKind, Liveness, Metrics, Resolver, Session, Shards, ToSession,
+    mailbox, next_session_id, Io, Links, ListenerKind, Liveness, MailboxReceiver, Metrics, Resolver, Session,
+    Shards, ToSession,
 };
 
-use crate::hub_task::{FedTx, Mailbox, ShardTx, Tx};
+use crate::hub_task::{FedTx, Mailbox, ShardTx};
 
 /// What every connection shares.
 #[derive(Clone)]
@@ -53,7 +54,7 @@ enum Wake {
     Resume,
     Timeout,
     Stop,
-    Message(Option<ToSession>),
+    Message(ToSession),
 }
 
 /// An accepted connection. The session is built here and the task's future holds
@@ -68,8 +69,8 @@ pub(crate) fn run(
     let id = next_session_id();
     let session = kind.session(id, shared.shards.len(), shared.metrics.clone(), Instant::now());
     let span = tracing::info_span!("conn", kind = kind.name(), id, %peer);
-    let (tx, rx) = async_channel::unbounded();
-    drive(Some(socket), session, Tx(tx), rx, shared).instrument(span)
+    let (mailbox, rx) = mailbox();
+    drive(Some(socket), session, mailbox, rx, shared).instrument(span)
 }
 
 /// Starts an outgoing S2S connection for `pair` on `ex`; returns its mailbox, which
@@ -81,8 +82,7 @@ pub(crate) fn spawn_outgoing(
     config: Arc<S2sOutConfig>,
     shared: Shared,
 ) -> Mailbox {
-    let (tx, rx) = async_channel::unbounded();
-    let mailbox = Tx(tx);
+    let (mailbox, rx) = mailbox();
     let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
     let session = Session::s2s_out(
         id,
@@ -105,7 +105,7 @@ fn drive(
     mut socket: Option<Async<TcpStream>>,
     mut session: Session,
     mailbox: Mailbox,
-    rx: Receiver<ToSession>,
+    mut rx: MailboxReceiver<ToSession>,
     shared: Shared,
 ) -> impl Future<Output = ()> + Send + 'static {
     let Shared {
@@ -185,7 +185,7 @@ fn drive(
                 let _ = stop.recv().await;
                 Wake::Stop
             };
-            let message = async { Wake::Message(rx.recv().await.ok()) };
+            let message = async { Wake::Message(rx.recv().await) };
             let wake = future::or(read, future::or(tick, future::or(stop, message))).await;
             let now = Instant::now();
             match wake {
@@ -226,12 +226,11 @@ fn drive(
                     stopping = true;
                     session.on_message(ToSession::Shutdown, now);
                 }
-                Wake::Message(Some(msg)) => session.on_message(msg, now),
-                Wake::Message(None) => session.on_closed(now),
+                Wake::Message(msg) => session.on_message(msg, now),
             }
         }
         session.finish(&links, Instant::now());
-        while let Ok(msg) = rx.try_recv() {
+        while let Some(msg) = rx.try_recv() {
             session.leftover(msg, &links);
         }
         tracing::debug!("disconnected");

@@ -4,24 +4,26 @@
 //! their session asks.
 
 use std::cell::RefCell;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
 use meerkat_runtime_common::{
-    next_session_id, Io, Links, ListenerKind, Liveness, Metrics, Resolver, Session, Shards, ToSession,
+    mailbox, next_session_id, Io, Links, ListenerKind, Liveness, MailboxReceiver, Metrics, Resolver, Session,
+    Shards, ToSession,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::hub_task::{FedTx, Mailbox, ShardTx, Tx};
+use crate::hub_task::{FedTx, Mailbox, ShardTx};
 
 /// What every connection shares.
 #[derive(Clone)]
@@ -58,8 +60,8 @@ pub(crate) fn run(
     let id = next_session_id();
     let session = kind.session(id, shared.shards.len(), shared.metrics.clone(), now());
     let span = tracing::info_span!("conn", kind = kind.name(), id, %peer);
-    let (tx, rx) = mpsc::unbounded_channel();
-    drive(Some(socket), session, Tx(tx), rx, shared).instrument(span)
+    let (mailbox, rx) = mailbox();
+    drive(Some(socket), session, mailbox, rx, shared).instrument(span)
 }
 
 /// Starts an outgoing S2S connection for `pair`; returns its mailbox, which the
@@ -70,8 +72,7 @@ pub(crate) fn spawn_outgoing(
     config: Arc<S2sOutConfig>,
     shared: Shared,
 ) -> Mailbox {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mailbox = Tx(tx);
+    let (mailbox, rx) = mailbox();
     let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
     let session = Session::s2s_out(
         id,
@@ -93,7 +94,7 @@ fn drive(
     mut socket: Option<TcpStream>,
     mut session: Session,
     mailbox: Mailbox,
-    mut rx: mpsc::UnboundedReceiver<ToSession>,
+    mut rx: MailboxReceiver<ToSession>,
     shared: Shared,
 ) -> impl Future<Output = ()> + Send + 'static {
     let Shared {
@@ -122,6 +123,15 @@ fn drive(
         let mut timer: Option<Instant> = None;
         let mut paused_until: Option<Instant> = None;
         let mut connecting: Option<Connecting> = None;
+        // One timer entry for both deadlines (the session's timer and the end of a
+        // shaper pause), reset only when the nearer one changes; and one pending
+        // `changed()` for the whole session: the state an idle connection waits in
+        // stays small, and waking up does not churn the timer wheel.
+        let sleep = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
+        let stop_changed = stop.changed();
+        tokio::pin!(stop_changed);
 
         'session: loop {
             while let Some(io) = session.next_io(&links) {
@@ -149,9 +159,22 @@ fn drive(
                     }
                 }
             }
+            let deadline = match (timer, paused_until) {
+                (Some(t), Some(p)) => Some(t.min(p)),
+                (t, p) => t.or(p),
+            };
+            if deadline != armed {
+                if let Some(d) = deadline {
+                    sleep.as_mut().reset(d);
+                }
+                armed = deadline;
+            }
 
             tokio::select! {
-                ready = readable(&socket), if socket.is_some() && paused_until.is_none() => {
+                ready = poll_fn(|cx| match &socket {
+                    Some(s) => s.poll_read_ready(cx),
+                    None => Poll::Pending,
+                }), if socket.is_some() && paused_until.is_none() => {
                     if ready.is_err() {
                         session.on_closed(now());
                         continue;
@@ -182,38 +205,30 @@ fn drive(
                     };
                     session.on_connected(connected, now());
                 }
-                _ = sleep_until(paused_until), if paused_until.is_some() => paused_until = None,
-                _ = sleep_until(timer), if timer.is_some() => {
-                    timer = None;
-                    // A connect still under way when its deadline passes is abandoned.
-                    connecting = None;
-                    session.on_timeout(now());
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    let at = Instant::now();
+                    if paused_until.is_some_and(|p| p <= at) {
+                        paused_until = None;
+                    }
+                    if timer.is_some_and(|t| t <= at) {
+                        timer = None;
+                        // A connect still under way when its deadline passes is abandoned.
+                        connecting = None;
+                        session.on_timeout(now());
+                    }
                 }
-                _ = stop.changed(), if !stopping => {
+                _ = &mut stop_changed, if !stopping => {
                     stopping = true;
                     session.on_message(ToSession::Shutdown, now());
                 }
-                Some(msg) = rx.recv() => session.on_message(msg, now()),
+                msg = rx.recv() => session.on_message(msg, now()),
             }
         }
         session.finish(&links, now());
-        while let Ok(msg) = rx.try_recv() {
+        while let Some(msg) = rx.try_recv() {
             session.leftover(msg, &links);
         }
         tracing::debug!("disconnected");
-    }
-}
-
-async fn readable(socket: &Option<TcpStream>) -> std::io::Result<()> {
-    match socket {
-        Some(s) => s.readable().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
