@@ -580,6 +580,41 @@ fn a_drained_parser_holds_no_buffers() {
     assert_eq!(p.buffer_capacity(), 0);
 }
 
+/// Giving buffers back between stanzas keeps the namespaces right: the header's
+/// declarations stay in scope for every stanza, a stanza's own ones end with it.
+#[test]
+fn namespaces_stay_right_across_drained_stanzas() {
+    let mut p = StreamParser::new(ParseLimits::default());
+    p.feed(
+        b"<stream:stream xmlns='jabber:client' xmlns:db='jabber:server:dialback' \
+        xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>",
+    );
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Header(_)))));
+    assert_eq!(p.next_event(), Ok(None));
+    for _ in 0..3 {
+        p.feed(b"<iq xmlns:x='urn:x' type='get' id='1'><x:query/></iq>");
+        match p.next_event() {
+            Ok(Some(StreamEvent::Element(iq, _))) => {
+                assert_eq!(iq.ns(), "jabber:client");
+                assert!(iq.get_child("query", "urn:x").is_some(), "{iq:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(p.next_event(), Ok(None));
+        p.feed(b"<db:result from='a' to='b'/>");
+        match p.next_event() {
+            Ok(Some(StreamEvent::Element(result, _))) => assert_eq!(result.ns(), "jabber:server:dialback"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(p.next_event(), Ok(None));
+    }
+    p.feed(b"<x:query/>");
+    assert!(
+        matches!(p.next_event(), Err(XmlError::NotWellFormed(_))),
+        "x: ended with its iq"
+    );
+}
+
 #[test]
 fn policy_violation_is_reported_before_the_element_ends() {
     let mut p = StreamParser::new(limit(200));
