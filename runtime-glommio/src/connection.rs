@@ -12,13 +12,12 @@ use std::task::Poll;
 use std::time::Instant;
 
 use futures_lite::{future, AsyncRead, AsyncWriteExt};
-use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::{
-    next_session_id, resolve_blocking, Io, Links, ListenerKind, Liveness, Metrics, Resolver, Session, Shards,
-    ToSession,
+    mailbox, next_session_id, resolve_blocking, Io, Links, ListenerKind, Liveness, MailboxReceiver, Metrics,
+    Resolver, Session, Shards, ToSession,
 };
 use tracing::Instrument;
 
@@ -50,7 +49,7 @@ enum Wake {
     Connected(std::io::Result<TcpStream>),
     Resume,
     Timeout,
-    Message(Option<ToSession>),
+    Message(ToSession),
 }
 
 /// DNS on this executor's blocking thread; the answer comes back on the executor.
@@ -74,7 +73,7 @@ pub(crate) fn run(stream: TcpStream, kind: ListenerKind, ctx: Rc<ConnCtx>) -> im
     let peer = stream.peer_addr().ok();
     let session = kind.session(id, ctx.shards.len(), ctx.metrics.clone(), Instant::now());
     let span = tracing::info_span!("conn", kind = kind.name(), id, peer = ?peer);
-    let (tx, rx) = local_channel::new_unbounded();
+    let (tx, rx) = mailbox();
     router::register(id, tx);
     drive(Some(stream), session, id, rx, ctx).instrument(span)
 }
@@ -82,7 +81,7 @@ pub(crate) fn run(stream: TcpStream, kind: ListenerKind, ctx: Rc<ConnCtx>) -> im
 /// Starts an outgoing S2S connection for `pair` on this executor; returns its
 /// mailbox, which the federation router keeps.
 pub(crate) fn spawn_outgoing(id: u64, pair: DomainPair, config: Arc<S2sOutConfig>, ctx: Rc<ConnCtx>) -> Addr {
-    let (tx, rx) = local_channel::new_unbounded();
+    let (tx, rx) = mailbox();
     router::register(id, tx);
     let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
     let session = Session::s2s_out(
@@ -108,7 +107,7 @@ fn drive(
     mut stream: Option<TcpStream>,
     mut session: Session,
     id: u64,
-    rx: local_channel::LocalReceiver<ToSession>,
+    mut rx: MailboxReceiver<ToSession>,
     ctx: Rc<ConnCtx>,
 ) -> impl Future<Output = ()> {
     let live = ctx.live.enter();
@@ -224,12 +223,11 @@ fn drive(
                     connecting = None;
                     session.on_timeout(now);
                 }
-                Wake::Message(Some(msg)) => session.on_message(msg, now),
-                Wake::Message(None) => session.on_closed(now),
+                Wake::Message(msg) => session.on_message(msg, now),
             }
         }
         session.finish(&links, Instant::now());
-        while let Some(Some(msg)) = future::poll_once(rx.recv()).await {
+        while let Some(msg) = rx.try_recv() {
             session.leftover(msg, &links);
         }
         router::unregister(id);
