@@ -167,7 +167,7 @@ impl Session {
         metrics: Arc<Metrics>,
         now: Instant,
     ) -> Self {
-        let machine = Connection::S2sOut(S2sOut::new(id, pair, config, Box::new(OsRng), now));
+        let machine = Connection::S2sOut(Box::new(S2sOut::new(id, pair, config, Box::new(OsRng), now)));
         let mut session = Self::with_machine(id, machine, shards, metrics);
         // The router registered its mailbox when it opened it.
         session.federation_attached = true;
