@@ -139,8 +139,10 @@ mod tests;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use meerkat_engine::sasl::backoff::BackoffConfig;
 use meerkat_engine::sasl::Mechanism;
 use meerkat_engine::stream::c2s::{CsiConfig, FastConfig, SmConfig, TlsMode};
+use meerkat_runtime_common::ConnectionLimits;
 
 pub use error::{ConfigError, ConfigOrigin, Problem};
 
@@ -154,6 +156,9 @@ pub const DATA_DIR: &str = "meerkat-data";
 
 /// `max_stanza_size` when absent.
 pub const DEFAULT_MAX_STANZA_SIZE: usize = 65536;
+
+/// A listener's `auth_timeout` (ms) when absent.
+pub const DEFAULT_AUTH_TIMEOUT_MS: u64 = 30_000;
 
 /// `mod_offline.max_messages` when absent.
 pub const DEFAULT_OFFLINE_LIMIT: usize = 5000;
@@ -198,6 +203,11 @@ pub struct S2sListenerConfig {
     pub max_stanza_size: usize,
     /// The `tls` table; `None`: no TLS.
     pub tls: Option<S2sTls>,
+    /// `max_connections`, `max_connections_per_ip`, `backlog`,
+    /// `max_send_queue_size`.
+    pub limits: ConnectionLimits,
+    /// `auth_timeout` in ms; `None`: infinity.
+    pub auth_timeout_ms: Option<u64>,
 }
 
 /// The `tls` table of `[[listen.s2s]]` and `[s2s.outgoing]`.
@@ -232,6 +242,11 @@ pub struct ComponentListenerConfig {
     pub conflict: meerkat_engine::stream::component::ConflictBehaviour,
     /// The `tls` table; `None`: no TLS.
     pub tls: Option<ListenerTls>,
+    /// `max_connections`, `max_connections_per_ip`, `backlog`,
+    /// `max_send_queue_size`.
+    pub limits: ConnectionLimits,
+    /// `auth_timeout` in ms; `None`: infinity.
+    pub auth_timeout_ms: Option<u64>,
 }
 
 /// `[s2s]`.
@@ -274,6 +289,11 @@ pub struct OutgoingConfig {
     pub stream_timeout_ms: Option<u64>,
     /// The `tls` table; `None`: outgoing streams stay in clear.
     pub tls: Option<S2sTls>,
+    /// `max_queued_stanzas`: stanzas waiting per domain pair while its stream is
+    /// set up.
+    pub max_queued_stanzas: usize,
+    /// `max_send_queue_size` in bytes; `None`: infinity.
+    pub max_send_queue_size: Option<usize>,
 }
 
 /// The async runtime that drives the engine (`[general] runtime`, `--runtime`).
@@ -349,6 +369,11 @@ pub struct C2sListenerConfig {
     pub max_stanza_size: usize,
     /// The `tls` table; `None`: no TLS on this listener.
     pub tls: Option<ListenerTls>,
+    /// `max_connections`, `max_connections_per_ip`, `backlog`,
+    /// `max_send_queue_size`.
+    pub limits: ConnectionLimits,
+    /// `auth_timeout` in ms; `None`: infinity.
+    pub auth_timeout_ms: Option<u64>,
 }
 
 /// A listener's `tls` table.
@@ -396,6 +421,8 @@ pub struct AuthConfig {
     pub methods: Vec<AuthMethod>,
     /// `sasl_mechanisms`, in the order they are offered.
     pub sasl_mechanisms: Vec<Mechanism>,
+    /// `backoff`: per-address backoff after failed authentications; `None`: off.
+    pub backoff: Option<BackoffConfig>,
 }
 
 /// An `[auth] methods` entry; both read the configured database.
