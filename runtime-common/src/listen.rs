@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use meerkat_engine::stream::c2s::TlsMode;
 
-use crate::admission::{Admission, Refusal};
+use crate::admission::{Admission, Answering, Refusal, Refused};
 use crate::spec::ListenerKind;
 
 /// One listener to open: where, what runs on its connections, who may connect.
@@ -73,6 +73,16 @@ pub fn refusal_bytes(kind: &ListenerKind, reason: Refusal) -> Option<Vec<u8>> {
         }
     }
     Some(bytes)
+}
+
+impl Refused {
+    /// What the adapter writes to the refused connection, with the guard to hold
+    /// while it does; `None`: close the socket at once (too many answers in flight,
+    /// or a direct-TLS listener, see [`refusal_bytes`]).
+    pub fn answer(self, kind: &ListenerKind) -> Option<(Answering, Vec<u8>)> {
+        let guard = self.answer?;
+        Some((guard, refusal_bytes(kind, self.reason)?))
+    }
 }
 
 #[cfg(test)]

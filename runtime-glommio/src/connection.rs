@@ -17,8 +17,8 @@ use glommio::net::TcpStream;
 use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::{
-    next_session_id, refusal_bytes, resolve_blocking, Admitted, Io, Links, ListenerKind, Liveness, Metrics,
-    Outbox, Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
+    next_session_id, resolve_blocking, Admitted, Io, Links, ListenerKind, Liveness, Metrics, Outbox, Refused,
+    Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
 
 use crate::router::{self, Addr, FedAddr, ShardAddr};
@@ -95,9 +95,7 @@ pub(crate) fn refuse(
     kind: &ListenerKind,
     refused: Refused,
 ) -> impl std::future::Future<Output = ()> + 'static {
-    let answer = refused
-        .answer
-        .and_then(|guard| Some((guard, refusal_bytes(kind, refused.reason)?)));
+    let answer = refused.answer(kind);
     async move {
         let Some((_answering, bytes)) = answer else { return };
         let answered = async {

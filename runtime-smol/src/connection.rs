@@ -19,8 +19,8 @@ use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
 use meerkat_runtime_common::{
-    next_session_id, refusal_bytes, Admitted, Io, Links, ListenerKind, Liveness, Metrics, Outbox, Refused,
-    Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
+    next_session_id, Admitted, Io, Links, ListenerKind, Liveness, Metrics, Outbox, Refused, Resolver,
+    Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
 
 use crate::hub_task::{FedTx, Mailbox, ShardTx, Tx};
@@ -84,9 +84,7 @@ pub(crate) fn refuse(
     kind: &ListenerKind,
     refused: Refused,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let answer = refused
-        .answer
-        .and_then(|guard| Some((guard, refusal_bytes(kind, refused.reason)?)));
+    let answer = refused.answer(kind);
     async move {
         let Some((_answering, bytes)) = answer else { return };
         let answered = async {

@@ -13,7 +13,7 @@ use super::error::Problem;
 use super::node::{Node, Result, Table};
 use super::parse::{
     auth_timeout_option, connection_limits, listen_address, listener_tls, max_stanza_size_option,
-    send_queue_option, shaper_option, tls_cert, tls_mode, tls_path, LIMIT_OPTIONS,
+    milliseconds, send_queue_option, shaper_option, tls_cert, tls_mode, tls_path, LIMIT_OPTIONS,
 };
 use super::{ComponentListenerConfig, FederationConfig, OutgoingConfig, S2sListenerConfig, S2sTls};
 
@@ -192,22 +192,6 @@ fn domain(n: &Node) -> Result<String> {
         .map_err(|_| n.bad_value("a domain name"))
 }
 
-fn millis(t: &Table, key: &str, default: u64) -> Result<Option<u64>> {
-    match t.get(key) {
-        None => Ok(Some(default)),
-        Some(n) => {
-            let expected = "a positive integer (milliseconds) or \"infinity\"";
-            if n.is_integer() {
-                Ok(Some(n.integer(1..=u64::MAX / 2, expected)?))
-            } else if n.str(expected)? == "infinity" {
-                Ok(None)
-            } else {
-                Err(n.bad_value(expected))
-            }
-        }
-    }
-}
-
 fn outgoing(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<OutgoingConfig> {
     let t = node.table(&[
         "address",
@@ -289,7 +273,7 @@ fn outgoing(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<OutgoingConf
     };
     Ok(OutgoingConfig {
         address,
-        connection_timeout_ms: millis(&t, "connection_timeout", 10_000)?,
+        connection_timeout_ms: milliseconds(&t, "connection_timeout", 10_000)?,
         dns_timeout,
         dns_retries,
         ip_versions,
@@ -297,8 +281,8 @@ fn outgoing(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<OutgoingConf
         max_stanza_size: max_stanza_size_option(&t)?,
         port,
         shaper_max_rate: shaper_option(&t, shapers)?,
-        state_timeout_ms: millis(&t, "state_timeout", 5_000)?,
-        stream_timeout_ms: millis(&t, "stream_timeout", 600_000)?,
+        state_timeout_ms: milliseconds(&t, "state_timeout", 5_000)?,
+        stream_timeout_ms: milliseconds(&t, "stream_timeout", 600_000)?,
         tls,
         max_queued_stanzas: match t.get("max_queued_stanzas") {
             None => defaults.max_queued_stanzas,
