@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,12 +14,13 @@ use std::time::Instant;
 use async_channel::Receiver;
 use async_executor::Executor;
 use async_io::{Async, Timer};
-use futures_lite::{future, AsyncWriteExt};
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
 use meerkat_runtime_common::{
-    next_session_id, Io, Links, ListenerKind, Liveness, Metrics, Resolver, Session, Shards, ToSession,
+    next_session_id, Admitted, Io, Links, ListenerKind, Liveness, Metrics, Outbox, Refused, Resolver,
+    Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
 
 use crate::hub_task::{FedTx, Mailbox, ShardTx, Tx};
@@ -47,6 +48,7 @@ thread_local! {
 /// What woke the connection up.
 enum Wake {
     Readable(std::io::Result<()>),
+    Writable(std::io::Result<()>),
     Connected(std::io::Result<Async<TcpStream>>),
     Resume,
     Timeout,
@@ -54,15 +56,52 @@ enum Wake {
     Message(Option<ToSession>),
 }
 
-/// An accepted connection.
-pub(crate) async fn run(socket: Async<TcpStream>, peer: SocketAddr, kind: ListenerKind, shared: Shared) {
+/// An accepted connection; it counts on its listener until it ends.
+pub(crate) async fn run(
+    socket: Async<TcpStream>,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    shared: Shared,
+    admitted: Admitted,
+    max_send_queue: Option<usize>,
+) {
     let id = next_session_id();
-    let session = kind.session(id, shared.shards.len(), shared.metrics.clone(), Instant::now());
+    let mut session = kind.session(id, shared.shards.len(), shared.metrics.clone(), Instant::now());
+    session.set_peer(peer.ip());
     let name = kind.name();
     let span = tracing::info_span!("conn", kind = name, id, %peer);
     let _enter = span.enter();
     let (tx, rx) = async_channel::unbounded();
-    drive(Some(socket), session, Tx(tx), rx, shared).await;
+    drive(Some(socket), session, Tx(tx), rx, shared, max_send_queue).await;
+    drop(admitted);
+}
+
+/// A connection refused by its listener's limits: it gets the stream error (when
+/// the listener can speak before TLS and answers are affordable), then the socket
+/// closes once the peer has read it, or after [`REFUSAL_LINGER`].
+pub(crate) fn refuse(
+    socket: Async<TcpStream>,
+    kind: &ListenerKind,
+    refused: Refused,
+) -> impl Future<Output = ()> + Send + 'static {
+    let answer = refused.answer(kind);
+    async move {
+        let Some((_answering, bytes)) = answer else { return };
+        let answered = async {
+            (&socket).write_all(&bytes).await?;
+            socket.get_ref().shutdown(std::net::Shutdown::Write)?;
+            // Read until the peer closes, so that closing does not reset the
+            // connection under the answer.
+            let mut buf = [0u8; 512];
+            while (&socket).read(&mut buf).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        };
+        let linger = async {
+            Timer::after(REFUSAL_LINGER).await;
+            Ok(())
+        };
+        let _ = future::or(answered, linger).await;
+    }
 }
 
 /// Starts an outgoing S2S connection for `pair` on `ex`; returns its mailbox, which
@@ -72,6 +111,7 @@ pub(crate) fn spawn_outgoing(
     id: u64,
     pair: DomainPair,
     config: Arc<S2sOutConfig>,
+    max_send_queue: Option<usize>,
     shared: Shared,
 ) -> Mailbox {
     let (tx, rx) = async_channel::unbounded();
@@ -88,7 +128,7 @@ pub(crate) fn spawn_outgoing(
     ex.spawn(async move {
         let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
         let _enter = span.enter();
-        drive(None, session, task_mailbox, rx, shared).await;
+        drive(None, session, task_mailbox, rx, shared, max_send_queue).await;
     })
     .detach();
     mailbox
@@ -102,6 +142,7 @@ async fn drive(
     mailbox: Mailbox,
     rx: Receiver<ToSession>,
     shared: Shared,
+    max_send_queue: Option<usize>,
 ) {
     let _live = shared.live.enter();
     tracing::debug!("started");
@@ -115,22 +156,22 @@ async fn drive(
     let mut timer = Timer::never();
     let mut pause: Option<Timer> = None;
     let mut connecting: Option<Connecting> = None;
+    let mut outbox = Outbox::new(max_send_queue);
 
     'session: loop {
         while let Some(io) = session.next_io(&links) {
             match io {
-                Io::Write(bytes) => {
-                    let ok = match &socket {
-                        Some(s) => {
-                            let mut s = s;
-                            s.write_all(&bytes).await.is_ok()
+                Io::Write(bytes) => match &socket {
+                    // Written now as far as the socket takes it; the rest waits in
+                    // the outbox (bounded) while the session goes on.
+                    Some(s) => {
+                        session.queue_write(&mut outbox, bytes, Instant::now());
+                        if outbox.write_with(|b| s.get_ref().write(b)).is_err() {
+                            session.on_closed(Instant::now());
                         }
-                        None => false,
-                    };
-                    if !ok {
-                        session.on_closed(Instant::now());
                     }
-                }
+                    None => session.on_closed(Instant::now()),
+                },
                 Io::Timer(at) => timer.set_at(at),
                 Io::PauseReading(until) => pause = Some(Timer::at(until)),
                 Io::Connect(addr) => {
@@ -139,6 +180,20 @@ async fn drive(
                 }
                 Io::Close => {
                     if let Some(s) = &socket {
+                        // What is still queued (a stream error at least) gets a
+                        // bounded time to leave.
+                        let flushed = async {
+                            while !outbox.is_empty() {
+                                s.writable().await?;
+                                outbox.write_with(|b| s.get_ref().write(b))?;
+                            }
+                            Ok::<_, std::io::Error>(())
+                        };
+                        let limit = async {
+                            Timer::after(CLOSE_FLUSH).await;
+                            Ok(())
+                        };
+                        let _ = future::or(flushed, limit).await;
                         let _ = s.get_ref().shutdown(std::net::Shutdown::Both);
                     }
                     break 'session;
@@ -159,6 +214,12 @@ async fn drive(
                 (None, None) => future::pending().await,
             }
         };
+        let write = async {
+            match &socket {
+                Some(s) if !outbox.is_empty() => Wake::Writable(s.writable().await),
+                _ => future::pending().await,
+            }
+        };
         let tick = async {
             (&mut timer).await;
             Wake::Timeout
@@ -171,10 +232,21 @@ async fn drive(
             Wake::Stop
         };
         let message = async { Wake::Message(rx.recv().await.ok()) };
-        let wake = future::or(read, future::or(tick, future::or(stop, message))).await;
+        let wake = future::or(
+            read,
+            future::or(write, future::or(tick, future::or(stop, message))),
+        )
+        .await;
         let now = Instant::now();
         match wake {
-            Wake::Readable(Err(_)) => session.on_closed(now),
+            Wake::Readable(Err(_)) | Wake::Writable(Err(_)) => session.on_closed(now),
+            Wake::Writable(Ok(())) => {
+                if let Some(s) = &socket {
+                    if outbox.write_with(|b| s.get_ref().write(b)).is_err() {
+                        session.on_closed(now);
+                    }
+                }
+            }
             Wake::Readable(Ok(())) => READ_BUFFER.with(|buf| {
                 let Some(s) = &socket else { return };
                 let mut buf = buf.borrow_mut();

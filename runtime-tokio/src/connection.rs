@@ -13,9 +13,10 @@ use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
 use meerkat_runtime_common::{
-    next_session_id, Io, Links, ListenerKind, Liveness, Metrics, Resolver, Session, Shards, ToSession,
+    next_session_id, Admitted, Io, Links, ListenerKind, Liveness, Metrics, Outbox, Refused, Resolver,
+    Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -45,15 +46,48 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-/// An accepted connection.
-pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, kind: ListenerKind, shared: Shared) {
+/// An accepted connection; it counts on its listener until it ends.
+pub(crate) async fn run(
+    socket: TcpStream,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    shared: Shared,
+    admitted: Admitted,
+    max_send_queue: Option<usize>,
+) {
     let id = next_session_id();
-    let session = kind.session(id, shared.shards.len(), shared.metrics.clone(), now());
+    let mut session = kind.session(id, shared.shards.len(), shared.metrics.clone(), now());
+    session.set_peer(peer.ip());
     let name = kind.name();
     let span = tracing::info_span!("conn", kind = name, id, %peer);
     let _enter = span.enter();
     let (tx, rx) = mpsc::unbounded_channel();
-    drive(Some(socket), session, Tx(tx), rx, shared).await;
+    drive(Some(socket), session, Tx(tx), rx, shared, max_send_queue).await;
+    drop(admitted);
+}
+
+/// A connection refused by its listener's limits: it gets the stream error (when
+/// the listener can speak before TLS and answers are affordable), then the socket
+/// closes once the peer has read it, or after [`REFUSAL_LINGER`].
+pub(crate) fn refuse(
+    mut socket: TcpStream,
+    kind: &ListenerKind,
+    refused: Refused,
+) -> impl Future<Output = ()> + Send + 'static {
+    let answer = refused.answer(kind);
+    async move {
+        let Some((_answering, bytes)) = answer else { return };
+        let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+            socket.write_all(&bytes).await?;
+            socket.shutdown().await?;
+            // Read until the peer closes, so that closing does not reset the
+            // connection under the answer.
+            let mut buf = [0u8; 512];
+            while socket.read(&mut buf).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+    }
 }
 
 /// Starts an outgoing S2S connection for `pair`; returns its mailbox, which the
@@ -62,6 +96,7 @@ pub(crate) fn spawn_outgoing(
     id: u64,
     pair: DomainPair,
     config: Arc<S2sOutConfig>,
+    max_send_queue: Option<usize>,
     shared: Shared,
 ) -> Mailbox {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -78,7 +113,7 @@ pub(crate) fn spawn_outgoing(
     tokio::spawn(async move {
         let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
         let _enter = span.enter();
-        drive(None, session, task_mailbox, rx, shared).await;
+        drive(None, session, task_mailbox, rx, shared, max_send_queue).await;
     });
     mailbox
 }
@@ -91,6 +126,7 @@ async fn drive(
     mailbox: Mailbox,
     mut rx: mpsc::UnboundedReceiver<ToSession>,
     shared: Shared,
+    max_send_queue: Option<usize>,
 ) {
     let _live = shared.live.enter();
     tracing::debug!("started");
@@ -109,19 +145,22 @@ async fn drive(
     let mut timer: Option<Instant> = None;
     let mut paused_until: Option<Instant> = None;
     let mut connecting: Option<Connecting> = None;
+    let mut outbox = Outbox::new(max_send_queue);
 
     'session: loop {
         while let Some(io) = session.next_io(&links) {
             match io {
-                Io::Write(bytes) => {
-                    let ok = match &mut socket {
-                        Some(s) => s.write_all(&bytes).await.is_ok(),
-                        None => false,
-                    };
-                    if !ok {
-                        session.on_closed(now());
+                Io::Write(bytes) => match &socket {
+                    // Written now as far as the socket takes it; the rest waits in
+                    // the outbox (bounded) while the session goes on.
+                    Some(s) => {
+                        session.queue_write(&mut outbox, bytes, now());
+                        if outbox.write_with(|b| s.try_write(b)).is_err() {
+                            session.on_closed(now());
+                        }
                     }
-                }
+                    None => session.on_closed(now()),
+                },
                 Io::Timer(at) => timer = Some(at.into()),
                 Io::PauseReading(until) => paused_until = Some(until.into()),
                 Io::Connect(addr) => {
@@ -130,7 +169,16 @@ async fn drive(
                 }
                 Io::Close => {
                     if let Some(s) = &mut socket {
-                        let _ = s.shutdown().await;
+                        // What is still queued (a stream error at least) gets a
+                        // bounded time to leave.
+                        let flushed = tokio::time::timeout(CLOSE_FLUSH, async {
+                            while !outbox.is_empty() {
+                                s.writable().await?;
+                                outbox.write_with(|b| s.try_write(b))?;
+                            }
+                            s.shutdown().await
+                        });
+                        let _ = flushed.await;
                     }
                     break 'session;
                 }
@@ -153,6 +201,15 @@ async fn drive(
                         Err(_) => session.on_closed(now()),
                     }
                 });
+            }
+            ready = writable(&socket), if socket.is_some() && !outbox.is_empty() => {
+                let written = ready.and_then(|()| match &socket {
+                    Some(s) => outbox.write_with(|b| s.try_write(b)),
+                    None => Ok(()),
+                });
+                if written.is_err() {
+                    session.on_closed(now());
+                }
             }
             result = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => {
                 connecting = None;
@@ -193,6 +250,13 @@ async fn drive(
 async fn readable(socket: &Option<TcpStream>) -> std::io::Result<()> {
     match socket {
         Some(s) => s.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn writable(socket: &Option<TcpStream>) -> std::io::Result<()> {
+    match socket {
+        Some(s) => s.writable().await,
         None => std::future::pending().await,
     }
 }
