@@ -15,22 +15,31 @@
 //! Nothing here knows a runtime: no sockets, no timers, no tasks. The only thread is
 //! the storage executor's, because storage backends block.
 
+mod admission;
 mod federation;
 mod hub_shard;
+mod listen;
 mod liveness;
 mod mailbox;
 mod metrics;
+mod outbox;
 mod resolver;
 mod session;
 mod signals;
 mod spec;
 pub mod storage;
 
+pub use admission::{
+    Admission, Admitted, Answering, ConnectionLimits, Refusal, Refused, DEFAULT_BACKLOG, MAX_ANSWERING,
+    REFUSAL_LINGER,
+};
 pub use federation::{FedMsg, FederationRouter};
 pub use hub_shard::{HubMsg, HubOut, HubShard, Shards, Sink};
+pub use listen::{listen_socket, refusal_bytes, Listener};
 pub use liveness::{Liveness, LivenessGuard};
 pub use mailbox::{mailbox, MailboxReceiver, MailboxSender, Recv};
 pub use metrics::Metrics;
+pub use outbox::{Outbox, CLOSE_FLUSH, DEFAULT_MAX_SEND_QUEUE};
 pub use resolver::{configure_dns, resolve_blocking, DnsOptions, Resolver, Spawner};
 pub use session::{next_session_id, Effect, FederationReply, Io, Links, NoFederation, Session, ToSession};
 pub use signals::ShutdownFlag;

@@ -214,6 +214,12 @@ impl Session {
         self.machine.is_federated()
     }
 
+    /// The peer's address (accepted connections), for the checks made per
+    /// address.
+    pub fn set_peer(&mut self, peer: std::net::IpAddr) {
+        self.machine.set_peer(peer);
+    }
+
     /// Bytes read from the socket.
     pub fn on_bytes(&mut self, bytes: &[u8], now: Instant) {
         self.machine.handle_bytes(bytes, now)
@@ -227,6 +233,14 @@ impl Session {
     /// The socket closed or failed.
     pub fn on_closed(&mut self, now: Instant) {
         self.machine.handle_closed(now)
+    }
+
+    /// Ends the stream with `error` and `text` because a limit of the server was
+    /// reached (too many connections, output the peer does not read); drain the
+    /// effects as usual.
+    pub fn end_with_error(&mut self, error: meerkat_engine::stream::StreamError, text: String, now: Instant) {
+        self.machine
+            .handle_input(ConnectionInput::StreamError(error, text), now)
     }
 
     /// The socket connect asked for by [`Io::Connect`] ended: up (`true`) or not.

@@ -7,10 +7,13 @@ use std::time::Duration;
 use meerkat_engine::federation::FederationConfig;
 use meerkat_engine::hub::HubConfig;
 use meerkat_engine::storage::Storage;
-use meerkat_engine::stream::c2s::C2sConfig;
+use meerkat_engine::stream::c2s::{C2sConfig, TlsMode};
 use meerkat_engine::stream::component::ComponentConfig;
 use meerkat_engine::stream::s2s_in::S2sInConfig;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
+
+use crate::admission::Admission;
+use crate::listen::Listener;
 
 /// One C2S listener to open.
 #[derive(Debug, Clone)]
@@ -19,6 +22,8 @@ pub struct C2sListener {
     pub addr: SocketAddr,
     /// Settings shared by its connections.
     pub config: Arc<C2sConfig>,
+    /// Its connection limits and count.
+    pub admission: Arc<Admission>,
 }
 
 /// One `[[listen.s2s]]` listener to open.
@@ -28,6 +33,8 @@ pub struct S2sListener {
     pub addr: SocketAddr,
     /// Settings shared by its connections.
     pub config: Arc<S2sInConfig>,
+    /// Its connection limits and count.
+    pub admission: Arc<Admission>,
 }
 
 /// One `[[listen.component]]` listener to open.
@@ -37,6 +44,8 @@ pub struct ComponentListener {
     pub addr: SocketAddr,
     /// Settings shared by its connections.
     pub config: Arc<ComponentConfig>,
+    /// Its connection limits and count.
+    pub admission: Arc<Admission>,
 }
 
 /// Components and S2S: the router's settings, the listeners, outgoing S2S.
@@ -50,6 +59,9 @@ pub struct FederationSpec {
     pub components: Vec<ComponentListener>,
     /// `[s2s.outgoing]`.
     pub outgoing: Arc<S2sOutConfig>,
+    /// `[s2s.outgoing] max_send_queue_size`: bytes an outgoing stream may have
+    /// waiting for the peer to read (see [`crate::Outbox`]); `None`: no limit.
+    pub outgoing_max_send_queue: Option<usize>,
 }
 
 /// Everything a runtime needs to serve, built by the server crate from the config.
@@ -112,6 +124,15 @@ impl ListenerKind {
         }
     }
 
+    /// The listener's `tls.mode` (`None` without TLS).
+    pub fn tls_mode(&self) -> TlsMode {
+        match self {
+            ListenerKind::C2s(c) => c.tls_mode,
+            ListenerKind::S2sIn(c) => c.tls_mode,
+            ListenerKind::Component(c) => c.tls_mode,
+        }
+    }
+
     /// The session of a connection `id` accepted at `now` on this listener.
     pub fn session(
         &self,
@@ -130,34 +151,33 @@ impl ListenerKind {
 
 impl ServerSpec {
     /// Every listener to open: C2S, then S2S and components.
-    pub fn listeners(&self) -> Vec<(SocketAddr, ListenerKind)> {
+    pub fn listeners(&self) -> Vec<Listener> {
         listeners(&self.c2s, self.federation.as_ref())
     }
 }
 
 /// Every listener to open: `c2s`, then the S2S and component listeners of
 /// `federation`.
-pub fn listeners(
-    c2s: &[C2sListener],
-    federation: Option<&FederationSpec>,
-) -> Vec<(SocketAddr, ListenerKind)> {
-    {
-        let mut out: Vec<(SocketAddr, ListenerKind)> = c2s
-            .iter()
-            .map(|l| (l.addr, ListenerKind::C2s(l.config.clone())))
-            .collect();
-        if let Some(f) = federation {
-            out.extend(
-                f.s2s
-                    .iter()
-                    .map(|l| (l.addr, ListenerKind::S2sIn(l.config.clone()))),
-            );
-            out.extend(
-                f.components
-                    .iter()
-                    .map(|l| (l.addr, ListenerKind::Component(l.config.clone()))),
-            );
-        }
-        out
+pub fn listeners(c2s: &[C2sListener], federation: Option<&FederationSpec>) -> Vec<Listener> {
+    let mut out: Vec<Listener> = c2s
+        .iter()
+        .map(|l| Listener {
+            addr: l.addr,
+            kind: ListenerKind::C2s(l.config.clone()),
+            admission: l.admission.clone(),
+        })
+        .collect();
+    if let Some(f) = federation {
+        out.extend(f.s2s.iter().map(|l| Listener {
+            addr: l.addr,
+            kind: ListenerKind::S2sIn(l.config.clone()),
+            admission: l.admission.clone(),
+        }));
+        out.extend(f.components.iter().map(|l| Listener {
+            addr: l.addr,
+            kind: ListenerKind::Component(l.config.clone()),
+            admission: l.admission.clone(),
+        }));
     }
+    out
 }

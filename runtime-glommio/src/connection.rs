@@ -8,16 +8,16 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use futures_lite::{future, AsyncRead, AsyncWriteExt};
+use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::{
-    mailbox, next_session_id, resolve_blocking, Io, Links, ListenerKind, Liveness, MailboxReceiver, Metrics,
-    Resolver, Session, Shards, ToSession,
+    mailbox, next_session_id, resolve_blocking, Admitted, Io, Links, ListenerKind, Liveness, MailboxReceiver,
+    Metrics, Outbox, Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
 use tracing::Instrument;
 
@@ -46,6 +46,7 @@ thread_local! {
 /// What woke the connection up.
 enum Wake {
     Read,
+    Wrote,
     Connected(std::io::Result<TcpStream>),
     Resume,
     Timeout,
@@ -65,22 +66,75 @@ fn resolver() -> Resolver {
     }))
 }
 
-/// An accepted connection. The session is built here and the task's future holds
-/// it once: an `async fn` would keep a second copy of every argument it moves into
-/// its body (and this future is most of an idle connection's memory).
-pub(crate) fn run(stream: TcpStream, kind: ListenerKind, ctx: Rc<ConnCtx>) -> impl Future<Output = ()> {
+/// An accepted connection; it counts on its listener until it ends. The session is
+/// built here and the task's future holds it once: an `async fn` would keep a second
+/// copy of every argument it moves into its body (and this future is most of an idle
+/// connection's memory).
+pub(crate) fn run(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    kind: ListenerKind,
+    ctx: Rc<ConnCtx>,
+    admitted: Admitted,
+    max_send_queue: Option<usize>,
+) -> impl Future<Output = ()> {
     let id = next_session_id();
-    let peer = stream.peer_addr().ok();
-    let session = kind.session(id, ctx.shards.len(), ctx.metrics.clone(), Instant::now());
-    let span = tracing::info_span!("conn", kind = kind.name(), id, peer = ?peer);
+    let mut session = kind.session(id, ctx.shards.len(), ctx.metrics.clone(), Instant::now());
+    session.set_peer(peer.ip());
+    let span = tracing::info_span!("conn", kind = kind.name(), id, %peer);
     let (tx, rx) = mailbox();
     router::register(id, tx);
-    drive(Some(stream), session, id, rx, ctx).instrument(span)
+    drive(Some(stream), session, id, rx, ctx, max_send_queue, Some(admitted)).instrument(span)
+}
+
+/// A connection refused by its listener's limits: it gets the stream error (when
+/// the listener can speak before TLS and answers are affordable), then the socket
+/// closes once the peer has read it, or after [`REFUSAL_LINGER`].
+pub(crate) fn refuse(
+    mut stream: TcpStream,
+    kind: &ListenerKind,
+    refused: Refused,
+) -> impl std::future::Future<Output = ()> + 'static {
+    let answer = refused.answer(kind);
+    async move {
+        let Some((_answering, bytes)) = answer else { return };
+        let answered = async {
+            stream.write_all(&bytes).await?;
+            stream.shutdown(std::net::Shutdown::Write).await?;
+            // Read until the peer closes, so that closing does not reset the
+            // connection under the answer.
+            let mut buf = [0u8; 512];
+            while stream.read(&mut buf).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        };
+        let linger = async {
+            glommio::timer::sleep(REFUSAL_LINGER).await;
+            Ok(())
+        };
+        let _ = future::or(answered, linger).await;
+    }
+}
+
+/// A write of what the socket takes now: glommio's `poll_write` first tries a
+/// non-blocking send, and otherwise only registers interest (no data is held), so
+/// polling it once with a no-op waker is a `try_write`.
+fn try_send(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<usize> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(stream).poll_write(&mut cx, bytes) {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
+    }
 }
 
 /// Starts an outgoing S2S connection for `pair` on this executor; returns its
 /// mailbox, which the federation router keeps.
-pub(crate) fn spawn_outgoing(id: u64, pair: DomainPair, config: Arc<S2sOutConfig>, ctx: Rc<ConnCtx>) -> Addr {
+pub(crate) fn spawn_outgoing(
+    id: u64,
+    pair: DomainPair,
+    config: Arc<S2sOutConfig>,
+    max_send_queue: Option<usize>,
+    ctx: Rc<ConnCtx>,
+) -> Addr {
     let (tx, rx) = mailbox();
     router::register(id, tx);
     let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
@@ -92,7 +146,7 @@ pub(crate) fn spawn_outgoing(id: u64, pair: DomainPair, config: Arc<S2sOutConfig
         ctx.metrics.clone(),
         Instant::now(),
     );
-    glommio::spawn_local(drive(None, session, id, rx, ctx).instrument(span)).detach();
+    glommio::spawn_local(drive(None, session, id, rx, ctx, max_send_queue, None).instrument(span)).detach();
     Addr {
         executor: router::index(),
         session: id,
@@ -109,6 +163,8 @@ fn drive(
     id: u64,
     mut rx: MailboxReceiver<ToSession>,
     ctx: Rc<ConnCtx>,
+    max_send_queue: Option<usize>,
+    admitted: Option<Admitted>,
 ) -> impl Future<Output = ()> {
     let live = ctx.live.enter();
     let links = Links {
@@ -123,23 +179,28 @@ fn drive(
     drop(ctx);
     async move {
         let _live = live;
+        // Counts on the listener until the connection ends.
+        let _admitted = admitted;
         tracing::debug!("started");
         let mut timer: Option<Instant> = None;
         let mut pause: Option<Instant> = None;
         let mut connecting: Option<Connecting> = None;
+        let mut outbox = Outbox::new(max_send_queue);
 
         'session: loop {
             while let Some(io) = session.next_io(&links) {
                 match io {
-                    Io::Write(bytes) => {
-                        let ok = match &mut stream {
-                            Some(s) => s.write_all(&bytes).await.is_ok(),
-                            None => false,
-                        };
-                        if !ok {
-                            session.on_closed(Instant::now());
+                    Io::Write(bytes) => match &mut stream {
+                        // Written now as far as the socket takes it; the rest waits in
+                        // the outbox (bounded) while the session goes on.
+                        Some(s) => {
+                            session.queue_write(&mut outbox, bytes, Instant::now());
+                            if outbox.write_with(|b| try_send(s, b)).is_err() {
+                                session.on_closed(Instant::now());
+                            }
                         }
-                    }
+                        None => session.on_closed(Instant::now()),
+                    },
                     Io::Timer(at) => timer = Some(at),
                     Io::PauseReading(until) => pause = Some(until),
                     Io::Connect(addr) => {
@@ -150,6 +211,20 @@ fn drive(
                     }
                     Io::Close => {
                         if let Some(s) = &mut stream {
+                            // What is still queued (a stream error at least) gets a
+                            // bounded time to leave.
+                            let flushed = async {
+                                while !outbox.is_empty() {
+                                    let n = s.write(outbox.front()).await?;
+                                    outbox.consume(n);
+                                }
+                                Ok::<_, std::io::Error>(())
+                            };
+                            let limit = async {
+                                glommio::timer::sleep(CLOSE_FLUSH).await;
+                                Ok(())
+                            };
+                            let _ = future::or(flushed, limit).await;
                             let _ = s.shutdown(std::net::Shutdown::Both).await;
                         }
                         break 'session;
@@ -161,31 +236,53 @@ fn drive(
                 if let Some(c) = connecting.as_mut() {
                     return Wake::Connected(c.await);
                 }
-                if let Some(until) = pause {
-                    glommio::timer::sleep(until.saturating_duration_since(Instant::now())).await;
-                    return Wake::Resume;
-                }
                 let Some(s) = stream.as_mut() else {
                     return future::pending().await;
                 };
-                poll_fn(|cx| {
+                let resume = async {
+                    match pause {
+                        Some(until) => {
+                            glommio::timer::sleep(until.saturating_duration_since(Instant::now())).await;
+                            Wake::Resume
+                        }
+                        None => future::pending().await,
+                    }
+                };
+                // One poll for both directions (they share the socket): queued output
+                // leaves as the socket takes it, input is read unless the shaper paused.
+                let io = poll_fn(|cx| {
+                    if !outbox.is_empty() {
+                        match Pin::new(&mut *s).poll_write(cx, outbox.front()) {
+                            Poll::Ready(Ok(n)) if n > 0 => {
+                                outbox.consume(n);
+                                return Poll::Ready(Wake::Wrote);
+                            }
+                            Poll::Ready(_) => {
+                                session.on_closed(Instant::now());
+                                return Poll::Ready(Wake::Wrote);
+                            }
+                            Poll::Pending => {}
+                        }
+                    }
+                    if pause.is_some() {
+                        return Poll::Pending;
+                    }
                     READ_BUFFER.with(|buf| {
                         let mut buf = buf.borrow_mut();
                         match Pin::new(&mut *s).poll_read(cx, &mut buf[..]) {
                             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
                                 session.on_closed(Instant::now());
-                                Poll::Ready(())
+                                Poll::Ready(Wake::Read)
                             }
                             Poll::Ready(Ok(n)) => {
                                 session.on_bytes(&buf[..n], Instant::now());
-                                Poll::Ready(())
+                                Poll::Ready(Wake::Read)
                             }
                             Poll::Pending => Poll::Pending,
                         }
                     })
-                })
-                .await;
-                Wake::Read
+                });
+                future::or(io, resume).await
             };
             let tick = async {
                 match timer {
@@ -200,7 +297,7 @@ fn drive(
             let wake = future::or(read, future::or(tick, message)).await;
             let now = Instant::now();
             match wake {
-                Wake::Read => {}
+                Wake::Read | Wake::Wrote => {}
                 Wake::Connected(result) => {
                     connecting = None;
                     let connected = match result {

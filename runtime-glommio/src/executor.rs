@@ -20,13 +20,10 @@ use meerkat_runtime_common::{
 use crate::connection::{self, ConnCtx};
 use crate::router::{self, Addr, FedAddr, Mesh, ShardAddr, FEDERATION_EXECUTOR};
 use crate::storage::BlockingStorage;
-use meerkat_runtime_common::ListenerKind;
+use meerkat_runtime_common::Listener;
 
 /// Messages in flight between two executors before a sender waits.
 const MESH_CAPACITY: usize = 4096;
-
-/// Pending connections per listener socket (as tokio's and glommio's default).
-const LISTEN_BACKLOG: i32 = 1024;
 
 /// How often the stop condition is checked.
 const STOP_POLL: Duration = Duration::from_millis(50);
@@ -148,9 +145,12 @@ async fn executor_main(
         router::install_federation(fed_tx);
         let mut federation = FederationRouter::<Addr>::new(spec.router.clone());
         let (outgoing, shards, ctx) = (spec.outgoing.clone(), shards.clone(), ctx.clone());
+        let max_send_queue = spec.outgoing_max_send_queue;
         router_task = Some(glommio::spawn_local(async move {
             while let Some(msg) = fed_rx.recv().await {
-                let open = |id, pair| connection::spawn_outgoing(id, pair, outgoing.clone(), ctx.clone());
+                let open = |id, pair| {
+                    connection::spawn_outgoing(id, pair, outgoing.clone(), max_send_queue, ctx.clone())
+                };
                 if !federation.on_message(msg, &shards, open) {
                     break;
                 }
@@ -160,16 +160,18 @@ async fn executor_main(
 
     let mut acceptors = Vec::new();
     let mut stop_listeners = Vec::new();
-    for (addr, kind) in meerkat_runtime_common::listeners(&shared.c2s, shared.federation.as_ref()) {
-        let listener = reuseport_listener(addr).map_err(|e| RunError::Bind(addr, e))?;
+    for l in meerkat_runtime_common::listeners(&shared.c2s, shared.federation.as_ref()) {
+        let addr = l.addr;
+        let listener =
+            reuseport_listener(addr, l.admission.limits().backlog).map_err(|e| RunError::Bind(addr, e))?;
         if index == 0 {
-            tracing::info!(%addr, executors = threads, "{} listener up", kind.name());
+            tracing::info!(%addr, executors = threads, "{} listener up", l.kind.name());
         }
         let (stop_tx, stop_rx) = local_channel::new_bounded::<()>(1);
         stop_listeners.push(stop_tx);
         acceptors.push(glommio::spawn_local(accept_loop(
             listener,
-            kind,
+            l,
             ctx.clone(),
             stop_rx,
         )));
@@ -206,25 +208,21 @@ async fn executor_main(
     Ok(())
 }
 
-/// A listening socket on `addr` shared with the other executors (SO_REUSEPORT), that
+/// A listening socket on `addr` shared with the other executors (SO_REUSEPORT; the
+/// listener's [`meerkat_runtime_common::Admission`] counts for all of them), that
 /// also binds while connections of a previous run linger in TIME_WAIT (SO_REUSEADDR,
 /// which glommio's own `TcpListener::bind` does not set: a restart after a busy run
 /// would fail with "address in use").
-fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Socket, Type};
+fn reuseport_listener(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     use std::os::fd::{FromRawFd, IntoRawFd};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
+    let socket = meerkat_runtime_common::listen_socket(addr, backlog, true)?;
     // SAFETY: the descriptor is a bound, listening TCP socket we own and hand over.
     Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
 async fn accept_loop(
     listener: TcpListener,
-    kind: ListenerKind,
+    l: Listener,
     ctx: Rc<ConnCtx>,
     stop: local_channel::LocalReceiver<()>,
 ) {
@@ -244,8 +242,22 @@ async fn accept_loop(
         match next {
             Next::Stop => break,
             Next::Accepted(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                glommio::spawn_local(connection::run(stream, kind.clone(), ctx.clone())).detach();
+                let peer = match stream.peer_addr() {
+                    Ok(peer) => peer,
+                    // Gone already.
+                    Err(_) => continue,
+                };
+                match l.admission.admit(peer.ip()) {
+                    Ok(admitted) => {
+                        let _ = stream.set_nodelay(true);
+                        let limit = l.admission.limits().max_send_queue;
+                        let run = connection::run(stream, peer, l.kind.clone(), ctx.clone(), admitted, limit);
+                        glommio::spawn_local(run).detach();
+                    }
+                    Err(refused) => {
+                        glommio::spawn_local(connection::refuse(stream, &l.kind, refused)).detach();
+                    }
+                }
             }
             Next::Accepted(Err(e)) => {
                 // EMFILE and friends: back off instead of spinning.

@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,15 +14,15 @@ use std::time::Instant;
 use async_channel::Receiver;
 use async_executor::Executor;
 use async_io::{Async, Timer};
-use futures_lite::{future, AsyncWriteExt};
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
 use tracing::Instrument;
 
 use meerkat_runtime_common::{
-    mailbox, next_session_id, Io, Links, ListenerKind, Liveness, MailboxReceiver, Metrics, Resolver, Session,
-    Shards, ToSession,
+    mailbox, next_session_id, Admitted, Io, Links, ListenerKind, Liveness, MailboxReceiver, Metrics, Outbox,
+    Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
 
 use crate::hub_task::{FedTx, Mailbox, ShardTx};
@@ -50,6 +50,7 @@ thread_local! {
 /// What woke the connection up.
 enum Wake {
     Readable(std::io::Result<()>),
+    Writable(std::io::Result<()>),
     Connected(std::io::Result<Async<TcpStream>>),
     Resume,
     Timeout,
@@ -57,20 +58,61 @@ enum Wake {
     Message(ToSession),
 }
 
-/// An accepted connection. The session is built here and the task's future holds
-/// it once: an `async fn` would keep a second copy of every argument it moves into
-/// its body (and this future is most of an idle connection's memory).
+/// An accepted connection; it counts on its listener until it ends. The session is
+/// built here and the task's future holds it once: an `async fn` would keep a second
+/// copy of every argument it moves into its body (and this future is most of an idle
+/// connection's memory).
 pub(crate) fn run(
     socket: Async<TcpStream>,
     peer: SocketAddr,
     kind: ListenerKind,
     shared: Shared,
+    admitted: Admitted,
+    max_send_queue: Option<usize>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let id = next_session_id();
-    let session = kind.session(id, shared.shards.len(), shared.metrics.clone(), Instant::now());
+    let mut session = kind.session(id, shared.shards.len(), shared.metrics.clone(), Instant::now());
+    session.set_peer(peer.ip());
     let span = tracing::info_span!("conn", kind = kind.name(), id, %peer);
     let (mailbox, rx) = mailbox();
-    drive(Some(socket), session, mailbox, rx, shared).instrument(span)
+    drive(
+        Some(socket),
+        session,
+        mailbox,
+        rx,
+        shared,
+        max_send_queue,
+        Some(admitted),
+    )
+    .instrument(span)
+}
+
+/// A connection refused by its listener's limits: it gets the stream error (when
+/// the listener can speak before TLS and answers are affordable), then the socket
+/// closes once the peer has read it, or after [`REFUSAL_LINGER`].
+pub(crate) fn refuse(
+    socket: Async<TcpStream>,
+    kind: &ListenerKind,
+    refused: Refused,
+) -> impl Future<Output = ()> + Send + 'static {
+    let answer = refused.answer(kind);
+    async move {
+        let Some((_answering, bytes)) = answer else { return };
+        let answered = async {
+            (&socket).write_all(&bytes).await?;
+            socket.get_ref().shutdown(std::net::Shutdown::Write)?;
+            // Read until the peer closes, so that closing does not reset the
+            // connection under the answer.
+            let mut buf = [0u8; 512];
+            while (&socket).read(&mut buf).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        };
+        let linger = async {
+            Timer::after(REFUSAL_LINGER).await;
+            Ok(())
+        };
+        let _ = future::or(answered, linger).await;
+    }
 }
 
 /// Starts an outgoing S2S connection for `pair` on `ex`; returns its mailbox, which
@@ -80,6 +122,7 @@ pub(crate) fn spawn_outgoing(
     id: u64,
     pair: DomainPair,
     config: Arc<S2sOutConfig>,
+    max_send_queue: Option<usize>,
     shared: Shared,
 ) -> Mailbox {
     let (mailbox, rx) = mailbox();
@@ -92,7 +135,7 @@ pub(crate) fn spawn_outgoing(
         shared.metrics.clone(),
         Instant::now(),
     );
-    ex.spawn(drive(None, session, mailbox.clone(), rx, shared).instrument(span))
+    ex.spawn(drive(None, session, mailbox.clone(), rx, shared, max_send_queue, None).instrument(span))
         .detach();
     mailbox
 }
@@ -107,6 +150,8 @@ fn drive(
     mailbox: Mailbox,
     mut rx: MailboxReceiver<ToSession>,
     shared: Shared,
+    max_send_queue: Option<usize>,
+    admitted: Option<Admitted>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let Shared {
         shards,
@@ -125,27 +170,29 @@ fn drive(
     let live = live.enter();
     async move {
         let _live = live;
+        // Counts on the listener until the connection ends.
+        let _admitted = admitted;
         tracing::debug!("started");
         let mut stopping = false;
         let mut timer = Timer::never();
         let mut pause: Option<Timer> = None;
         let mut connecting: Option<Connecting> = None;
+        let mut outbox = Outbox::new(max_send_queue);
 
         'session: loop {
             while let Some(io) = session.next_io(&links) {
                 match io {
-                    Io::Write(bytes) => {
-                        let ok = match &socket {
-                            Some(s) => {
-                                let mut s = s;
-                                s.write_all(&bytes).await.is_ok()
+                    Io::Write(bytes) => match &socket {
+                        // Written now as far as the socket takes it; the rest waits in
+                        // the outbox (bounded) while the session goes on.
+                        Some(s) => {
+                            session.queue_write(&mut outbox, bytes, Instant::now());
+                            if outbox.write_with(|b| s.get_ref().write(b)).is_err() {
+                                session.on_closed(Instant::now());
                             }
-                            None => false,
-                        };
-                        if !ok {
-                            session.on_closed(Instant::now());
                         }
-                    }
+                        None => session.on_closed(Instant::now()),
+                    },
                     Io::Timer(at) => timer.set_at(at),
                     Io::PauseReading(until) => pause = Some(Timer::at(until)),
                     Io::Connect(addr) => {
@@ -154,6 +201,20 @@ fn drive(
                     }
                     Io::Close => {
                         if let Some(s) = &socket {
+                            // What is still queued (a stream error at least) gets a
+                            // bounded time to leave.
+                            let flushed = async {
+                                while !outbox.is_empty() {
+                                    s.writable().await?;
+                                    outbox.write_with(|b| s.get_ref().write(b))?;
+                                }
+                                Ok::<_, std::io::Error>(())
+                            };
+                            let limit = async {
+                                Timer::after(CLOSE_FLUSH).await;
+                                Ok(())
+                            };
+                            let _ = future::or(flushed, limit).await;
                             let _ = s.get_ref().shutdown(std::net::Shutdown::Both);
                         }
                         break 'session;
@@ -174,6 +235,12 @@ fn drive(
                     (None, None) => future::pending().await,
                 }
             };
+            let write = async {
+                match &socket {
+                    Some(s) if !outbox.is_empty() => Wake::Writable(s.writable().await),
+                    _ => future::pending().await,
+                }
+            };
             let tick = async {
                 (&mut timer).await;
                 Wake::Timeout
@@ -186,10 +253,21 @@ fn drive(
                 Wake::Stop
             };
             let message = async { Wake::Message(rx.recv().await) };
-            let wake = future::or(read, future::or(tick, future::or(stop, message))).await;
+            let wake = future::or(
+                read,
+                future::or(write, future::or(tick, future::or(stop, message))),
+            )
+            .await;
             let now = Instant::now();
             match wake {
-                Wake::Readable(Err(_)) => session.on_closed(now),
+                Wake::Readable(Err(_)) | Wake::Writable(Err(_)) => session.on_closed(now),
+                Wake::Writable(Ok(())) => {
+                    if let Some(s) = &socket {
+                        if outbox.write_with(|b| s.get_ref().write(b)).is_err() {
+                            session.on_closed(now);
+                        }
+                    }
+                }
                 Wake::Readable(Ok(())) => READ_BUFFER.with(|buf| {
                     let Some(s) = &socket else { return };
                     let mut buf = buf.borrow_mut();

@@ -18,7 +18,7 @@ use async_io::{Async, Timer};
 use futures_lite::future;
 use hub_task::{FedTx, ShardTx, Tx};
 use meerkat_runtime_common::storage::StorageExecutor;
-use meerkat_runtime_common::ListenerKind;
+use meerkat_runtime_common::{listen_socket, Listener};
 use meerkat_runtime_common::{
     FedMsg, FederationRouter, HubMsg, Liveness, Metrics, Resolver, Shards, ShutdownFlag, Sink, SHUTDOWN_GRACE,
 };
@@ -104,10 +104,13 @@ pub async fn serve(
         router = Some(ex.spawn(task));
     }
     let mut acceptors = Vec::new();
-    for (addr, kind) in spec.listeners() {
-        let listener = Async::<TcpListener>::bind(addr).map_err(|e| RunError::Bind(addr, e))?;
-        tracing::info!(%addr, "{} listener up", kind.name());
-        acceptors.push(ex.spawn(accept_loop(ex.clone(), listener, kind, shared.clone())));
+    for l in spec.listeners() {
+        let addr = l.addr;
+        let listener = listen_socket(addr, l.admission.limits().backlog, false)
+            .and_then(Async::<TcpListener>::new)
+            .map_err(|e| RunError::Bind(addr, e))?;
+        tracing::info!(%addr, "{} listener up", l.kind.name());
+        acceptors.push(ex.spawn(accept_loop(ex.clone(), listener, l, shared.clone())));
     }
 
     shutdown.await;
@@ -158,10 +161,12 @@ fn federation_task(
     shared: connection::Shared,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let mut router = FederationRouter::new(spec.router.clone());
-    let outgoing = spec.outgoing.clone();
+    let (outgoing, max_send_queue) = (spec.outgoing.clone(), spec.outgoing_max_send_queue);
     async move {
         while let Ok(msg) = rx.recv().await {
-            let open = |id, pair| connection::spawn_outgoing(&ex, id, pair, outgoing.clone(), shared.clone());
+            let open = |id, pair| {
+                connection::spawn_outgoing(&ex, id, pair, outgoing.clone(), max_send_queue, shared.clone())
+            };
             if !router.on_message(msg, &shards, open) {
                 break;
             }
@@ -172,7 +177,7 @@ fn federation_task(
 async fn accept_loop(
     ex: Arc<Executor<'static>>,
     listener: Async<TcpListener>,
-    kind: ListenerKind,
+    l: Listener,
     ctx: connection::Shared,
 ) {
     enum Next {
@@ -190,11 +195,16 @@ async fn accept_loop(
         .await;
         match next {
             Next::Stop => break,
-            Next::Accepted(Ok((socket, peer))) => {
-                let _ = socket.get_ref().set_nodelay(true);
-                ex.spawn(connection::run(socket, peer, kind.clone(), ctx.clone()))
-                    .detach();
-            }
+            Next::Accepted(Ok((socket, peer))) => match l.admission.admit(peer.ip()) {
+                Ok(admitted) => {
+                    let _ = socket.get_ref().set_nodelay(true);
+                    let limit = l.admission.limits().max_send_queue;
+                    let kind = l.kind.clone();
+                    ex.spawn(connection::run(socket, peer, kind, ctx.clone(), admitted, limit))
+                        .detach();
+                }
+                Err(refused) => ex.spawn(connection::refuse(socket, &l.kind, refused)).detach(),
+            },
             Next::Accepted(Err(e)) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");

@@ -14,10 +14,10 @@ use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
 use meerkat_runtime_common::{
-    mailbox, next_session_id, Io, Links, ListenerKind, Liveness, MailboxReceiver, Metrics, Resolver, Session,
-    Shards, ToSession,
+    mailbox, next_session_id, Admitted, Io, Links, ListenerKind, Liveness, MailboxReceiver, Metrics, Outbox,
+    Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -48,20 +48,57 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-/// An accepted connection. The session is built here and the task's future holds
-/// it once: an `async fn` would keep a second copy of every argument it moves into
-/// its body (and this future is most of an idle connection's memory).
+/// An accepted connection; it counts on its listener until it ends. The session is
+/// built here and the task's future holds it once: an `async fn` would keep a second
+/// copy of every argument it moves into its body (and this future is most of an idle
+/// connection's memory).
 pub(crate) fn run(
     socket: TcpStream,
     peer: SocketAddr,
     kind: ListenerKind,
     shared: Shared,
+    admitted: Admitted,
+    max_send_queue: Option<usize>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let id = next_session_id();
-    let session = kind.session(id, shared.shards.len(), shared.metrics.clone(), now());
+    let mut session = kind.session(id, shared.shards.len(), shared.metrics.clone(), now());
+    session.set_peer(peer.ip());
     let span = tracing::info_span!("conn", kind = kind.name(), id, %peer);
     let (mailbox, rx) = mailbox();
-    drive(Some(socket), session, mailbox, rx, shared).instrument(span)
+    drive(
+        Some(socket),
+        session,
+        mailbox,
+        rx,
+        shared,
+        max_send_queue,
+        Some(admitted),
+    )
+    .instrument(span)
+}
+
+/// A connection refused by its listener's limits: it gets the stream error (when
+/// the listener can speak before TLS and answers are affordable), then the socket
+/// closes once the peer has read it, or after [`REFUSAL_LINGER`].
+pub(crate) fn refuse(
+    mut socket: TcpStream,
+    kind: &ListenerKind,
+    refused: Refused,
+) -> impl Future<Output = ()> + Send + 'static {
+    let answer = refused.answer(kind);
+    async move {
+        let Some((_answering, bytes)) = answer else { return };
+        let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+            socket.write_all(&bytes).await?;
+            socket.shutdown().await?;
+            // Read until the peer closes, so that closing does not reset the
+            // connection under the answer.
+            let mut buf = [0u8; 512];
+            while socket.read(&mut buf).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+    }
 }
 
 /// Starts an outgoing S2S connection for `pair`; returns its mailbox, which the
@@ -70,6 +107,7 @@ pub(crate) fn spawn_outgoing(
     id: u64,
     pair: DomainPair,
     config: Arc<S2sOutConfig>,
+    max_send_queue: Option<usize>,
     shared: Shared,
 ) -> Mailbox {
     let (mailbox, rx) = mailbox();
@@ -82,7 +120,7 @@ pub(crate) fn spawn_outgoing(
         shared.metrics.clone(),
         now(),
     );
-    tokio::spawn(drive(None, session, mailbox.clone(), rx, shared).instrument(span));
+    tokio::spawn(drive(None, session, mailbox.clone(), rx, shared, max_send_queue, None).instrument(span));
     mailbox
 }
 
@@ -96,6 +134,8 @@ fn drive(
     mailbox: Mailbox,
     mut rx: MailboxReceiver<ToSession>,
     shared: Shared,
+    max_send_queue: Option<usize>,
+    admitted: Option<Admitted>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let Shared {
         shards,
@@ -114,6 +154,8 @@ fn drive(
     let live = live.enter();
     async move {
         let _live = live;
+        // Counts on the listener until the connection ends.
+        let _admitted = admitted;
         tracing::debug!("started");
         let mut stopping = false;
         if *stop.borrow_and_update() {
@@ -123,6 +165,7 @@ fn drive(
         let mut timer: Option<Instant> = None;
         let mut paused_until: Option<Instant> = None;
         let mut connecting: Option<Connecting> = None;
+        let mut outbox = Outbox::new(max_send_queue);
         // One timer entry for both deadlines (the session's timer and the end of a
         // shaper pause), reset only when the nearer one changes; and one pending
         // `changed()` for the whole session: the state an idle connection waits in
@@ -136,15 +179,17 @@ fn drive(
         'session: loop {
             while let Some(io) = session.next_io(&links) {
                 match io {
-                    Io::Write(bytes) => {
-                        let ok = match &mut socket {
-                            Some(s) => s.write_all(&bytes).await.is_ok(),
-                            None => false,
-                        };
-                        if !ok {
-                            session.on_closed(now());
+                    Io::Write(bytes) => match &socket {
+                        // Written now as far as the socket takes it; the rest waits in
+                        // the outbox (bounded) while the session goes on.
+                        Some(s) => {
+                            session.queue_write(&mut outbox, bytes, now());
+                            if outbox.write_with(|b| s.try_write(b)).is_err() {
+                                session.on_closed(now());
+                            }
                         }
-                    }
+                        None => session.on_closed(now()),
+                    },
                     Io::Timer(at) => timer = Some(at.into()),
                     Io::PauseReading(until) => paused_until = Some(until.into()),
                     Io::Connect(addr) => {
@@ -153,7 +198,16 @@ fn drive(
                     }
                     Io::Close => {
                         if let Some(s) = &mut socket {
-                            let _ = s.shutdown().await;
+                            // What is still queued (a stream error at least) gets a
+                            // bounded time to leave.
+                            let flushed = tokio::time::timeout(CLOSE_FLUSH, async {
+                                while !outbox.is_empty() {
+                                    s.writable().await?;
+                                    outbox.write_with(|b| s.try_write(b))?;
+                                }
+                                s.shutdown().await
+                            });
+                            let _ = flushed.await;
                         }
                         break 'session;
                     }
@@ -189,6 +243,18 @@ fn drive(
                             Err(_) => session.on_closed(now()),
                         }
                     });
+                }
+                ready = poll_fn(|cx| match &socket {
+                    Some(s) => s.poll_write_ready(cx),
+                    None => Poll::Pending,
+                }), if socket.is_some() && !outbox.is_empty() => {
+                    let written = ready.and_then(|()| match &socket {
+                        Some(s) => outbox.write_with(|b| s.try_write(b)),
+                        None => Ok(()),
+                    });
+                    if written.is_err() {
+                        session.on_closed(now());
+                    }
                 }
                 result = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => {
                     connecting = None;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use hub_task::{FedTx, ShardTx, Tx};
 use meerkat_runtime_common::storage::StorageExecutor;
-use meerkat_runtime_common::ListenerKind;
+use meerkat_runtime_common::{listen_socket, Listener};
 use meerkat_runtime_common::{
     FedMsg, FederationRouter, HubMsg, Liveness, Metrics, Resolver, Shards, Sink, SHUTDOWN_GRACE,
 };
@@ -78,12 +78,13 @@ pub async fn serve(
         router = Some(tokio::spawn(router_task));
     }
     let mut acceptors = Vec::new();
-    for (addr, kind) in spec.listeners() {
-        let listener = TcpListener::bind(addr)
-            .await
+    for l in spec.listeners() {
+        let addr = l.addr;
+        let listener = listen_socket(addr, l.admission.limits().backlog, false)
+            .and_then(TcpListener::from_std)
             .map_err(|e| RunError::Bind(addr, e))?;
-        tracing::info!(%addr, "{} listener up", kind.name());
-        acceptors.push(tokio::spawn(accept_loop(listener, kind, shared.clone())));
+        tracing::info!(%addr, "{} listener up", l.kind.name());
+        acceptors.push(tokio::spawn(accept_loop(listener, l, shared.clone())));
     }
 
     shutdown.await;
@@ -123,10 +124,12 @@ fn federation_task(
     shared: connection::Shared,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let mut router = FederationRouter::new(spec.router.clone());
-    let outgoing = spec.outgoing.clone();
+    let (outgoing, max_send_queue) = (spec.outgoing.clone(), spec.outgoing_max_send_queue);
     async move {
         while let Some(msg) = rx.recv().await {
-            let open = |id, pair| connection::spawn_outgoing(id, pair, outgoing.clone(), shared.clone());
+            let open = |id, pair| {
+                connection::spawn_outgoing(id, pair, outgoing.clone(), max_send_queue, shared.clone())
+            };
             if !router.on_message(msg, &shards, open) {
                 break;
             }
@@ -134,16 +137,22 @@ fn federation_task(
     }
 }
 
-async fn accept_loop(listener: TcpListener, kind: ListenerKind, ctx: connection::Shared) {
+async fn accept_loop(listener: TcpListener, l: Listener, ctx: connection::Shared) {
     let mut stop = ctx.stop.clone();
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => {
-                    let _ = socket.set_nodelay(true);
-                    tokio::spawn(connection::run(socket, peer, kind.clone(), ctx.clone()));
-                }
+                Ok((socket, peer)) => match l.admission.admit(peer.ip()) {
+                    Ok(admitted) => {
+                        let _ = socket.set_nodelay(true);
+                        let limit = l.admission.limits().max_send_queue;
+                        tokio::spawn(connection::run(socket, peer, l.kind.clone(), ctx.clone(), admitted, limit));
+                    }
+                    Err(refused) => {
+                        tokio::spawn(connection::refuse(socket, &l.kind, refused));
+                    }
+                },
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");

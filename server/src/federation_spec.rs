@@ -14,14 +14,14 @@ use meerkat_engine::stream::s2s::{server_config_asking_certificates, S2sClientTl
 use meerkat_engine::stream::s2s_in::S2sInConfig;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_engine::tls::TlsIdentity;
-use meerkat_runtime_common::{ComponentListener, FederationSpec, S2sListener};
+use meerkat_runtime_common::{Admission, ComponentListener, FederationSpec, S2sListener};
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 use crate::cert::PemPair;
 use crate::config::{Config, S2sTls};
-use crate::spec::{pem_of, SpecError, AUTH_TIMEOUT};
+use crate::spec::{auth_timeout, pem_of, SpecError};
 
 /// XEP-0368: the ALPN protocol of direct-TLS server connections.
 const ALPN_XMPP_SERVER: &[u8] = b"xmpp-server";
@@ -110,8 +110,9 @@ pub fn build(
                 verify,
                 max_stanza_size: l.max_stanza_size,
                 shaper_max_rate: l.shaper_max_rate,
-                auth_timeout: AUTH_TIMEOUT,
+                auth_timeout: auth_timeout(l.auth_timeout_ms),
             }),
+            admission: Admission::new(l.limits),
         });
     }
 
@@ -138,8 +139,9 @@ pub fn build(
                 tls,
                 max_stanza_size: l.max_stanza_size,
                 shaper_max_rate: l.shaper_max_rate,
-                handshake_timeout: AUTH_TIMEOUT,
+                handshake_timeout: auth_timeout(l.auth_timeout_ms),
             }),
+            admission: Admission::new(l.limits),
         });
     }
 
@@ -181,10 +183,12 @@ pub fn build(
             s2s: config.s2s.is_some() || !config.s2s_listeners.is_empty(),
             policy,
             max_retry_delay: Duration::from_secs(outgoing.max_retry_delay),
+            max_queued_stanzas: outgoing.max_queued_stanzas,
         },
         s2s,
         components,
         outgoing: Arc::new(out),
+        outgoing_max_send_queue: outgoing.max_send_queue_size,
     }))
 }
 

@@ -6,16 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meerkat_engine::hub::HubConfig;
+use meerkat_engine::sasl::backoff::SharedAuthBackoff;
 use meerkat_engine::stream::c2s::{C2sConfig, TlsMode};
 use meerkat_engine::tls::{Resumption, TlsError, TlsIdentity};
-use meerkat_runtime_common::{C2sListener, ServerSpec};
+use meerkat_runtime_common::{Admission, C2sListener, ServerSpec};
 
 use crate::cert::{self, CertError, PemPair};
 use crate::config::{CertSource, Config, ListenerTls, SessionTickets};
 use crate::storage::{self, OpenError};
 
-/// Time a client has to authenticate and bind before it is disconnected.
-pub const AUTH_TIMEOUT: Duration = Duration::from_secs(30);
+/// A listener's `auth_timeout`: the time a connection has to authenticate (and a
+/// client to bind) before it gets `connection-timeout`; "infinity" is a century.
+pub fn auth_timeout(ms: Option<u64>) -> Duration {
+    ms.map_or(Duration::from_secs(100 * 365 * 24 * 3600), Duration::from_millis)
+}
 
 /// Whitespace keepalive interval of bound sessions (RFC 6120 §4.6.1).
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
@@ -81,6 +85,8 @@ pub fn c2s_listeners(config: &Config, data_dir: &Path) -> Result<Vec<C2sListener
     // One secret per start, shared by the listeners (see C2sConfig::sasl_secret).
     let mut sasl_secret = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut sasl_secret);
+    // One count of failed authentications for the whole server.
+    let auth_backoff = config.auth.backoff.map(|b| Arc::new(SharedAuthBackoff::new(b)));
     for listener in &config.c2s {
         let (tls_mode, tls) = match &listener.tls {
             None => (TlsMode::None, None),
@@ -100,14 +106,16 @@ pub fn c2s_listeners(config: &Config, data_dir: &Path) -> Result<Vec<C2sListener
                 shaper_max_rate: listener.shaper_max_rate,
                 mechanisms: config.auth.sasl_mechanisms.clone(),
                 registration: config.modules.register,
-                auth_timeout: AUTH_TIMEOUT,
+                auth_timeout: auth_timeout(listener.auth_timeout_ms),
                 keepalive_interval: KEEPALIVE_INTERVAL,
                 sasl_secret,
                 sm: config.modules.stream_management.clone(),
                 carbons: config.modules.carbons,
                 csi: config.modules.csi.clone(),
                 fast: config.modules.fast_auth_token.clone(),
+                auth_backoff: auth_backoff.clone(),
             }),
+            admission: Admission::new(listener.limits),
         });
     }
     Ok(out)
@@ -266,7 +274,12 @@ mod tests {
         assert_eq!(c.max_stanza_size, 65536);
         assert_eq!(c.shaper_max_rate, None);
         assert!(!c.registration);
-        assert_eq!(c.auth_timeout, AUTH_TIMEOUT);
+        assert_eq!(c.auth_timeout, Duration::from_secs(30));
+        assert!(c.auth_backoff.is_some(), "on by default");
+        assert_eq!(
+            listeners[0].admission.limits(),
+            meerkat_runtime_common::ConnectionLimits::default()
+        );
         assert_eq!(c.keepalive_interval, KEEPALIVE_INTERVAL);
 
         // A second start reuses the same certificate.

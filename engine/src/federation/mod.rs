@@ -68,6 +68,10 @@ pub struct FederationConfig {
     /// before a new attempt; doubled on each failure up to `max_retry_delay`
     /// (MongooseIM's `s2s.outgoing.max_retry_delay`).
     pub max_retry_delay: Duration,
+    /// Stanzas that may wait for one domain pair while its outgoing stream is being
+    /// set up (`[s2s.outgoing] max_queued_stanzas`); past it they bounce with
+    /// `resource-constraint` (RFC 6120 §8.3.3.18).
+    pub max_queued_stanzas: usize,
 }
 
 impl FederationConfig {
@@ -78,9 +82,13 @@ impl FederationConfig {
             s2s: false,
             policy: S2sPolicy::default(),
             max_retry_delay: Duration::from_secs(300),
+            max_queued_stanzas: DEFAULT_MAX_QUEUED_STANZAS,
         }
     }
 }
+
+/// [`FederationConfig::max_queued_stanzas`] when not configured.
+pub const DEFAULT_MAX_QUEUED_STANZAS: usize = 1000;
 
 /// Why an outgoing S2S connection never got to carry stanzas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -44,7 +44,20 @@ impl Federation {
                 let conn = *conn;
                 self.actions.push_back(FederationAction::Deliver { conn, stanza });
             }
-            Some(OutRoute::Connecting { queue, .. }) => queue.push(stanza),
+            Some(OutRoute::Connecting { queue, .. }) => {
+                if queue.len() < self.config.max_queued_stanzas {
+                    queue.push(stanza);
+                } else {
+                    // RFC 6120 §8.3.3.18: the server lacks the resources to take
+                    // more for this domain now; the sender may retry later.
+                    tracing::warn!(
+                        remote = %pair.remote,
+                        queued = queue.len(),
+                        "S2S queue full while connecting: bouncing (max_queued_stanzas)"
+                    );
+                    self.bounce(&stanza, crate::stream::StanzaError::ResourceConstraint);
+                }
+            }
             Some(OutRoute::Failed {
                 failure, retry_at, ..
             }) if now < *retry_at => {

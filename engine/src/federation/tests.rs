@@ -143,6 +143,42 @@ fn stanzas_wait_for_the_stream_then_flow() {
 }
 
 #[test]
+fn the_queue_of_a_connecting_stream_is_bounded_and_bounces_with_resource_constraint() {
+    let t = Instant::now();
+    let mut f = Federation::new(FederationConfig {
+        s2s: true,
+        max_queued_stanzas: 2,
+        ..FederationConfig::new(vec!["localhost".into()])
+    });
+    let send = |f: &mut Federation, to: &str| {
+        f.handle(FederationInput::Outbound(message("a@localhost/r", to)), t);
+        drain(f)
+    };
+    let conn = match &send(&mut f, "b@remote.example")[..] {
+        [FederationAction::Open { conn, .. }] => *conn,
+        other => panic!("{other:?}"),
+    };
+    assert!(send(&mut f, "c@remote.example").is_empty(), "second one queued");
+    let third = send(&mut f, "d@remote.example");
+    assert!(bounced_with(&third, "resource-constraint"), "{third:?}");
+    // Another domain has its own queue.
+    assert!(matches!(
+        &send(&mut f, "x@other.example")[..],
+        [FederationAction::Open { .. }]
+    ));
+    // The queued two flow once the stream is up; the bounced one is not among them.
+    f.handle(FederationInput::OutEstablished { conn }, t);
+    let delivered: Vec<String> = drain(&mut f)
+        .into_iter()
+        .filter_map(|a| match a {
+            FederationAction::Deliver { stanza, .. } => stanza.attr("to").map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered, ["b@remote.example", "c@remote.example"]);
+}
+
+#[test]
 fn a_failed_connection_bounces_its_queue_and_later_stanzas_until_the_retry() {
     let t = Instant::now();
     let mut f = s2s();

@@ -373,6 +373,13 @@ impl Component {
         self.wire.flush();
     }
 
+    /// The runtime ends the stream with `error` (a server limit was reached; see
+    /// [`super::ConnectionInput::StreamError`]).
+    pub fn handle_stream_error(&mut self, error: StreamError, text: &str, _now: Instant) {
+        self.stream_error(error, Some(text));
+        self.wire.flush();
+    }
+
     /// The socket closed.
     pub fn handle_closed(&mut self, _now: Instant) {
         self.wire.lost();

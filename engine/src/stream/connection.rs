@@ -57,6 +57,11 @@ pub enum ConnectionInput {
     ResumeFailed,
     /// XEP-0198: a new connection resumes this C2S session; hand it over.
     Takeover,
+    /// The runtime ends the stream with this error and text: a limit of the server
+    /// was reached (too many connections, output the peer does not read). The stream
+    /// header is sent first when it was not yet (RFC 6120 §4.9.1.1), then the error,
+    /// then the stream closes.
+    StreamError(super::StreamError, String),
 }
 
 macro_rules! each {
@@ -91,6 +96,14 @@ impl Connection {
         each!(self, c => c.poll_action())
     }
 
+    /// The peer's address, for the checks made per address (the C2S
+    /// authentication backoff); other connection types ignore it.
+    pub fn set_peer(&mut self, peer: std::net::IpAddr) {
+        if let Connection::C2s(c) = self {
+            c.set_peer(peer);
+        }
+    }
+
     /// True for the connection types the federation router talks to.
     pub fn is_federated(&self) -> bool {
         !matches!(self, Connection::C2s(_))
@@ -102,6 +115,7 @@ impl Connection {
         use ConnectionInput as I;
         match (self, input) {
             (c, I::Shutdown) => each!(c, c => c.handle_shutdown(now)),
+            (c, I::StreamError(error, text)) => each!(c, c => c.handle_stream_error(error, &text, now)),
             (Connection::C2s(c), I::Routed(stanza)) => c.handle_routed(stanza, now),
             (Connection::C2s(c), I::RoutedRaw(xml)) => c.handle_routed_raw(&xml, now),
             (Connection::C2s(c), I::Replaced) => c.handle_replaced(now),

@@ -652,6 +652,17 @@ impl S2sOut {
         self.wire.flush();
     }
 
+    /// The runtime ends the stream with `error` (a server limit was reached, e.g.
+    /// the peer does not read; see [`super::ConnectionInput::StreamError`]). Stanzas
+    /// not yet written go back to the router.
+    pub fn handle_stream_error(&mut self, error: StreamError, text: &str, _now: Instant) {
+        if matches!(self.phase, Phase::Closed) {
+            return;
+        }
+        self.stream_error(error, Some(text));
+        self.wire.flush();
+    }
+
     /// The socket closed.
     pub fn handle_closed(&mut self, _now: Instant) {
         self.wire.lost();

@@ -12,7 +12,8 @@ use meerkat_engine::stream::s2s_out::IpVersion;
 use super::error::Problem;
 use super::node::{Node, Result, Table};
 use super::parse::{
-    listen_address, listener_tls, max_stanza_size_option, shaper_option, tls_cert, tls_mode, tls_path,
+    auth_timeout_option, connection_limits, listen_address, listener_tls, max_stanza_size_option,
+    milliseconds, send_queue_option, shaper_option, tls_cert, tls_mode, tls_path, LIMIT_OPTIONS,
 };
 use super::{ComponentListenerConfig, FederationConfig, OutgoingConfig, S2sListenerConfig, S2sTls};
 
@@ -24,7 +25,9 @@ pub(super) fn listeners(
     let mut s2s = Vec::new();
     if let Some(n) = listen.get("s2s") {
         for item in n.array("an array of tables ([[listen.s2s]])")? {
-            let t = item.table(&["port", "ip_address", "shaper", "max_stanza_size", "tls"])?;
+            let mut known = vec!["port", "ip_address", "shaper", "max_stanza_size", "tls"];
+            known.extend_from_slice(LIMIT_OPTIONS);
+            let t = item.table(&known)?;
             let tls = match t.get("tls") {
                 None => None,
                 Some(n) => Some(s2s_tls(&n)?),
@@ -34,6 +37,8 @@ pub(super) fn listeners(
                 shaper_max_rate: shaper_option(&t, shapers)?,
                 max_stanza_size: max_stanza_size_option(&t)?,
                 tls,
+                limits: connection_limits(&t)?,
+                auth_timeout_ms: auth_timeout_option(&t)?,
             });
         }
     }
@@ -47,7 +52,7 @@ pub(super) fn listeners(
 }
 
 fn component(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<ComponentListenerConfig> {
-    let t = node.table(&[
+    let mut known = vec![
         "port",
         "ip_address",
         "shaper",
@@ -57,7 +62,9 @@ fn component(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<ComponentLi
         "hidden_components",
         "conflict_behaviour",
         "tls",
-    ])?;
+    ];
+    known.extend_from_slice(LIMIT_OPTIONS);
+    let t = node.table(&known)?;
     let expected = "the shared secret components authenticate with";
     let password_node = t.required("password", expected)?;
     let password = password_node.str(expected)?.to_string();
@@ -92,6 +99,8 @@ fn component(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<ComponentLi
         hidden_components,
         conflict,
         tls,
+        limits: connection_limits(&t)?,
+        auth_timeout_ms: auth_timeout_option(&t)?,
     })
 }
 
@@ -183,29 +192,15 @@ fn domain(n: &Node) -> Result<String> {
         .map_err(|_| n.bad_value("a domain name"))
 }
 
-fn millis(t: &Table, key: &str, default: u64) -> Result<Option<u64>> {
-    match t.get(key) {
-        None => Ok(Some(default)),
-        Some(n) => {
-            let expected = "a positive integer (milliseconds) or \"infinity\"";
-            if n.is_integer() {
-                Ok(Some(n.integer(1..=u64::MAX / 2, expected)?))
-            } else if n.str(expected)? == "infinity" {
-                Ok(None)
-            } else {
-                Err(n.bad_value(expected))
-            }
-        }
-    }
-}
-
 fn outgoing(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<OutgoingConfig> {
     let t = node.table(&[
         "address",
         "connection_timeout",
         "dns",
         "ip_versions",
+        "max_queued_stanzas",
         "max_retry_delay",
+        "max_send_queue_size",
         "max_stanza_size",
         "port",
         "shaper",
@@ -278,7 +273,7 @@ fn outgoing(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<OutgoingConf
     };
     Ok(OutgoingConfig {
         address,
-        connection_timeout_ms: millis(&t, "connection_timeout", 10_000)?,
+        connection_timeout_ms: milliseconds(&t, "connection_timeout", 10_000)?,
         dns_timeout,
         dns_retries,
         ip_versions,
@@ -286,9 +281,14 @@ fn outgoing(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<OutgoingConf
         max_stanza_size: max_stanza_size_option(&t)?,
         port,
         shaper_max_rate: shaper_option(&t, shapers)?,
-        state_timeout_ms: millis(&t, "state_timeout", 5_000)?,
-        stream_timeout_ms: millis(&t, "stream_timeout", 600_000)?,
+        state_timeout_ms: milliseconds(&t, "state_timeout", 5_000)?,
+        stream_timeout_ms: milliseconds(&t, "stream_timeout", 600_000)?,
         tls,
+        max_queued_stanzas: match t.get("max_queued_stanzas") {
+            None => defaults.max_queued_stanzas,
+            Some(n) => n.integer(1..=10_000_000, "a positive integer (stanzas per remote domain)")? as usize,
+        },
+        max_send_queue_size: send_queue_option(&t)?,
     })
 }
 
@@ -307,6 +307,8 @@ impl Default for OutgoingConfig {
             state_timeout_ms: Some(5_000),
             stream_timeout_ms: Some(600_000),
             tls: None,
+            max_queued_stanzas: meerkat_engine::federation::DEFAULT_MAX_QUEUED_STANZAS,
+            max_send_queue_size: Some(meerkat_runtime_common::DEFAULT_MAX_SEND_QUEUE),
         }
     }
 }

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use meerkat_engine::jid::Jid;
+use meerkat_engine::sasl::backoff::BackoffConfig;
 use meerkat_engine::sasl::{Mechanism, ScramHash};
 use meerkat_engine::stream::c2s::{CsiConfig, FastConfig, SmConfig, TlsMode};
 use meerkat_engine::tls::{TlsError, TlsIdentity};
+use meerkat_runtime_common::ConnectionLimits;
 use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, ConfigOrigin, Problem};
@@ -16,7 +18,7 @@ use super::node::{Doc, Node, Result, Table};
 use super::{
     AuthConfig, AuthMethod, C2sListenerConfig, CertSource, Config, ListenerTls, LogLevel, ModulesConfig,
     OfflineConfig, RuntimeKind, SessionTickets, StorageConfig, VersionConfig, DATA_DIR,
-    DEFAULT_MAX_STANZA_SIZE, DEFAULT_OFFLINE_LIMIT,
+    DEFAULT_AUTH_TIMEOUT_MS, DEFAULT_MAX_STANZA_SIZE, DEFAULT_OFFLINE_LIMIT,
 };
 
 /// MongooseIM's `sasl_mechanisms` names that Meerkat implements, in the default order.
@@ -73,6 +75,7 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
         None => AuthConfig {
             methods: vec![AuthMethod::Internal],
             sasl_mechanisms: SASL_MECHANISMS.iter().map(|(_, m)| *m).collect(),
+            backoff: Some(BackoffConfig::default()),
         },
     };
     let storage = match root.get("outgoing_pools") {
@@ -229,7 +232,9 @@ fn listen(t: &Table, shapers: &BTreeMap<String, u64>) -> Result<Vec<C2sListenerC
 }
 
 fn c2s_listener(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<C2sListenerConfig> {
-    let t = node.table(&["port", "ip_address", "shaper", "max_stanza_size", "tls"])?;
+    let mut known = vec!["port", "ip_address", "shaper", "max_stanza_size", "tls"];
+    known.extend_from_slice(LIMIT_OPTIONS);
+    let t = node.table(&known)?;
     let tls = match t.get("tls") {
         None => None,
         Some(n) => Some(c2s_listener_tls(&n)?),
@@ -239,7 +244,86 @@ fn c2s_listener(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<C2sListe
         shaper_max_rate: shaper_option(&t, shapers)?,
         max_stanza_size: max_stanza_size_option(&t)?,
         tls,
+        limits: connection_limits(&t)?,
+        auth_timeout_ms: auth_timeout_option(&t)?,
     })
+}
+
+/// The limits every XMPP listener type has (MongooseIM's `listen.*.backlog` and
+/// `listen.c2s.max_connections`, and Meerkat's own beside them).
+pub(super) const LIMIT_OPTIONS: &[&str] = &[
+    "backlog",
+    "max_connections",
+    "max_connections_per_ip",
+    "max_send_queue_size",
+    "auth_timeout",
+];
+
+/// `backlog`, `max_connections`, `max_connections_per_ip` and
+/// `max_send_queue_size` of a listener.
+pub(super) fn connection_limits(t: &Table) -> Result<ConnectionLimits> {
+    let defaults = ConnectionLimits::default();
+    let backlog = match t.get("backlog") {
+        None => defaults.backlog,
+        Some(n) => n.integer(
+            1..=65_535,
+            "a positive integer (pending connections), at most 65535",
+        )? as u32,
+    };
+    Ok(ConnectionLimits {
+        max_connections: count_or_infinity(t, "max_connections", "a positive integer or \"infinity\"")?
+            .unwrap_or(defaults.max_connections),
+        max_connections_per_ip: count_or_infinity(
+            t,
+            "max_connections_per_ip",
+            "a positive integer or \"infinity\"",
+        )?
+        .unwrap_or(defaults.max_connections_per_ip),
+        backlog,
+        max_send_queue: send_queue_option(t)?,
+    })
+}
+
+/// `max_send_queue_size`: bytes, or `"infinity"`.
+pub(super) fn send_queue_option(t: &Table) -> Result<Option<usize>> {
+    Ok(count_or_infinity(
+        t,
+        "max_send_queue_size",
+        "a positive integer (bytes) or \"infinity\"",
+    )?
+    .unwrap_or(Some(meerkat_runtime_common::DEFAULT_MAX_SEND_QUEUE)))
+}
+
+/// A positive integer or `"infinity"` (`Some(None)`); `None` when absent.
+fn count_or_infinity(t: &Table, key: &str, expected: &str) -> Result<Option<Option<usize>>> {
+    let Some(n) = t.get(key) else { return Ok(None) };
+    if n.is_integer() {
+        Ok(Some(Some(n.integer(1..=usize::MAX as u64, expected)? as usize)))
+    } else if n.str(expected)? == "infinity" {
+        Ok(Some(None))
+    } else {
+        Err(n.bad_value(expected))
+    }
+}
+
+/// `auth_timeout`: ms a connection has to authenticate, or `"infinity"`.
+pub(super) fn auth_timeout_option(t: &Table) -> Result<Option<u64>> {
+    milliseconds(t, "auth_timeout", DEFAULT_AUTH_TIMEOUT_MS)
+}
+
+/// A duration in milliseconds, or `"infinity"` (`None`).
+pub(super) fn milliseconds(t: &Table, key: &str, default: u64) -> Result<Option<u64>> {
+    let Some(n) = t.get(key) else {
+        return Ok(Some(default));
+    };
+    let expected = "a positive integer (milliseconds) or \"infinity\"";
+    if n.is_integer() {
+        Ok(Some(n.integer(1..=u64::MAX / 2, expected)?))
+    } else if n.str(expected)? == "infinity" {
+        Ok(None)
+    } else {
+        Err(n.bad_value(expected))
+    }
 }
 
 /// A listener's `ip_address` and `port` (every listener type has them).
@@ -406,7 +490,7 @@ pub(super) fn check_identity(
 }
 
 fn auth(node: &Node) -> Result<AuthConfig> {
-    let t = node.table(&["methods", "sasl_mechanisms"])?;
+    let t = node.table(&["methods", "sasl_mechanisms", "backoff"])?;
     let methods = match t.get("methods") {
         None => vec![AuthMethod::Internal],
         Some(n) => {
@@ -450,10 +534,51 @@ fn auth(node: &Node) -> Result<AuthConfig> {
             out
         }
     };
+    let backoff = match t.get("backoff") {
+        None => Some(BackoffConfig::default()),
+        Some(n) => auth_backoff(&n)?,
+    };
     Ok(AuthConfig {
         methods,
         sasl_mechanisms,
+        backoff,
     })
+}
+
+/// `[auth.backoff]`: `after_failures` (or `"infinity"`: no backoff),
+/// `initial_delay` and `max_delay` in ms.
+fn auth_backoff(node: &Node) -> Result<Option<BackoffConfig>> {
+    let t = node.table(&["after_failures", "initial_delay", "max_delay"])?;
+    let defaults = BackoffConfig::default();
+    let expected = "a positive integer (failed authentications) or \"infinity\"";
+    let after_failures = match count_or_infinity(&t, "after_failures", expected)? {
+        None => defaults.after_failures,
+        Some(None) => return Ok(None),
+        Some(Some(n)) => n.min(u32::MAX as usize) as u32,
+    };
+    let ms = |key: &str, default: Duration| -> Result<Duration> {
+        match t.get(key) {
+            None => Ok(default),
+            Some(n) => Ok(Duration::from_millis(n.integer(
+                1..=86_400_000,
+                "a positive integer (milliseconds), at most a day",
+            )?)),
+        }
+    };
+    let initial_delay = ms("initial_delay", defaults.initial_delay)?;
+    let max_delay = ms("max_delay", defaults.max_delay)?;
+    if max_delay < initial_delay {
+        let n = t
+            .get("max_delay")
+            .or_else(|| t.get("initial_delay"))
+            .expect("one was given");
+        return Err(n.bad_value("max_delay at least initial_delay"));
+    }
+    Ok(Some(BackoffConfig {
+        after_failures,
+        initial_delay,
+        max_delay,
+    }))
 }
 
 fn default_storage() -> StorageConfig {

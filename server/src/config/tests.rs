@@ -130,6 +130,13 @@ fn example_config_parses_to_the_expected_structures() {
                     early_data: false,
                     session_tickets: None,
                 }),
+                limits: ConnectionLimits {
+                    max_connections: Some(10_000),
+                    max_connections_per_ip: Some(100),
+                    backlog: 1024,
+                    max_send_queue: Some(1_048_576),
+                },
+                auth_timeout_ms: Some(30_000),
             },
             C2sListenerConfig {
                 addr: "[::]:5223".parse().unwrap(),
@@ -141,12 +148,16 @@ fn example_config_parses_to_the_expected_structures() {
                     early_data: true,
                     session_tickets: Some(SessionTickets::Stateless),
                 }),
+                limits: ConnectionLimits::default(),
+                auth_timeout_ms: Some(30_000),
             },
             C2sListenerConfig {
                 addr: "127.0.0.1:15222".parse().unwrap(),
                 shaper_max_rate: None,
                 max_stanza_size: 65536,
                 tls: None,
+                limits: ConnectionLimits::default(),
+                auth_timeout_ms: Some(30_000),
             },
         ],
         auth: AuthConfig {
@@ -158,6 +169,11 @@ fn example_config_parses_to_the_expected_structures() {
                 scram(ScramHash::Sha256, false),
                 Mechanism::Plain,
             ],
+            backoff: Some(BackoffConfig {
+                after_failures: 5,
+                initial_delay: Duration::from_secs(1),
+                max_delay: Duration::from_secs(300),
+            }),
         },
         storage: StorageConfig {
             database: "/var/lib/meerkat/meerkat.db".into(),
@@ -191,6 +207,11 @@ fn example_config_parses_to_the_expected_structures() {
                 cacertfile: Some(cert.clone()),
                 verify_mode: VerifyMode::Peer,
             }),
+            limits: ConnectionLimits {
+                max_connections: Some(1000),
+                ..ConnectionLimits::default()
+            },
+            auth_timeout_ms: Some(60_000),
         }],
         components: vec![ComponentListenerConfig {
             addr: "127.0.0.1:8888".parse().unwrap(),
@@ -206,6 +227,11 @@ fn example_config_parses_to_the_expected_structures() {
                 early_data: false,
                 session_tickets: None,
             }),
+            limits: ConnectionLimits {
+                max_connections_per_ip: Some(4),
+                ..ConnectionLimits::default()
+            },
+            auth_timeout_ms: Some(10_000),
         }],
         s2s: Some(FederationConfig {
             default_allow: true,
@@ -227,6 +253,8 @@ fn example_config_parses_to_the_expected_structures() {
                 shaper_max_rate: Some(1000),
                 state_timeout_ms: Some(5000),
                 stream_timeout_ms: Some(600_000),
+                max_queued_stanzas: 1000,
+                max_send_queue_size: Some(1_048_576),
                 tls: Some(S2sTls {
                     mode: TlsMode::StartTls,
                     cert: files,
@@ -303,11 +331,104 @@ fn unknown_section_lists_the_known_ones() {
 fn unknown_listener_option_names_its_path_and_line() {
     assert_eq!(
         error(&with(
-            "[[listen.c2s]]\nport = 5222\n\n[[listen.c2s]]\nport = 5223\nbacklog = 10\n"
+            "[[listen.c2s]]\nport = 5222\n\n[[listen.c2s]]\nport = 5223\nnum_acceptors = 10\n"
         )),
-        "config error in /etc/meerkat.toml:8: listen.c2s[1].backlog: unknown option \
-         (expected one of: port, ip_address, shaper, max_stanza_size, tls)"
+        "config error in /etc/meerkat.toml:8: listen.c2s[1].num_acceptors: unknown option \
+         (expected one of: port, ip_address, shaper, max_stanza_size, tls, backlog, max_connections, \
+         max_connections_per_ip, max_send_queue_size, auth_timeout)"
     );
+}
+
+#[test]
+fn listener_limits_are_read_on_every_listener_type() {
+    let c = parse(&with(
+        "[[listen.c2s]]\nport = 5222\nmax_connections = 3\nmax_connections_per_ip = 2\nbacklog = 16\n\
+         auth_timeout = 2500\nmax_send_queue_size = \"infinity\"\n\
+         [[listen.s2s]]\nport = 5269\nmax_connections = \"infinity\"\nauth_timeout = \"infinity\"\n\
+         [[listen.component]]\nport = 8888\npassword = \"s\"\nmax_connections_per_ip = 1\nauth_timeout = 100\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.c2s[0].limits,
+        ConnectionLimits {
+            max_connections: Some(3),
+            max_connections_per_ip: Some(2),
+            backlog: 16,
+            max_send_queue: None,
+        }
+    );
+    assert_eq!(c.c2s[0].auth_timeout_ms, Some(2500));
+    assert_eq!(c.s2s_listeners[0].limits, ConnectionLimits::default());
+    assert_eq!(c.s2s_listeners[0].auth_timeout_ms, None);
+    assert_eq!(c.components[0].limits.max_connections_per_ip, Some(1));
+    assert_eq!(c.components[0].auth_timeout_ms, Some(100));
+}
+
+#[test]
+fn bad_limits_name_their_option_path() {
+    let e = error(&with("[[listen.c2s]]\nport = 5222\nmax_connections = 0\n"));
+    assert!(
+        e.contains("listen.c2s[0].max_connections: expected a positive integer or \"infinity\""),
+        "{e}"
+    );
+    let e = error(&with(
+        "[[listen.s2s]]\nport = 5269\nmax_connections_per_ip = \"many\"\n",
+    ));
+    assert!(
+        e.contains("listen.s2s[0].max_connections_per_ip: expected a positive integer"),
+        "{e}"
+    );
+    let e = error(&with(
+        "[[listen.component]]\nport = 8888\npassword = \"s\"\nbacklog = -1\n",
+    ));
+    assert!(
+        e.contains("listen.component[0].backlog: expected a positive integer"),
+        "{e}"
+    );
+    let e = error(&with("[[listen.c2s]]\nport = 5222\nauth_timeout = \"never\"\n"));
+    assert!(
+        e.contains("listen.c2s[0].auth_timeout: expected a positive integer (milliseconds)"),
+        "{e}"
+    );
+    let e = error(&with("[[listen.c2s]]\nport = 5222\nmax_send_queue_size = 0\n"));
+    assert!(
+        e.contains("listen.c2s[0].max_send_queue_size: expected a positive integer (bytes)"),
+        "{e}"
+    );
+    let e = error(&with("[s2s.outgoing]\nmax_queued_stanzas = 0\n"));
+    assert!(
+        e.contains("s2s.outgoing.max_queued_stanzas: expected a positive integer"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_auth_backoff_is_on_by_default_and_can_be_turned_off() {
+    let c = parse(GENERAL).unwrap();
+    assert_eq!(c.auth.backoff, Some(BackoffConfig::default()));
+    let c = parse(&with("[auth]\nbackoff.after_failures = \"infinity\"\n")).unwrap();
+    assert_eq!(c.auth.backoff, None);
+    let c = parse(&with(
+        "[auth]\nbackoff.after_failures = 2\nbackoff.initial_delay = 50\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.auth.backoff,
+        Some(BackoffConfig {
+            after_failures: 2,
+            initial_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(300),
+        })
+    );
+    let e = error(&with(
+        "[auth]\nbackoff.initial_delay = 5000\nbackoff.max_delay = 10\n",
+    ));
+    assert!(
+        e.contains("auth.backoff.max_delay: expected max_delay at least initial_delay"),
+        "{e}"
+    );
+    let e = error(&with("[auth]\nbackoff.delay = 5\n"));
+    assert!(e.contains("auth.backoff.delay: unknown option"), "{e}");
 }
 
 #[test]

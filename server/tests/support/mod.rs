@@ -262,6 +262,11 @@ resume_timeout = 30
         self.child = Some(child);
     }
 
+    /// What the server has logged so far (its stderr).
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).expect("server running")
@@ -556,6 +561,11 @@ impl PlainClient {
         ));
         c.read_until("</iq>", Duration::from_secs(10));
         c
+    }
+
+    /// The socket, for tests that read (or do not read) it themselves.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
     }
 
     /// Sends raw XML.
