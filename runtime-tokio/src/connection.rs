@@ -199,14 +199,16 @@ fn drive(
                     Io::Close => {
                         if let Some(s) = &mut socket {
                             // What is still queued (a stream error at least) gets a
-                            // bounded time to leave.
-                            let flushed = tokio::time::timeout(CLOSE_FLUSH, async {
+                            // bounded time to leave. Boxed: inline, this one-off state
+                            // (a second timer entry) would be the largest of the
+                            // task's future, which every idle connection holds.
+                            let flushed = Box::pin(tokio::time::timeout(CLOSE_FLUSH, async {
                                 while !outbox.is_empty() {
                                     s.writable().await?;
                                     outbox.write_with(|b| s.try_write(b))?;
                                 }
                                 s.shutdown().await
-                            });
+                            }));
                             let _ = flushed.await;
                         }
                         break 'session;
