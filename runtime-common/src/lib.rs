@@ -7,24 +7,28 @@
 //!   turned into runtime-neutral [`Effect`]s;
 //! - [`HubShard`]: one shard of the engine's hub with the mailboxes of its sessions;
 //! - [`storage::StorageExecutor`]: the storage thread;
-//! - [`Metrics`]: counters fed by instrumentation events;
+//! - [`Metrics`]: counters and histograms fed by instrumentation events, rendered
+//!   for Prometheus;
+//! - [`BoshSessions`]: the live BOSH sessions by `sid`;
 //! - [`Liveness`]: counts open connections, for graceful shutdown;
 //! - [`ShutdownFlag`]: SIGTERM/SIGINT for runtimes without signal support.
 //!
 //! Nothing here knows a runtime: no sockets, no timers, no tasks. The only thread is
 //! the storage executor's, because storage backends block.
 
+pub mod bosh;
 mod hub_shard;
 mod liveness;
-mod metrics;
+pub mod metrics;
 mod session;
 mod signals;
 mod spec;
 pub mod storage;
 
+pub use bosh::{BoshSessions, BoshStart};
 pub use hub_shard::{HubMsg, HubOut, HubShard, Shards, Sink};
 pub use liveness::{Liveness, LivenessGuard};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, Transport};
 pub use session::{next_session_id, Effect, Io, Links, Session, ToSession};
 pub use signals::ShutdownFlag;
-pub use spec::{C2sListener, RunError, ServerSpec, SHUTDOWN_GRACE};
+pub use spec::{C2sListener, HttpListener, RunError, ServerSpec, SHUTDOWN_GRACE};

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use meerkat_engine::http::HttpConfig;
 use meerkat_engine::hub::HubConfig;
 use meerkat_engine::storage::Storage;
 use meerkat_engine::stream::c2s::C2sConfig;
@@ -17,10 +18,21 @@ pub struct C2sListener {
     pub config: Arc<C2sConfig>,
 }
 
+/// One `[[listen.http]]` listener to open.
+#[derive(Debug, Clone)]
+pub struct HttpListener {
+    /// Address to bind.
+    pub addr: SocketAddr,
+    /// Its handlers, TLS and the settings of the C2S streams it carries.
+    pub config: Arc<HttpConfig>,
+}
+
 /// Everything a runtime needs to serve, built by the server crate from the config.
 pub struct ServerSpec {
     /// C2S listeners.
     pub c2s: Vec<C2sListener>,
+    /// HTTP listeners (metrics, health, WebSocket, BOSH).
+    pub http: Vec<HttpListener>,
     /// Hub settings; `shard` and `shards` are set by the runtime.
     pub hub: HubConfig,
     /// The storage backend, used from the storage executor only.

@@ -11,8 +11,12 @@ use std::time::Instant;
 use futures_lite::{future, AsyncRead, AsyncWriteExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
+use meerkat_engine::http::HttpConfig;
 use meerkat_engine::stream::c2s::C2sConfig;
-use meerkat_runtime_common::{next_session_id, Io, Links, Liveness, Metrics, Session, Shards, ToSession};
+use meerkat_runtime_common::{
+    next_session_id, BoshSessions, BoshStart, Io, Links, Liveness, Metrics, Session, Shards, ToSession,
+};
+use tracing::Instrument as _;
 
 use crate::router::{self, Addr, ShardAddr};
 use crate::storage::BlockingStorage;
@@ -24,6 +28,22 @@ pub(crate) struct ConnCtx {
     pub storage: BlockingStorage,
     pub metrics: Arc<Metrics>,
     pub live: Liveness,
+    /// For an HTTP listener: its settings (`config` is then its C2S settings).
+    pub http: Option<Arc<HttpConfig>>,
+    /// The live BOSH sessions (of every executor).
+    pub bosh: BoshSessions,
+}
+
+/// A new connection's id and span: its id, type and peer, and its JID once bound,
+/// on every line logged about it.
+pub(crate) fn span(ctx: &ConnCtx, peer: Option<std::net::SocketAddr>) -> (u64, tracing::Span) {
+    let id = next_session_id();
+    let empty = tracing::field::Empty;
+    let span = match ctx.http {
+        Some(_) => tracing::info_span!("http", id, peer = ?peer, transport = empty, jid = empty),
+        None => tracing::info_span!("c2s", id, peer = ?peer, jid = empty),
+    };
+    (id, span)
 }
 
 /// Size of the per-executor read buffer. The socket is read only once it is ready
@@ -43,12 +63,8 @@ enum Wake {
     Message(Option<ToSession>),
 }
 
-pub(crate) async fn run(mut stream: TcpStream, ctx: std::rc::Rc<ConnCtx>) {
+pub(crate) async fn run(mut stream: TcpStream, id: u64, ctx: std::rc::Rc<ConnCtx>) {
     let _live = ctx.live.enter();
-    let id = next_session_id();
-    let peer = stream.peer_addr().ok();
-    let span = tracing::info_span!("c2s", id, peer = ?peer);
-    let _enter = span.enter();
     tracing::debug!("connected");
     let (tx, rx) = local_channel::new_unbounded();
     router::register(id, tx);
@@ -60,13 +76,23 @@ pub(crate) async fn run(mut stream: TcpStream, ctx: std::rc::Rc<ConnCtx>) {
             session: id,
         },
     };
-    let mut session = Session::new(
-        id,
-        ctx.config.clone(),
-        links.shards.len(),
-        ctx.metrics.clone(),
-        Instant::now(),
-    );
+    let mut session = match &ctx.http {
+        Some(http) => Session::http(
+            id,
+            http.clone(),
+            links.shards.len(),
+            ctx.metrics.clone(),
+            ctx.bosh.clone(),
+            Instant::now(),
+        ),
+        None => Session::new(
+            id,
+            ctx.config.clone(),
+            links.shards.len(),
+            ctx.metrics.clone(),
+            Instant::now(),
+        ),
+    };
     let mut timer: Option<Instant> = None;
     let mut pause: Option<Instant> = None;
 
@@ -84,6 +110,7 @@ pub(crate) async fn run(mut stream: TcpStream, ctx: std::rc::Rc<ConnCtx>) {
                     let _ = stream.shutdown(std::net::Shutdown::Both).await;
                     break 'session;
                 }
+                Io::StartBosh(start) => start_bosh(*start, &ctx),
             }
         }
 
@@ -137,4 +164,79 @@ pub(crate) async fn run(mut stream: TcpStream, ctx: std::rc::Rc<ConnCtx>) {
     session.finish(&links, Instant::now());
     router::unregister(id);
     tracing::debug!("disconnected");
+}
+
+/// Starts a BOSH session in a task of its own on this executor, reachable by its
+/// `sid` from every executor.
+fn start_bosh(start: BoshStart, ctx: &std::rc::Rc<ConnCtx>) {
+    let id = next_session_id();
+    let span = tracing::info_span!(parent: None, "bosh", id, sid = %start.sid, jid = tracing::field::Empty);
+    let (tx, rx) = local_channel::new_unbounded();
+    router::register(id, tx);
+    let mailbox = Addr {
+        executor: router::index(),
+        session: id,
+    };
+    ctx.bosh.register(&start.sid, mailbox);
+    let links = Links {
+        shards: ctx.shards.clone(),
+        storage: ctx.storage.clone(),
+        mailbox,
+    };
+    let session = span.in_scope(|| {
+        Session::bosh(
+            id,
+            start,
+            links.shards.len(),
+            ctx.metrics.clone(),
+            ctx.bosh.clone(),
+            Instant::now(),
+        )
+    });
+    glommio::spawn_local(run_bosh(session, links, rx, ctx.clone()).instrument(span)).detach();
+}
+
+/// A BOSH session's task: its mailbox (requests, hub, storage, the shutdown) and
+/// its timer.
+async fn run_bosh(
+    mut session: Session,
+    links: Links<ShardAddr, Addr, BlockingStorage>,
+    rx: local_channel::LocalReceiver<ToSession>,
+    ctx: std::rc::Rc<ConnCtx>,
+) {
+    let _live = ctx.live.enter();
+    tracing::debug!("BOSH session started");
+    let mut timer: Option<Instant> = None;
+    'session: loop {
+        while let Some(io) = session.next_io(&links) {
+            match io {
+                Io::Timer(at) => timer = Some(at),
+                Io::Close => break 'session,
+                Io::Write(_) | Io::PauseReading(_) | Io::StartBosh(_) => {}
+            }
+        }
+        let tick = async {
+            match timer {
+                Some(at) => {
+                    glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await;
+                    Wake::Timeout
+                }
+                None => future::pending().await,
+            }
+        };
+        let message = async { Wake::Message(rx.recv().await) };
+        let wake = future::or(tick, message).await;
+        let now = Instant::now();
+        match wake {
+            Wake::Timeout => {
+                timer = None;
+                session.on_timeout(now);
+            }
+            Wake::Message(Some(msg)) => session.on_message(msg, now),
+            Wake::Message(None) | Wake::Read | Wake::Resume => break 'session,
+        }
+    }
+    session.finish(&links, Instant::now());
+    router::unregister(links.mailbox.session);
+    tracing::debug!("BOSH session ended");
 }

@@ -13,12 +13,14 @@ use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use meerkat_engine::hub::HubConfig;
 use meerkat_engine::storage::Storage;
 use meerkat_runtime_common::{
-    C2sListener, HubMsg, HubShard, Liveness, Metrics, RunError, Shards, Sink, ToSession, SHUTDOWN_GRACE,
+    BoshSessions, C2sListener, HttpListener, HubMsg, HubShard, Liveness, Metrics, RunError, Shards, Sink,
+    ToSession, SHUTDOWN_GRACE,
 };
 
 use crate::connection::{self, ConnCtx};
 use crate::router::{self, Addr, Mesh, ShardAddr};
 use crate::storage::BlockingStorage;
+use tracing::Instrument as _;
 
 /// Messages in flight between two executors before a sender waits.
 const MESH_CAPACITY: usize = 4096;
@@ -41,6 +43,8 @@ pub(crate) struct Shared {
     pub storage: Arc<dyn Storage>,
     pub metrics: Arc<Metrics>,
     pub live: Liveness,
+    pub http: Vec<HttpListener>,
+    pub bosh: BoshSessions,
 }
 
 pub(crate) fn run_all(
@@ -141,6 +145,26 @@ async fn executor_main(
             storage: storage.clone(),
             metrics: shared.metrics.clone(),
             live: shared.live.clone(),
+            http: None,
+            bosh: shared.bosh.clone(),
+        });
+        let (stop_tx, stop_rx) = local_channel::new_bounded::<()>(1);
+        stop_listeners.push(stop_tx);
+        acceptors.push(glommio::spawn_local(accept_loop(listener, ctx, stop_rx)));
+    }
+    for l in &shared.http {
+        let listener = reuseport_listener(l.addr).map_err(|e| RunError::Bind(l.addr, e))?;
+        if index == 0 {
+            tracing::info!(addr = %l.addr, tls = l.config.tls.is_some(), executors = threads, "http listener up");
+        }
+        let ctx = Rc::new(ConnCtx {
+            config: l.config.c2s.clone(),
+            shards: shards.clone(),
+            storage: storage.clone(),
+            metrics: shared.metrics.clone(),
+            live: shared.live.clone(),
+            http: Some(l.config.clone()),
+            bosh: shared.bosh.clone(),
         });
         let (stop_tx, stop_rx) = local_channel::new_bounded::<()>(1);
         stop_listeners.push(stop_tx);
@@ -208,7 +232,8 @@ async fn accept_loop(listener: TcpListener, ctx: Rc<ConnCtx>, stop: local_channe
             Next::Stop => break,
             Next::Accepted(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                glommio::spawn_local(connection::run(stream, ctx.clone())).detach();
+                let (id, span) = connection::span(&ctx, stream.peer_addr().ok());
+                glommio::spawn_local(connection::run(stream, id, ctx.clone()).instrument(span)).detach();
             }
             Next::Accepted(Err(e)) => {
                 // EMFILE and friends: back off instead of spinning.

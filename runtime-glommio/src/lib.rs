@@ -18,9 +18,9 @@ pub mod preflight;
 mod router;
 mod storage;
 
-use meerkat_runtime_common::{Liveness, Metrics, ShutdownFlag};
+use meerkat_runtime_common::{BoshSessions, Liveness, Metrics, ShutdownFlag};
 
-pub use meerkat_runtime_common::{C2sListener, RunError, ServerSpec};
+pub use meerkat_runtime_common::{C2sListener, HttpListener, RunError, ServerSpec};
 
 /// Serves `spec` on `spec.threads` executors until SIGINT or SIGTERM, then shuts down
 /// gracefully: listeners close, sessions get `system-shutdown`, pending storage writes
@@ -38,18 +38,25 @@ pub fn serve(spec: ServerSpec, stop: impl Fn() -> bool + Clone + Send + 'static)
     preflight::check(threads).map_err(|e| RunError::Runtime(e.to_string()))?;
     // Bind once here so that a taken port is an error before any executor starts;
     // each executor then binds its own SO_REUSEPORT socket to the same address.
-    for l in &spec.c2s {
-        let probe = glommio_free_bind_check(l.addr);
-        probe.map_err(|e| RunError::Bind(l.addr, e))?;
+    for addr in spec
+        .c2s
+        .iter()
+        .map(|l| l.addr)
+        .chain(spec.http.iter().map(|l| l.addr))
+    {
+        let probe = glommio_free_bind_check(addr);
+        probe.map_err(|e| RunError::Bind(addr, e))?;
     }
-    let metrics = std::sync::Arc::new(Metrics::default());
+    let metrics = std::sync::Arc::new(Metrics::new(&spec.hub.hosts));
     let live = Liveness::default();
     let shared = executor::Shared {
         c2s: spec.c2s.clone(),
         hub: spec.hub.clone(),
-        storage: spec.storage.clone(),
+        storage: metrics.measured(spec.storage.clone()),
         metrics: metrics.clone(),
         live,
+        http: spec.http.clone(),
+        bosh: BoshSessions::default(),
     };
     let result = executor::run_all(threads, shared, stop);
     metrics.log_summary();

@@ -18,9 +18,12 @@ use async_io::{Async, Timer};
 use futures_lite::future;
 use hub_task::{ShardTx, Tx};
 use meerkat_runtime_common::storage::StorageExecutor;
-use meerkat_runtime_common::{HubMsg, Liveness, Metrics, Shards, ShutdownFlag, Sink, SHUTDOWN_GRACE};
+use meerkat_runtime_common::{
+    BoshSessions, HubMsg, Liveness, Metrics, Shards, ShutdownFlag, Sink, SHUTDOWN_GRACE,
+};
+use tracing::Instrument as _;
 
-pub use meerkat_runtime_common::{C2sListener, RunError, ServerSpec};
+pub use meerkat_runtime_common::{C2sListener, HttpListener, RunError, ServerSpec};
 
 /// How often the shutdown flag set by the signal handler is looked at.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
@@ -63,8 +66,9 @@ pub async fn serve(
     spec: ServerSpec,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let metrics = Arc::new(Metrics::default());
-    let (storage, storage_thread) = StorageExecutor::start(spec.storage.clone());
+    let metrics = Arc::new(Metrics::new(&spec.hub.hosts));
+    let (storage, storage_thread) = StorageExecutor::start(metrics.measured(spec.storage.clone()));
+    let bosh = BoshSessions::default();
     let shards = spec.threads.max(1);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards).map(|_| async_channel::unbounded()).unzip();
     let senders: Shards<ShardTx> = senders.into_iter().map(Tx).collect();
@@ -93,6 +97,25 @@ pub async fn serve(
             metrics: metrics.clone(),
             stop: stop_rx.clone(),
             live: live.clone(),
+            http: None,
+            bosh: bosh.clone(),
+            ex: ex.clone(),
+        };
+        acceptors.push(ex.spawn(accept_loop(ex.clone(), listener, ctx)));
+    }
+    for l in &spec.http {
+        let listener = Async::<TcpListener>::bind(l.addr).map_err(|e| RunError::Bind(l.addr, e))?;
+        tracing::info!(addr = %l.addr, tls = l.config.tls.is_some(), "http listener up");
+        let ctx = connection::Shared {
+            config: l.config.c2s.clone(),
+            shards: senders.clone(),
+            storage: storage.clone(),
+            metrics: metrics.clone(),
+            stop: stop_rx.clone(),
+            live: live.clone(),
+            http: Some(l.config.clone()),
+            bosh: bosh.clone(),
+            ex: ex.clone(),
         };
         acceptors.push(ex.spawn(accept_loop(ex.clone(), listener, ctx)));
     }
@@ -149,7 +172,9 @@ async fn accept_loop(ex: Arc<Executor<'static>>, listener: Async<TcpListener>, c
             Next::Stop => break,
             Next::Accepted(Ok((socket, peer))) => {
                 let _ = socket.get_ref().set_nodelay(true);
-                ex.spawn(connection::run(socket, peer, ctx.clone())).detach();
+                let (id, span) = connection::span(&ctx, peer);
+                ex.spawn(connection::run(socket, id, ctx.clone()).instrument(span))
+                    .detach();
             }
             Next::Accepted(Err(e)) => {
                 // EMFILE and friends: back off instead of spinning.

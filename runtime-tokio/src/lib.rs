@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use hub_task::{ShardTx, Tx};
 use meerkat_runtime_common::storage::StorageExecutor;
-use meerkat_runtime_common::{HubMsg, Liveness, Metrics, Shards, Sink, SHUTDOWN_GRACE};
+use meerkat_runtime_common::{BoshSessions, HubMsg, Liveness, Metrics, Shards, Sink, SHUTDOWN_GRACE};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument as _;
 
-pub use meerkat_runtime_common::{C2sListener, RunError, ServerSpec};
+pub use meerkat_runtime_common::{C2sListener, HttpListener, RunError, ServerSpec};
 
 /// Serves `spec` until SIGINT or SIGTERM, then shuts down gracefully: listeners close,
 /// sessions get `system-shutdown`, pending storage writes finish.
@@ -37,8 +38,9 @@ pub async fn serve(
     spec: ServerSpec,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let metrics = Arc::new(Metrics::default());
-    let (storage, storage_thread) = StorageExecutor::start(spec.storage.clone());
+    let metrics = Arc::new(Metrics::new(&spec.hub.hosts));
+    let (storage, storage_thread) = StorageExecutor::start(metrics.measured(spec.storage.clone()));
+    let bosh = BoshSessions::default();
     let shards = spec.threads.max(1);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards).map(|_| mpsc::unbounded_channel()).unzip();
     let senders: Shards<ShardTx> = senders.into_iter().map(Tx).collect();
@@ -63,6 +65,25 @@ pub async fn serve(
             metrics: metrics.clone(),
             stop: stop_rx.clone(),
             live: live.clone(),
+            http: None,
+            bosh: bosh.clone(),
+        };
+        acceptors.push(tokio::spawn(accept_loop(listener, ctx)));
+    }
+    for l in &spec.http {
+        let listener = TcpListener::bind(l.addr)
+            .await
+            .map_err(|e| RunError::Bind(l.addr, e))?;
+        tracing::info!(addr = %l.addr, tls = l.config.tls.is_some(), "http listener up");
+        let ctx = connection::Shared {
+            config: l.config.c2s.clone(),
+            shards: senders.clone(),
+            storage: storage.clone(),
+            metrics: metrics.clone(),
+            stop: stop_rx.clone(),
+            live: live.clone(),
+            http: Some(l.config.clone()),
+            bosh: bosh.clone(),
         };
         acceptors.push(tokio::spawn(accept_loop(listener, ctx)));
     }
@@ -99,7 +120,8 @@ async fn accept_loop(listener: TcpListener, ctx: connection::Shared) {
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
-                    tokio::spawn(connection::run(socket, peer, ctx.clone()));
+                    let (id, span) = connection::span(&ctx, peer);
+                    tokio::spawn(connection::run(socket, id, ctx.clone()).instrument(span));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.

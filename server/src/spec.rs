@@ -5,10 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use meerkat_engine::http::HttpConfig;
 use meerkat_engine::hub::HubConfig;
 use meerkat_engine::stream::c2s::{C2sConfig, TlsMode};
 use meerkat_engine::tls::{Resumption, TlsError, TlsIdentity};
-use meerkat_runtime_common::{C2sListener, ServerSpec};
+use meerkat_runtime_common::{C2sListener, HttpListener, ServerSpec};
 
 use crate::cert::{self, CertError, PemPair};
 use crate::config::{CertSource, Config, ListenerTls, SessionTickets};
@@ -19,6 +20,9 @@ pub const AUTH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whitespace keepalive interval of bound sessions (RFC 6120 §4.6.1).
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The ALPN protocol of HTTPS listeners.
+const ALPN_HTTP1: &[u8] = b"http/1.1";
 
 /// XEP-0368: the ALPN protocol of direct-TLS client connections.
 const ALPN_XMPP_CLIENT: &[u8] = b"xmpp-client";
@@ -54,8 +58,10 @@ pub enum SpecError {
 /// Builds everything the runtime needs; opens the database and, if a listener asks
 /// for it, loads or generates the self-signed certificate in the config's data dir.
 pub fn build(config: &Config) -> Result<ServerSpec, SpecError> {
+    let c2s = c2s_listeners(config, &config.data_dir())?;
     Ok(ServerSpec {
-        c2s: c2s_listeners(config, &config.data_dir())?,
+        http: http_listeners(config, &config.data_dir(), &c2s)?,
+        c2s,
         hub: hub_config(config),
         storage: storage::open(&config.storage)?,
         threads: config
@@ -103,6 +109,62 @@ pub fn c2s_listeners(config: &Config, data_dir: &Path) -> Result<Vec<C2sListener
     Ok(out)
 }
 
+/// The HTTP listeners of `config`. Their WebSocket and BOSH streams get the
+/// server's SASL mechanisms and modules, and no shaper; WebSocket handlers set
+/// their own `max_stanza_size`.
+pub fn http_listeners(
+    config: &Config,
+    data_dir: &Path,
+    c2s: &[C2sListener],
+) -> Result<Vec<HttpListener>, SpecError> {
+    let mut self_signed: Option<PemPair> = None;
+    let mut out = Vec::new();
+    // The same secret as the C2S listeners', so an unknown user's fake salt is the
+    // same over every transport.
+    let sasl_secret = c2s.first().map(|l| l.config.sasl_secret).unwrap_or_else(|| {
+        let mut secret = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);
+        secret
+    });
+    for listener in &config.http {
+        let c2s_config = C2sConfig {
+            hosts: config.hosts.clone(),
+            // The HTTP connection does TLS; the stream sees what it secures.
+            tls_mode: TlsMode::None,
+            tls: None,
+            max_stanza_size: crate::config::DEFAULT_MAX_STANZA_SIZE,
+            shaper_max_rate: None,
+            mechanisms: config.auth.sasl_mechanisms.clone(),
+            registration: config.modules.register,
+            auth_timeout: AUTH_TIMEOUT,
+            keepalive_interval: KEEPALIVE_INTERVAL,
+            sasl_secret,
+            sm: config.modules.stream_management.clone(),
+            carbons: config.modules.carbons,
+            csi: config.modules.csi.clone(),
+            fast: config.modules.fast_auth_token.clone(),
+        };
+        let tls = match &listener.tls {
+            None => None,
+            Some(cert) => Some(Arc::new(load_identity(
+                cert,
+                config,
+                data_dir,
+                &mut self_signed,
+                &[ALPN_HTTP1],
+            )?)),
+        };
+        let mut http = HttpConfig::new(Arc::new(c2s_config), listener.handlers.clone());
+        http.tls = tls;
+        http.bosh = Arc::new(config.modules.bosh.clone().unwrap_or_default());
+        out.push(HttpListener {
+            addr: listener.addr,
+            config: Arc::new(http),
+        });
+    }
+    Ok(out)
+}
+
 fn identity(
     tls: &ListenerTls,
     config: &Config,
@@ -114,7 +176,19 @@ fn identity(
         TlsMode::Tls => &[ALPN_XMPP_CLIENT],
         _ => &[],
     };
-    match &tls.cert {
+    load_identity(&tls.cert, config, data_dir, self_signed, alpn)
+}
+
+/// The certificate and key of `cert`: the files, or the self-signed pair in
+/// `data_dir` (loaded or made once per start, kept in `self_signed`).
+fn load_identity(
+    cert: &CertSource,
+    config: &Config,
+    data_dir: &Path,
+    self_signed: &mut Option<PemPair>,
+    alpn: &[&[u8]],
+) -> Result<TlsIdentity, SpecError> {
+    match cert {
         CertSource::Files { certfile, keyfile } => {
             let read = |path: &Path| {
                 std::fs::read(path).map_err(|source| SpecError::Read {

@@ -88,6 +88,7 @@
 //! | `mod_fast_auth_token` | `backend`: `"rdbms"`; `validity_period.access` and `validity_period.rotate_before_expire`: `{value = N, unit = "days" \| "hours" \| "minutes" \| "seconds"}`, defaults 3 days and 6 hours | XEP-0484 FAST tokens (HT-* mechanisms) with rotation |
 
 mod error;
+mod http;
 mod node;
 mod parse;
 #[cfg(test)]
@@ -128,8 +129,12 @@ pub struct Config {
     pub runtime: RuntimeKind,
     /// `general.threads`; `None`: one per CPU.
     pub threads: Option<usize>,
+    /// `general.log_format`.
+    pub log_format: LogFormat,
     /// `[[listen.c2s]]`, in file order.
     pub c2s: Vec<C2sListenerConfig>,
+    /// `[[listen.http]]`, in file order.
+    pub http: Vec<HttpListenerConfig>,
     /// `[auth]`.
     pub auth: AuthConfig,
     /// `[outgoing_pools.rdbms.default.connection]`.
@@ -158,6 +163,26 @@ impl RuntimeKind {
             RuntimeKind::Glommio => "glommio",
         }
     }
+}
+
+/// How log lines are written (`[general] log_format`, Meerkat's own option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line, with the connection's span fields.
+    Json,
+}
+
+/// One `[[listen.http]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpListenerConfig {
+    /// `ip_address` and `port`.
+    pub addr: SocketAddr,
+    /// `tls.certfile` and `tls.keyfile`; `None`: plain HTTP.
+    pub tls: Option<CertSource>,
+    /// The `[[listen.http.handlers.*]]`, in file order.
+    pub handlers: Vec<meerkat_engine::http::Route>,
 }
 
 /// MongooseIM's (syslog's) log levels.
@@ -299,6 +324,8 @@ pub struct ModulesConfig {
     pub csi: Option<CsiConfig>,
     /// `mod_fast_auth_token` (XEP-0484).
     pub fast_auth_token: Option<FastConfig>,
+    /// `mod_bosh` (XEP-0124 session settings).
+    pub bosh: Option<meerkat_engine::http::BoshConfig>,
 }
 
 /// `[modules.mod_offline]`.

@@ -12,10 +12,10 @@ use meerkat_engine::tls::{TlsError, TlsIdentity};
 use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, ConfigOrigin, Problem};
-use super::node::{Doc, Node, Result};
+use super::node::{Doc, Node, Result, Table};
 use super::{
-    AuthConfig, AuthMethod, C2sListenerConfig, CertSource, Config, ListenerTls, LogLevel, ModulesConfig,
-    OfflineConfig, RuntimeKind, SessionTickets, StorageConfig, VersionConfig, DATA_DIR,
+    AuthConfig, AuthMethod, C2sListenerConfig, CertSource, Config, ListenerTls, LogFormat, LogLevel,
+    ModulesConfig, OfflineConfig, RuntimeKind, SessionTickets, StorageConfig, VersionConfig, DATA_DIR,
     DEFAULT_MAX_STANZA_SIZE, DEFAULT_OFFLINE_LIMIT,
 };
 
@@ -35,6 +35,7 @@ const fn scram(hash: ScramHash, plus: bool) -> Mechanism {
 }
 
 const MODULES: &[&str] = &[
+    "mod_bosh",
     "mod_carbons",
     "mod_csi",
     "mod_disco",
@@ -91,10 +92,15 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
             carbons: false,
             csi: None,
             fast_auth_token: None,
+            bosh: None,
         },
     };
     let c2s = match root.get("listen") {
         Some(node) => listen(&node, &shapers)?,
+        None => Vec::new(),
+    };
+    let http = match root.get("listen") {
+        Some(node) => super::http::listen_http(&node, &c2s)?,
         None => Vec::new(),
     };
     Ok(Config {
@@ -103,7 +109,9 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
         loglevel: general.loglevel,
         runtime: general.runtime,
         threads: general.threads,
+        log_format: general.log_format,
         c2s,
+        http,
         auth,
         storage,
         modules,
@@ -112,6 +120,7 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
 
 /// The `[general]` section.
 struct General {
+    log_format: LogFormat,
     hosts: Vec<String>,
     loglevel: Option<LogLevel>,
     runtime: RuntimeKind,
@@ -119,7 +128,7 @@ struct General {
 }
 
 fn general(node: &Node) -> Result<General> {
-    let t = node.table(&["hosts", "loglevel", "runtime", "threads"])?;
+    let t = node.table(&["hosts", "loglevel", "runtime", "threads", "log_format"])?;
     let expected = "a non-empty array of domain names, e.g. [\"example.com\"]";
     let hosts_node = t.required("hosts", expected)?;
     let items = hosts_node.array(expected)?;
@@ -176,7 +185,15 @@ fn general(node: &Node) -> Result<General> {
         None => None,
         Some(n) => Some(n.integer(1..=1024, "a number of threads from 1 to 1024")? as usize),
     };
+    let log_format = match t.get("log_format") {
+        None => LogFormat::Text,
+        Some(n) => match n.one_of(&["text", "json"])? {
+            "json" => LogFormat::Json,
+            _ => LogFormat::Text,
+        },
+    };
     Ok(General {
+        log_format,
         hosts,
         loglevel,
         runtime,
@@ -198,7 +215,7 @@ fn shapers(node: &Node) -> Result<BTreeMap<String, u64>> {
 }
 
 fn listen(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<Vec<C2sListenerConfig>> {
-    let t = node.table(&["c2s"])?;
+    let t = node.table(&["c2s", "http"])?;
     let Some(c2s) = t.get("c2s") else {
         return Ok(Vec::new());
     };
@@ -283,28 +300,7 @@ fn listener_tls(node: &Node) -> Result<ListenerTls> {
             _ => TlsMode::Tls,
         },
     };
-    let path_of = |key: &str| -> Result<Option<(PathBuf, Node)>> {
-        let Some(n) = t.get(key) else { return Ok(None) };
-        let expected = "a file path";
-        let s = n.str(expected)?;
-        if s.is_empty() {
-            return Err(n.bad_value(expected));
-        }
-        Ok(Some((PathBuf::from(s), n)))
-    };
-    let cert = match (path_of("certfile")?, path_of("keyfile")?) {
-        (None, None) => CertSource::SelfSigned,
-        (Some((certfile, cert_node)), Some((keyfile, key_node))) => {
-            check_identity(&certfile, &cert_node, &keyfile, &key_node)?;
-            CertSource::Files { certfile, keyfile }
-        }
-        (Some(_), None) => {
-            return Err(t.missing("keyfile", "the PEM private key that goes with tls.certfile"))
-        }
-        (None, Some(_)) => {
-            return Err(t.missing("certfile", "the PEM certificate chain that goes with tls.keyfile"))
-        }
-    };
+    let cert = cert_source(&t)?;
     let session_tickets = match t.get("session_tickets") {
         None => None,
         Some(n) => Some(match n.one_of(&["stateless", "stateful"])? {
@@ -335,6 +331,33 @@ fn listener_tls(node: &Node) -> Result<ListenerTls> {
         cert,
         early_data,
         session_tickets,
+    })
+}
+
+/// `tls.certfile` and `tls.keyfile` of a `tls` table: both, or neither (the
+/// self-signed certificate).
+pub(super) fn cert_source(t: &Table) -> Result<CertSource> {
+    let path_of = |key: &str| -> Result<Option<(PathBuf, Node)>> {
+        let Some(n) = t.get(key) else { return Ok(None) };
+        let expected = "a file path";
+        let s = n.str(expected)?;
+        if s.is_empty() {
+            return Err(n.bad_value(expected));
+        }
+        Ok(Some((PathBuf::from(s), n)))
+    };
+    Ok(match (path_of("certfile")?, path_of("keyfile")?) {
+        (None, None) => CertSource::SelfSigned,
+        (Some((certfile, cert_node)), Some((keyfile, key_node))) => {
+            check_identity(&certfile, &cert_node, &keyfile, &key_node)?;
+            CertSource::Files { certfile, keyfile }
+        }
+        (Some(_), None) => {
+            return Err(t.missing("keyfile", "the PEM private key that goes with tls.certfile"))
+        }
+        (None, Some(_)) => {
+            return Err(t.missing("certfile", "the PEM certificate chain that goes with tls.keyfile"))
+        }
     })
 }
 
@@ -504,6 +527,10 @@ fn modules(node: &Node) -> Result<ModulesConfig> {
         fast_auth_token: match t.get("mod_fast_auth_token") {
             None => None,
             Some(n) => Some(fast_auth_token(&n)?),
+        },
+        bosh: match t.get("mod_bosh") {
+            None => None,
+            Some(n) => Some(super::http::mod_bosh(&n)?),
         },
     })
 }
