@@ -153,7 +153,8 @@ impl Session {
         bosh: BoshSessions,
         now: Instant,
     ) -> Self {
-        let http = HttpConnection::new(id, config, Box::new(OsRng), now);
+        let mut http = HttpConnection::new(id, config, Box::new(OsRng), now);
+        http.set_wall_clock(now, std::time::SystemTime::now());
         Self::with_machine(id, Machine::Http(Box::new(http)), shards, metrics, Some(bosh))
     }
 
@@ -184,6 +185,7 @@ impl Session {
             delivery.body,
             0,
             now,
+            std::time::SystemTime::now(),
         );
         metrics.connection("c2s", true);
         metrics.transport(Transport::Bosh, true);
@@ -302,7 +304,13 @@ impl Session {
             let action = match &mut self.machine {
                 Machine::C2s(c2s) => c2s.poll_action()?,
                 Machine::Http(http) => match http.poll_action()? {
-                    HttpAction::Transmit(bytes) => return Some(Effect::Write(bytes)),
+                    HttpAction::Transmit(bytes) => {
+                        if http.is_websocket() {
+                            self.metrics
+                                .transport_bytes(Transport::WebSocket, false, bytes.len());
+                        }
+                        return Some(Effect::Write(bytes));
+                    }
                     HttpAction::SetTimer(at) => return Some(Effect::Timer(at)),
                     HttpAction::PauseReading(until) => return Some(Effect::PauseReading(until)),
                     HttpAction::Close => return Some(Effect::Close),

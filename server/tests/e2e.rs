@@ -21,58 +21,22 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod support;
 
-use support::{Server, DOMAIN};
+use support::{e2e_dir, Server, DOMAIN};
 
 /// Per-wait timeout handed to the client scripts (seconds).
 const STEP_TIMEOUT_SECS: u32 = 20;
 /// Hard limit for one client process.
 const PEER_LIMIT: Duration = Duration::from_secs(120);
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("server/ has a parent")
-        .to_path_buf()
-}
-
-fn e2e_dir() -> PathBuf {
-    repo_root().join("tests").join("e2e")
-}
-
-/// Runs tests/e2e/setup.sh once per process; every test fails if it failed.
 fn setup() {
-    static SETUP: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = SETUP.get_or_init(|| {
-        let script = e2e_dir().join("setup.sh");
-        let started = Instant::now();
-        let out = Command::new("bash")
-            .arg(&script)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.status.success() {
-            eprintln!("[e2e] setup done in {:.1}s", started.elapsed().as_secs_f64());
-            Ok(())
-        } else {
-            Err(format!("{} failed ({}):\n{text}", script.display(), out.status))
-        }
-    });
-    if let Err(e) = result {
-        panic!("e2e setup failed, the clients are not installed: {e}");
-    }
+    support::e2e_setup();
 }
 
 #[derive(Clone, Copy, Debug)]

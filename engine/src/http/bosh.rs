@@ -226,7 +226,9 @@ pub struct BoshSession {
 
 impl BoshSession {
     /// A session created by `body` (the creation request, XEP-0124 §7), answered
-    /// through `to`. `sid` is the runtime's fresh, unguessable session id.
+    /// through `to`. `sid` is the runtime's fresh, unguessable session id; `wall`
+    /// is the wall-clock time at `now` (FAST token expiry, see
+    /// [`C2s::set_wall_clock`]).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: SessionId,
@@ -237,9 +239,11 @@ impl BoshSession {
         body: BoshBody,
         to: HttpRef,
         now: Instant,
+        wall: std::time::SystemTime,
     ) -> Self {
         let security = body.secure.then(TransportSecurity::default);
-        let c2s = C2s::framed(id, c2s_config, rng, now, security);
+        let mut c2s = C2s::framed(id, c2s_config, rng, now, security);
+        c2s.set_wall_clock(now, wall);
         let wait = body
             .seconds("wait")
             .unwrap_or(config.max_wait)

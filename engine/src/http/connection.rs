@@ -82,6 +82,9 @@ pub struct HttpConnection {
     /// Plaintext to send (encrypted on flush when TLS is on).
     out: Vec<u8>,
     actions: VecDeque<HttpAction>,
+    /// An instant and the wall-clock time it was, for the C2S stream of an upgrade
+    /// (see [`C2s::set_wall_clock`]).
+    wall: Option<(Instant, std::time::SystemTime)>,
 }
 
 /// How long a request may wait for a BOSH session's answer beyond the session's
@@ -108,6 +111,7 @@ impl HttpConnection {
             stopping: false,
             out: Vec::new(),
             actions: VecDeque::new(),
+            wall: None,
         };
         if conn.config.tls.is_some() && conn.tls.is_none() {
             conn.state = State::Closed;
@@ -116,6 +120,13 @@ impl HttpConnection {
             conn.rearm();
         }
         conn
+    }
+
+    /// Tells the connection that `at` is the wall-clock time `wall` (runtimes call
+    /// it once at creation), for the C2S stream of a WebSocket upgrade (FAST token
+    /// expiry).
+    pub fn set_wall_clock(&mut self, at: Instant, wall: std::time::SystemTime) {
+        self.wall = Some((at, wall));
     }
 
     /// The listener's settings.
@@ -398,7 +409,10 @@ impl HttpConnection {
         let rng = self.rng.take().unwrap_or_else(|| Box::new(rand_core::OsRng));
         let mut c2s_config = (*self.config.c2s).clone();
         c2s_config.max_stanza_size = options.max_stanza_size;
-        let c2s = C2s::framed(self.id, Arc::new(c2s_config), rng, now, security);
+        let mut c2s = C2s::framed(self.id, Arc::new(c2s_config), rng, now, security);
+        if let Some((at, wall)) = self.wall {
+            c2s.set_wall_clock(at, wall);
+        }
         let ws = WsStream {
             c2s,
             decoder: FrameDecoder::new(options.max_stanza_size),

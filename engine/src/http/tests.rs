@@ -333,6 +333,7 @@ fn created(t0: Instant) -> BoshSession {
         body,
         1,
         t0,
+        std::time::SystemTime::now(),
     );
     let (replies, _, closed) = bosh_drain(&mut s);
     assert!(!closed);

@@ -98,6 +98,11 @@ pub struct Server {
     pub starttls_port: u16,
     /// The direct-TLS listener's port.
     pub tls_port: u16,
+    /// The plain HTTP listener's port: metrics at `/metrics`, WebSocket at
+    /// `/ws-xmpp`, BOSH at `/http-bind`, health at `/health`.
+    pub http_port: u16,
+    /// The HTTPS listener's port: WebSocket at `/ws-xmpp`, BOSH at `/http-bind`.
+    pub https_port: u16,
     /// The certificate clients must trust.
     pub cert: PathBuf,
     /// The config file.
@@ -112,15 +117,23 @@ impl Server {
     /// certificate, creates `users` (name, password), starts the server and waits until
     /// both ports accept connections.
     pub fn start(runtime: &str, name: &str, users: &[(&str, &str)]) -> Server {
+        Self::start_with(runtime, name, users, "")
+    }
+
+    /// [`Server::start`] with `general` added to the `[general]` section.
+    pub fn start_with(runtime: &str, name: &str, users: &[(&str, &str)], general: &str) -> Server {
         let dir = TempDir::new(&format!("{name}-{runtime}"));
         let cert = dir.0.join("cert.pem");
         let key = dir.0.join("key.pem");
         make_cert(&cert, &key);
-        let starttls_port = free_port();
-        let mut tls_port = free_port();
-        while tls_port == starttls_port {
-            tls_port = free_port();
+        let mut ports: Vec<u16> = Vec::new();
+        while ports.len() < 4 {
+            let p = free_port();
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
         }
+        let (starttls_port, tls_port, http_port, https_port) = (ports[0], ports[1], ports[2], ports[3]);
         let config = dir.0.join("meerkat.toml");
         let db = dir.0.join("meerkat.db");
         let tls = format!(
@@ -134,6 +147,7 @@ hosts = ["{DOMAIN}"]
 runtime = "{runtime}"
 # Two threads, so two hub shards: users on different shards talk across them.
 threads = 2
+{general}
 
 [[listen.c2s]]
 port = {starttls_port}
@@ -147,6 +161,34 @@ tls.mode = "tls"
 tls.session_tickets = "stateless"
 tls.early_data = true
 {tls}
+[[listen.http]]
+port = {http_port}
+ip_address = "127.0.0.1"
+
+[[listen.http.handlers.mongoose_prometheus_handler]]
+host = "_"
+path = "/metrics"
+
+[[listen.http.handlers.mongoose_websocket_handler]]
+host = "_"
+path = "/ws-xmpp"
+
+[[listen.http.handlers.mongoose_bosh_handler]]
+host = "_"
+path = "/http-bind"
+
+[[listen.http]]
+port = {https_port}
+ip_address = "127.0.0.1"
+{tls}
+[[listen.http.handlers.mongoose_websocket_handler]]
+host = "_"
+path = "/ws-xmpp"
+
+[[listen.http.handlers.mongoose_bosh_handler]]
+host = "_"
+path = "/http-bind"
+
 [auth]
 methods = ["rdbms"]
 sasl_mechanisms = ["scram_sha256", "scram_sha1", "plain"]
@@ -167,6 +209,8 @@ resume_timeout = 30
 [modules.mod_csi]
 
 [modules.mod_fast_auth_token]
+
+[modules.mod_bosh]
 "#,
             db = toml_str(&db.to_string_lossy()),
         );
@@ -178,6 +222,8 @@ resume_timeout = 30
             stderr: dir.0.join("meerkat.stderr"),
             starttls_port,
             tls_port,
+            http_port,
+            https_port,
             cert,
             config,
             dir,
@@ -228,6 +274,11 @@ resume_timeout = 30
         self.child = Some(child);
     }
 
+    /// What the server wrote to standard error so far (its log).
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).expect("server running")
@@ -240,7 +291,7 @@ resume_timeout = 30
 
     fn wait_listening(&mut self) {
         let deadline = Instant::now() + SERVER_START;
-        let mut pending = vec![self.starttls_port, self.tls_port];
+        let mut pending = vec![self.starttls_port, self.tls_port, self.http_port, self.https_port];
         while !pending.is_empty() {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!(
@@ -361,4 +412,45 @@ pub fn read_until_closed(s: &mut TcpStream) -> String {
         }
     }
     String::from_utf8_lossy(&got).into_owned()
+}
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("server/ has a parent")
+        .to_path_buf()
+}
+
+/// Where the end-to-end clients live (tests/e2e).
+pub fn e2e_dir() -> PathBuf {
+    repo_root().join("tests").join("e2e")
+}
+
+/// Runs tests/e2e/setup.sh once per process; every test fails if it failed.
+pub fn e2e_setup() {
+    static SETUP: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let result = SETUP.get_or_init(|| {
+        let script = e2e_dir().join("setup.sh");
+        let started = Instant::now();
+        let out = Command::new("bash")
+            .arg(&script)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            eprintln!("[e2e] setup done in {:.1}s", started.elapsed().as_secs_f64());
+            Ok(())
+        } else {
+            Err(format!("{} failed ({}):\n{text}", script.display(), out.status))
+        }
+    });
+    if let Err(e) = result {
+        panic!("e2e setup failed, the clients are not installed: {e}");
+    }
 }
