@@ -8,6 +8,9 @@
 //! - `tests/e2e/node/fast_sm.mjs` over secure WebSocket: SASL2 + Bind 2, a FAST
 //!   token, a reconnect with the token alone, and a cut connection resumed inline
 //!   with nothing lost: the same C2S machine as TCP clients get.
+//! - `tests/e2e/node/browser.mjs`: Debian's Chromium, headless, loads converse.js,
+//!   which logs in over WebSocket, then over BOSH, and chats through its chat box
+//!   with a slixmpp user (`tests/e2e/slixmpp_echo.py`); screenshots on failure.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -139,6 +142,70 @@ fn json_log_lines_with(log: &str, field: &str, value: &str) -> Vec<String> {
         .collect()
 }
 
+/// The slixmpp user who answers the web client, running until it answered
+/// `count` messages.
+struct Echo {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Echo {
+    fn start(server: &Server, user: &str, count: u32) -> Echo {
+        let log = server.dir.0.join("slixmpp-echo.log");
+        let file = std::fs::File::create(&log).expect("create the echo log");
+        let child = Command::new(e2e_dir().join(".venv").join("bin").join("python"))
+            .arg(e2e_dir().join("slixmpp_echo.py"))
+            .args(["--jid", &format!("{user}@{DOMAIN}")])
+            .args(["--password", &password_of(user)])
+            .args(["--port", &server.starttls_port.to_string()])
+            .arg("--ca")
+            .arg(&server.cert)
+            .args(["--count", &count.to_string()])
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start slixmpp_echo.py");
+        let echo = Echo { child, log };
+        wait_for("the slixmpp user to be online", || {
+            echo.output().contains("ECHO-READY")
+        });
+        echo
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the end; its output, and whether it passed.
+    fn finish(mut self) -> (String, bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break Some(s);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let out = self.output();
+        (
+            out.clone(),
+            status.is_some_and(|s| s.success()) && out.contains("E2E-PEER PASS"),
+        )
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn wait_for(what: &str, mut pred: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !pred() {
@@ -243,5 +310,40 @@ fn websocket_fast_token_and_resumption(runtime) {
     let after = scrape(&server);
     assert!(after["fast_tokens_issued_count_total{host_type=\"localhost\"}"] >= 1.0);
     assert!(after["fast_tokens_used_count_total{host_type=\"localhost\"}"] >= 1.0);
+}
+
+/// A real browser: Debian's Chromium, headless, loads converse.js, which logs in
+/// over WebSocket and then over BOSH; each time the user types a message to a
+/// slixmpp user in the chat box and the echo shows up in the chat. Screenshots of
+/// both chats (and of the page on failure) stay in the test's directory.
+fn converse_in_chromium_chats_with_slixmpp_over_websocket_and_bosh(runtime) {
+    e2e_setup();
+    let server = start(runtime, "browser", &["webuser", "echo"], "");
+    let before = scrape(&server);
+    let echo = Echo::start(&server, "echo", 2);
+    let screenshots = server.dir.0.join("screenshots");
+    let args: Vec<String> = vec![
+        "--jid".into(), format!("webuser@{DOMAIN}"),
+        "--password".into(), password_of("webuser"),
+        "--peer".into(), format!("echo@{DOMAIN}"),
+        "--websocket".into(), format!("ws://127.0.0.1:{}/ws-xmpp", server.http_port),
+        "--bosh".into(), format!("http://127.0.0.1:{}/http-bind", server.http_port),
+        "--screenshots".into(), screenshots.to_string_lossy().into_owned(),
+        "--token".into(), format!("{runtime}-{}", std::process::id()),
+    ];
+    run_node(&server, "browser.mjs", &args, "browser.log");
+    let (out, passed) = echo.finish();
+    assert!(passed, "the slixmpp user did not answer both messages:\n{out}");
+    assert!(out.contains("got 'hello over websocket "), "{out}");
+    assert!(out.contains("got 'hello over bosh "), "{out}");
+    for shot in ["converse-websocket.png", "converse-bosh.png"] {
+        let len = std::fs::metadata(screenshots.join(shot)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 10_000, "no screenshot {shot} ({len} bytes)");
+    }
+    // The two typed messages and their echoes, counted on the metrics page.
+    let after = scrape(&server);
+    let c2s = "connection_type=\"c2s\",host_type=\"localhost\"";
+    assert!(delta(&before, &after, &format!("xmpp_element_in_message_count_total{{{c2s}}}")) >= 4.0);
+    assert!(delta(&before, &after, "sm_session_logins_total{host_type=\"localhost\"}") >= 3.0);
 }
 }
