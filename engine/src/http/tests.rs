@@ -12,6 +12,8 @@ use crate::stream::Action;
 fn config() -> Arc<HttpConfig> {
     let mut c2s = C2sConfig::new(vec!["localhost".into()]);
     c2s.registration = true;
+    // Longer than any BOSH timing below, so that what ends a session there is BOSH.
+    c2s.auth_timeout = Duration::from_secs(600);
     Arc::new(HttpConfig::new(
         Arc::new(c2s),
         vec![
@@ -533,4 +535,67 @@ fn bosh_bad_bodies_are_refused() {
     let (out, _, _) = drain(&mut c);
     assert!(out.contains("Access-Control-Allow-Origin: *\r\n"));
     assert!(out.ends_with("condition='item-not-found'/>"));
+}
+
+/// XEP-0124 §10: with `hold='1'`, a second empty request makes the server answer
+/// the first (empty), so the client always has a request to send on.
+#[test]
+fn bosh_never_holds_more_than_hold_requests() {
+    let t0 = Instant::now();
+    let mut s = created(t0);
+    s.handle_request(
+        body_of("<body rid='1001' sid='s1d' xmlns='http://jabber.org/protocol/httpbind'/>"),
+        2,
+        t0,
+    );
+    assert!(bosh_drain(&mut s).0.is_empty());
+    s.handle_request(
+        body_of("<body rid='1002' sid='s1d' xmlns='http://jabber.org/protocol/httpbind'/>"),
+        3,
+        t0,
+    );
+    let (replies, _, _) = bosh_drain(&mut s);
+    assert_eq!(
+        replies,
+        vec![(
+            2,
+            "<body xmlns='http://jabber.org/protocol/httpbind'/>".to_string()
+        )]
+    );
+}
+
+/// XEP-0124 §10: a pause answers every held request and allows that long without
+/// requests (at most `max_pause`), instead of `inactivity`.
+#[test]
+fn bosh_pause_lengthens_the_inactivity_allowed() {
+    let t0 = Instant::now();
+    let mut s = created(t0);
+    s.handle_request(
+        body_of("<body rid='1001' sid='s1d' xmlns='http://jabber.org/protocol/httpbind'/>"),
+        2,
+        t0,
+    );
+    s.handle_request(
+        body_of("<body rid='1002' sid='s1d' pause='60' xmlns='http://jabber.org/protocol/httpbind'/>"),
+        3,
+        t0,
+    );
+    let (replies, _, _) = bosh_drain(&mut s);
+    let answered: Vec<HttpRef> = replies.iter().map(|(to, _)| *to).collect();
+    assert_eq!(answered, vec![2, 3], "both held requests answered at the pause");
+    s.handle_timeout(t0 + Duration::from_secs(45));
+    assert!(
+        !bosh_drain(&mut s).2,
+        "still there after the 30 s inactivity, paused for 60"
+    );
+    s.handle_timeout(t0 + Duration::from_secs(60));
+    assert!(bosh_drain(&mut s).2, "ended at the end of the pause");
+    // Requests for an ended session are told so.
+    s.handle_request(
+        body_of("<body rid='1003' sid='s1d' xmlns='http://jabber.org/protocol/httpbind'/>"),
+        4,
+        t0,
+    );
+    let (replies, _, _) = bosh_drain(&mut s);
+    assert!(replies[0].1.contains("condition='item-not-found'"));
 }
