@@ -351,7 +351,7 @@ impl Metrics {
             .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    /// An HTTP request was served.
+    /// An HTTP request reached a handler (metrics, BOSH, a WebSocket upgrade).
     pub fn http_request(&self) {
         self.http_requests.fetch_add(1, Ordering::Relaxed);
     }
@@ -451,8 +451,8 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP http_requests_count HTTP requests served by the HTTP listeners.\n# TYPE http_requests_count counter\n\
-             http_requests_count {}",
+            "# HELP http_handler_requests_count HTTP requests passed to the metrics, BOSH and WebSocket handlers.\n\
+             # TYPE http_handler_requests_count counter\nhttp_handler_requests_count {}",
             self.http_requests.load(Ordering::Relaxed)
         );
         let _ = writeln!(

@@ -190,8 +190,7 @@ impl HttpConnection {
                     let mut frame = Vec::new();
                     websocket::encode_close(close_code::GOING_AWAY, &mut frame);
                     self.out.extend_from_slice(&frame);
-                } else if let Some(due) = ws.ping_due.filter(|d| *d <= now) {
-                    let _ = due;
+                } else if ws.ping_due.is_some_and(|d| d <= now) {
                     websocket::encode_frame(Opcode::Ping, b"", &mut self.out);
                     ws.ping_due = ws.options.ping_rate.map(|r| now + r);
                 }
@@ -282,7 +281,7 @@ impl HttpConnection {
                 Ok(Some(request)) => self.on_request(request, now),
                 Err(e) => {
                     tracing::debug!(error = %e, "bad HTTP request");
-                    self.respond(Response::text(e.status(), format!("{e}\n")), false, now);
+                    self.respond(e.into(), false, now);
                 }
             }
         }
@@ -589,6 +588,7 @@ fn with_cors(response: Response) -> Response {
     response.with_header("Access-Control-Allow-Origin", "*")
 }
 
+/// The answer to a request that cannot be served: its status and why.
 impl From<RequestError> for Response {
     fn from(e: RequestError) -> Self {
         Response::text(e.status(), format!("{e}\n"))

@@ -96,6 +96,25 @@ fn embedded_default_serves_localhost_with_starttls_and_direct_tls() {
     );
     assert!(!c.modules.register);
     assert_eq!(c.modules.version, Some(VersionConfig { os_info: false }));
+    let http: Vec<(String, Vec<&str>)> = c
+        .http
+        .iter()
+        .map(|l| {
+            (
+                l.addr.to_string(),
+                l.handlers.iter().map(|h| h.path.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        http,
+        vec![
+            ("127.0.0.1:5280".to_string(), vec!["/http-bind", "/ws-xmpp"]),
+            ("127.0.0.1:9091".to_string(), vec!["/metrics"]),
+        ]
+    );
+    assert!(c.http.iter().all(|l| l.tls.is_none()));
+    assert_eq!(c.modules.bosh, Some(BoshConfig::default()));
 }
 
 #[test]
