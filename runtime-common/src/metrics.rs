@@ -4,7 +4,10 @@
 //!
 //! Names follow MongooseIM 6.4's Prometheus metrics where it has them
 //! (`xmpp_element_in_count`, `xmpp_element_in_byte_size`, `c2s_auth_failed_count`,
-//! `sm_session_logins`, ...); the rest are Meerkat's own, in the same style.
+//! `sm_session_logins`, ...), so that dashboards made for MongooseIM work; the rest
+//! are Meerkat's own and follow Prometheus' naming rules (`_total` counters, base
+//! units). `promtool check metrics` parses the page; its naming lints flag only
+//! MongooseIM's counter names (no `_total`, a `_count` suffix).
 //!
 //! Every label set is known when the server starts (the hosts come from the config;
 //! connection types, stanza kinds, mechanisms and storage operations are fixed
@@ -451,8 +454,8 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP http_handler_requests_count HTTP requests passed to the metrics, BOSH and WebSocket handlers.\n\
-             # TYPE http_handler_requests_count counter\nhttp_handler_requests_count {}",
+            "# HELP http_handler_requests_total HTTP requests passed to the metrics, BOSH and WebSocket handlers.\n\
+             # TYPE http_handler_requests_total counter\nhttp_handler_requests_total {}",
             self.http_requests.load(Ordering::Relaxed)
         );
         let _ = writeln!(
@@ -537,13 +540,13 @@ impl Metrics {
                 |h| h.auth.iter().map(|m| m[1].load(Ordering::Relaxed)).sum(),
             ),
             (
-                "fast_tokens_issued_count",
+                "fast_tokens_issued_total",
                 "counter",
                 "XEP-0484 FAST tokens issued.",
                 |h| h.fast_issued.load(Ordering::Relaxed),
             ),
             (
-                "fast_tokens_used_count",
+                "fast_tokens_used_total",
                 "counter",
                 "Authentications with a XEP-0484 FAST token.",
                 |h| h.fast_used.load(Ordering::Relaxed),
@@ -555,7 +558,7 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{host_type=\"{}\"}} {}", escape_label(host), get(h));
             }
         }
-        let name = "sasl_authentications_count";
+        let name = "sasl_authentications_total";
         let _ = writeln!(
             out,
             "# HELP {name} SASL authentications by mechanism and result.\n# TYPE {name} counter"
@@ -671,7 +674,7 @@ mod tests {
         has("xmpp_element_in_byte_size_sum{connection_type=\"c2s\",host_type=\"localhost\"} 120");
         has("xmpp_element_in_count{connection_type=\"s2s\",host_type=\"\"} 0");
         has("c2s_auth_failed_count{host_type=\"localhost\"} 1");
-        has("sasl_authentications_count{host_type=\"localhost\",mechanism=\"SCRAM-SHA-256\",result=\"failure\"} 1");
+        has("sasl_authentications_total{host_type=\"localhost\",mechanism=\"SCRAM-SHA-256\",result=\"failure\"} 1");
         has("sm_session_count{host_type=\"localhost\"} 1");
         has("storage_request_duration_seconds_bucket{operation=\"load_user\",le=\"0.005\"} 1");
         has("storage_request_duration_seconds_count{operation=\"load_user\"} 1");
