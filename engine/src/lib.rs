@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod federation;
 pub mod http;
 pub mod hub;
 pub mod instrument;

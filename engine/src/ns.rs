@@ -72,3 +72,7 @@ pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 pub const HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
 /// XEP-0206 XMPP over BOSH attributes (`xmpp:version`, `xmpp:restart`).
 pub const XBOSH: &str = "urn:xmpp:xbosh";
+/// XEP-0220 Server Dialback: the `db:` elements.
+pub const DIALBACK: &str = "jabber:server:dialback";
+/// XEP-0220 §2.4.2 / RFC 7590: the dialback stream feature, with `<errors/>`.
+pub const DIALBACK_FEATURE: &str = "urn:xmpp:features:dialback";

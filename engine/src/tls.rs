@@ -118,7 +118,7 @@ impl TlsIdentity {
 
 /// RFC 5929 §4.1: hash the certificate with its signature's hash, upgrading MD5 and
 /// SHA-1 to SHA-256 (and using SHA-256 where the algorithm names no hash, e.g. Ed25519).
-fn end_point_hash(der: &[u8]) -> Vec<u8> {
+pub(crate) fn end_point_hash(der: &[u8]) -> Vec<u8> {
     use x509_parser::oid_registry as oids;
     let alg = x509_parser::parse_x509_certificate(der)
         .ok()
@@ -134,9 +134,10 @@ fn end_point_hash(der: &[u8]) -> Vec<u8> {
     }
 }
 
-/// The TLS layer of one connection.
+/// The TLS layer of one connection: the server side of a C2S, S2S or component
+/// stream, or the client side of an outgoing S2S stream.
 pub struct TlsSession {
-    conn: rustls::ServerConnection,
+    conn: rustls::Connection,
     end_point_hash: Vec<u8>,
 }
 
@@ -144,9 +145,27 @@ impl TlsSession {
     /// A server-side TLS session for `identity`.
     pub fn new(identity: &TlsIdentity) -> Result<Self, TlsError> {
         Ok(Self {
-            conn: rustls::ServerConnection::new(identity.server_config.clone())?,
+            conn: rustls::ServerConnection::new(identity.server_config.clone())?.into(),
             end_point_hash: identity.end_point_hash.clone(),
         })
+    }
+
+    /// A client-side TLS session towards `server_name` (an outgoing S2S stream,
+    /// RFC 6120 §5.4.3.1: the certificate is checked against the peer's domain).
+    pub fn client(config: Arc<rustls::ClientConfig>, server_name: &str) -> Result<Self, TlsError> {
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
+            .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+        Ok(Self {
+            conn: rustls::ClientConnection::new(config, name)?.into(),
+            end_point_hash: Vec::new(),
+        })
+    }
+
+    /// The certificate chain the peer presented (end-entity first), once the
+    /// handshake is done. For a server session, only when client certificates were
+    /// asked for and verified (XEP-0178).
+    pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        self.conn.peer_certificates()
     }
 
     /// Feeds ciphertext; decrypted application data is appended to `plaintext`.
@@ -188,8 +207,11 @@ impl TlsSession {
     }
 
     fn drain_early(&mut self, early: &mut Vec<u8>) {
-        if let Some(mut data) = self.conn.early_data() {
-            let _ = data.read_to_end(early);
+        // Only a server receives early data.
+        if let rustls::Connection::Server(conn) = &mut self.conn {
+            if let Some(mut data) = conn.early_data() {
+                let _ = data.read_to_end(early);
+            }
         }
     }
 
@@ -236,9 +258,12 @@ impl TlsSession {
         self.conn.protocol_version()
     }
 
-    /// The SNI name the client asked for.
+    /// The SNI name the client asked for (server sessions only).
     pub fn server_name(&self) -> Option<&str> {
-        self.conn.server_name()
+        match &self.conn {
+            rustls::Connection::Server(c) => c.server_name(),
+            rustls::Connection::Client(_) => None,
+        }
     }
 
     /// Channel bindings of this connection (empty before the handshake completes).

@@ -39,6 +39,8 @@ pub struct BoshStart {
     pub config: Arc<HttpConfig>,
     /// The creation request.
     pub delivery: BoshDelivery,
+    /// The client's address (the authentication backoff counts per address).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for BoshStart {

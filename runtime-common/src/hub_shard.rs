@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use meerkat_engine::hub::{Forwarded, Hub, HubAction, HubConfig, HubInput, RequestId, SessionId};
 use meerkat_engine::storage::StorageRequest;
 
+use crate::federation::FedMsg;
 use crate::storage::SubmitStorage;
 use crate::ToSession;
 
@@ -55,6 +56,8 @@ pub enum HubOut {
         /// The request.
         request: StorageRequest,
     },
+    /// A stanza for another domain: for the federation router.
+    External(meerkat_engine::Element),
 }
 
 /// A hub shard and the mailboxes of its bound sessions.
@@ -78,13 +81,15 @@ impl<M: Sink<ToSession>> HubShard<M> {
         }
     }
 
-    /// Handles one message in a runtime whose shards are reached through `shards`
-    /// and whose storage is `storage`. Returns false on [`HubMsg::Stop`].
-    pub fn on_message<S: Sink<HubMsg<M>>>(
+    /// Handles one message in a runtime whose shards are reached through `shards`,
+    /// whose storage is `storage` and whose federation router (if any) is
+    /// `federation`. Returns false on [`HubMsg::Stop`].
+    pub fn on_message<S: Sink<HubMsg<M>>, F: Sink<FedMsg<M>>>(
         &mut self,
         msg: HubMsg<M>,
         shards: &[S],
         storage: &impl SubmitStorage,
+        federation: Option<&F>,
     ) -> bool {
         match msg {
             HubMsg::Attach(session, mailbox) => self.attach(session, mailbox),
@@ -92,13 +97,18 @@ impl<M: Sink<ToSession>> HubShard<M> {
             HubMsg::Stop => return false,
             HubMsg::Input(input) => {
                 self.hub.handle(input, SystemTime::now());
-                self.drain(shards, storage);
+                self.drain(shards, storage, federation);
             }
         }
         true
     }
 
-    fn drain<S: Sink<HubMsg<M>>>(&mut self, shards: &[S], storage: &impl SubmitStorage) {
+    fn drain<S: Sink<HubMsg<M>>, F: Sink<FedMsg<M>>>(
+        &mut self,
+        shards: &[S],
+        storage: &impl SubmitStorage,
+        federation: Option<&F>,
+    ) {
         let me = &shards[self.index];
         self.carry_out(|out| match out {
             HubOut::Forward { shard, work } => shards[shard].send(HubMsg::Input(HubInput::Forwarded(work))),
@@ -107,6 +117,12 @@ impl<M: Sink<ToSession>> HubShard<M> {
                 let reply_to = move |id, reply| me.send(HubMsg::Input(HubInput::Reply { id, reply }));
                 storage.submit(id, request, Box::new(reply_to));
             }
+            HubOut::External(stanza) => match federation {
+                Some(f) => f.send(FedMsg::Input(
+                    meerkat_engine::federation::FederationInput::Outbound(stanza),
+                )),
+                None => tracing::debug!("no federation router; dropping a stanza for another domain"),
+            },
         })
     }
 
@@ -117,10 +133,15 @@ impl<M: Sink<ToSession>> HubShard<M> {
     }
 
     /// The deadline of [`HubShard::next_deadline`] passed.
-    pub fn on_timeout<S: Sink<HubMsg<M>>>(&mut self, shards: &[S], storage: &impl SubmitStorage) {
+    pub fn on_timeout<S: Sink<HubMsg<M>>, F: Sink<FedMsg<M>>>(
+        &mut self,
+        shards: &[S],
+        storage: &impl SubmitStorage,
+        federation: Option<&F>,
+    ) {
         let now = SystemTime::now();
         self.hub.handle_timeout(now);
-        self.drain(shards, storage);
+        self.drain(shards, storage, federation);
     }
 
     /// A session bound a user of this shard; its bind input follows.
@@ -155,6 +176,7 @@ impl<M: Sink<ToSession>> HubShard<M> {
                 HubAction::Takeover { session } => self.send(session, ToSession::Takeover),
                 HubAction::Forward { shard, work } => out(HubOut::Forward { shard, work }),
                 HubAction::Request { id, request } => out(HubOut::Storage { id, request }),
+                HubAction::External { stanza } => out(HubOut::External(stanza)),
             }
         }
     }

@@ -16,19 +16,35 @@
 //! Nothing here knows a runtime: no sockets, no timers, no tasks. The only thread is
 //! the storage executor's, because storage backends block.
 
+mod admission;
 pub mod bosh;
+mod federation;
 mod hub_shard;
+mod listen;
 mod liveness;
 pub mod metrics;
+mod outbox;
+mod resolver;
 mod session;
 mod signals;
 mod spec;
 pub mod storage;
 
+pub use admission::{
+    Admission, Admitted, Answering, ConnectionLimits, Refusal, Refused, DEFAULT_BACKLOG, MAX_ANSWERING,
+    REFUSAL_LINGER,
+};
 pub use bosh::{BoshSessions, BoshStart};
+pub use federation::{FedMsg, FederationRouter};
 pub use hub_shard::{HubMsg, HubOut, HubShard, Shards, Sink};
+pub use listen::{listen_socket, refusal_bytes, Listener};
 pub use liveness::{Liveness, LivenessGuard};
 pub use metrics::{Metrics, Transport};
-pub use session::{next_session_id, Effect, Io, Links, Session, ToSession};
+pub use outbox::{Outbox, CLOSE_FLUSH, DEFAULT_MAX_SEND_QUEUE};
+pub use resolver::{configure_dns, resolve_blocking, DnsOptions, Resolver, Spawner};
+pub use session::{next_session_id, Effect, FederationReply, Io, Links, NoFederation, Session, ToSession};
 pub use signals::ShutdownFlag;
-pub use spec::{C2sListener, HttpListener, RunError, ServerSpec, SHUTDOWN_GRACE};
+pub use spec::{
+    listeners, C2sListener, ComponentListener, FederationSpec, HttpListener, ListenerKind, RunError,
+    S2sListener, ServerSpec, SHUTDOWN_GRACE,
+};

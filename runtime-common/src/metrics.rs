@@ -19,11 +19,24 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meerkat_engine::instrument::{Direction, ElementKind, Event};
+use meerkat_engine::instrument::{ConnectionType, Direction, ElementKind, Event};
 use meerkat_engine::storage::{Storage, StorageReply, StorageRequest};
 
-/// `connection_type` label values; an unknown type counts as the last.
-const CONNECTION_TYPES: [&str; 3] = ["c2s", "s2s", "component"];
+/// The `connection_type` label values, in the order of the per-type slots.
+const CONNECTION_TYPES: [ConnectionType; 3] = [
+    ConnectionType::C2s,
+    ConnectionType::S2s,
+    ConnectionType::Component,
+];
+
+/// The slot of `t` in per-type arrays.
+fn type_slot(t: ConnectionType) -> usize {
+    match t {
+        ConnectionType::C2s => 0,
+        ConnectionType::S2s => 1,
+        ConnectionType::Component => 2,
+    }
+}
 
 /// How a C2S session reaches the server (the `transport` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,7 +227,7 @@ pub struct Metrics {
     elements: Box<[ElementStats]>,
     by_host: Box<[HostStats]>,
     /// Open connections by connection type.
-    connections: [AtomicI64; CONNECTION_TYPES.len() + 1],
+    connections: [AtomicI64; CONNECTION_TYPES.len()],
     /// Open C2S connections by transport.
     transports: [AtomicI64; TRANSPORTS.len()],
     /// Payload bytes of WebSocket and BOSH, in and out (MongooseIM's
@@ -237,7 +250,7 @@ impl Metrics {
     pub fn new(hosts: &[String]) -> Self {
         let mut all: Vec<String> = hosts.to_vec();
         all.push(String::new());
-        let slots = 2 * (CONNECTION_TYPES.len() + 1) * all.len();
+        let slots = 2 * CONNECTION_TYPES.len() * all.len();
         Self {
             elements: (0..slots).map(|_| ElementStats::new()).collect(),
             by_host: (0..all.len()).map(|_| HostStats::new()).collect(),
@@ -262,13 +275,25 @@ impl Metrics {
             .unwrap_or(self.hosts.len() - 1)
     }
 
-    fn element_slot(&self, direction: Direction, connection_type: &str, host: usize) -> &ElementStats {
-        let ct = CONNECTION_TYPES
-            .iter()
-            .position(|c| *c == connection_type)
-            .unwrap_or(CONNECTION_TYPES.len());
+    fn element_slot(
+        &self,
+        direction: Direction,
+        connection_type: ConnectionType,
+        host: usize,
+    ) -> &ElementStats {
         let d = usize::from(direction == Direction::Out);
-        &self.elements[(d * (CONNECTION_TYPES.len() + 1) + ct) * self.hosts.len() + host]
+        &self.elements[(d * CONNECTION_TYPES.len() + type_slot(connection_type)) * self.hosts.len() + host]
+    }
+
+    /// Elements of `connection_type` counted in `direction`, over every host type.
+    pub fn elements(&self, connection_type: ConnectionType, direction: Direction) -> u64 {
+        (0..self.hosts.len())
+            .map(|h| {
+                self.element_slot(direction, connection_type, h)
+                    .count
+                    .load(Ordering::Relaxed)
+            })
+            .sum()
     }
 
     /// Accounts for one event.
@@ -281,7 +306,7 @@ impl Metrics {
                 kind,
                 bytes,
             } => {
-                let s = self.element_slot(*direction, connection_type.as_str(), self.host_index(host_type));
+                let s = self.element_slot(*direction, *connection_type, self.host_index(host_type));
                 s.count.fetch_add(1, Ordering::Relaxed);
                 let kind_counter = match kind {
                     ElementKind::Message => Some(&s.message),
@@ -333,14 +358,9 @@ impl Metrics {
         }
     }
 
-    /// A connection of `connection_type` (`"c2s"`, `"s2s"`, `"component"`) opened
-    /// (`true`) or closed.
-    pub fn connection(&self, connection_type: &str, open: bool) {
-        let i = CONNECTION_TYPES
-            .iter()
-            .position(|c| *c == connection_type)
-            .unwrap_or(CONNECTION_TYPES.len());
-        self.connections[i].fetch_add(if open { 1 } else { -1 }, Ordering::Relaxed);
+    /// A connection of `connection_type` opened (`true`) or closed.
+    pub fn connection(&self, connection_type: ConnectionType, open: bool) {
+        self.connections[type_slot(connection_type)].fetch_add(if open { 1 } else { -1 }, Ordering::Relaxed);
     }
 
     /// A C2S connection over `transport` opened (`true`) or closed.
@@ -385,8 +405,8 @@ impl Metrics {
             out,
             "# HELP meerkat_connections Open connections by connection type.\n# TYPE meerkat_connections gauge"
         );
-        for (i, c) in self.connections.iter().enumerate() {
-            let ct = CONNECTION_TYPES.get(i).copied().unwrap_or("other");
+        for (t, c) in CONNECTION_TYPES.iter().zip(&self.connections) {
+            let ct = t.as_str();
             let _ = writeln!(
                 out,
                 "meerkat_connections{{connection_type=\"{ct}\"}} {}",
@@ -502,23 +522,19 @@ impl Metrics {
     }
 
     /// Calls `f` with the labels and stats of every connection type and host type
-    /// of `direction` (the catch-all connection type only once it has counted).
+    /// of `direction`.
     fn each_element_slot(&self, direction: Direction, mut f: impl FnMut(&str, &ElementStats)) {
-        for (ct_index, ct) in CONNECTION_TYPES.iter().chain(["other"].iter()).enumerate() {
+        for ct in CONNECTION_TYPES {
             for (h, host) in self.hosts.iter().enumerate() {
-                let s = self.element_slot_at(direction, ct_index, h);
-                if ct_index == CONNECTION_TYPES.len() && s.count.load(Ordering::Relaxed) == 0 {
-                    continue;
-                }
-                let labels = format!("connection_type=\"{ct}\",host_type=\"{}\"", escape_label(host));
+                let s = self.element_slot(direction, ct, h);
+                let labels = format!(
+                    "connection_type=\"{}\",host_type=\"{}\"",
+                    ct.as_str(),
+                    escape_label(host)
+                );
                 f(&labels, s);
             }
         }
-    }
-
-    fn element_slot_at(&self, direction: Direction, ct: usize, host: usize) -> &ElementStats {
-        let d = usize::from(direction == Direction::Out);
-        &self.elements[(d * (CONNECTION_TYPES.len() + 1) + ct) * self.hosts.len() + host]
     }
 
     fn render_hosts(&self, out: &mut String) {
@@ -643,6 +659,30 @@ mod tests {
             kind,
             bytes,
         }
+    }
+
+    #[test]
+    fn elements_are_counted_by_connection_type_and_direction() {
+        let m = Metrics::new(&["localhost".to_string()]);
+        let element = |direction, connection_type| Event::Element {
+            direction,
+            connection_type,
+            host_type: "localhost".into(),
+            kind: ElementKind::Message,
+            bytes: 10,
+        };
+        m.record(&element(Direction::In, ConnectionType::S2s));
+        m.record(&element(Direction::In, ConnectionType::S2s));
+        m.record(&element(Direction::Out, ConnectionType::Component));
+        assert_eq!(m.elements(ConnectionType::S2s, Direction::In), 2);
+        assert_eq!(m.elements(ConnectionType::S2s, Direction::Out), 0);
+        assert_eq!(m.elements(ConnectionType::Component, Direction::Out), 1);
+        assert_eq!(m.elements(ConnectionType::C2s, Direction::In), 0);
+        let page = m.render();
+        assert!(page.contains("xmpp_element_in_count{connection_type=\"s2s\",host_type=\"localhost\"} 2"));
+        assert!(
+            page.contains("xmpp_element_out_count{connection_type=\"component\",host_type=\"localhost\"} 1")
+        );
     }
 
     /// Counts land on their labels; histograms are cumulative; every sample line

@@ -13,20 +13,17 @@ use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use meerkat_engine::hub::HubConfig;
 use meerkat_engine::storage::Storage;
 use meerkat_runtime_common::{
-    BoshSessions, C2sListener, HttpListener, HubMsg, HubShard, Liveness, Metrics, RunError, Shards, Sink,
-    ToSession, SHUTDOWN_GRACE,
+    BoshSessions, C2sListener, FedMsg, FederationRouter, FederationSpec, HttpListener, HubMsg, HubShard,
+    Liveness, Metrics, RunError, Shards, Sink, ToSession, SHUTDOWN_GRACE,
 };
 
 use crate::connection::{self, ConnCtx};
-use crate::router::{self, Addr, Mesh, ShardAddr};
+use crate::router::{self, Addr, FedAddr, Mesh, ShardAddr, FEDERATION_EXECUTOR};
 use crate::storage::BlockingStorage;
-use tracing::Instrument as _;
+use meerkat_runtime_common::Listener;
 
 /// Messages in flight between two executors before a sender waits.
 const MESH_CAPACITY: usize = 4096;
-
-/// Pending connections per listener socket (as tokio's and glommio's default).
-const LISTEN_BACKLOG: i32 = 1024;
 
 /// How often the stop condition is checked.
 const STOP_POLL: Duration = Duration::from_millis(50);
@@ -39,12 +36,13 @@ const IO_MEMORY: usize = 1 << 20;
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub c2s: Vec<C2sListener>,
+    pub http: Vec<HttpListener>,
+    pub bosh: BoshSessions,
+    pub federation: Option<FederationSpec>,
     pub hub: HubConfig,
     pub storage: Arc<dyn Storage>,
     pub metrics: Arc<Metrics>,
     pub live: Liveness,
-    pub http: Vec<HttpListener>,
-    pub bosh: BoshSessions,
 }
 
 pub(crate) fn run_all(
@@ -100,10 +98,14 @@ async fn executor_main(
 
     let storage = BlockingStorage::new(shared.storage.clone());
     let shards: Shards<ShardAddr> = (0..threads).map(ShardAddr).collect();
+    let federated = shared.federation.is_some();
     let hub = {
         let (shards, storage) = (shards.clone(), storage.clone());
-        let mut shard = HubShard::<Addr>::new(&shared.hub, index, threads);
+        let mut config = shared.hub.clone();
+        config.federation = federated;
+        let mut shard = HubShard::<Addr>::new(&config, index, threads);
         glommio::spawn_local(async move {
+            let federation = federated.then_some(FedAddr);
             loop {
                 // The shard's next deadline (a detached session's resumption timeout).
                 let wait = shard
@@ -121,54 +123,61 @@ async fn executor_main(
                 .await;
                 match next {
                     Some(Some(msg)) => {
-                        if !shard.on_message(msg, &shards, &storage) {
+                        if !shard.on_message(msg, &shards, &storage, federation.as_ref()) {
                             break;
                         }
                     }
                     Some(None) => break,
-                    None => shard.on_timeout(&shards, &storage),
+                    None => shard.on_timeout(&shards, &storage, federation.as_ref()),
                 }
             }
         })
     };
+    let ctx = Rc::new(ConnCtx {
+        shards: shards.clone(),
+        storage: storage.clone(),
+        metrics: shared.metrics.clone(),
+        live: shared.live.clone(),
+        federation: federated,
+        bosh: shared.bosh.clone(),
+    });
+    // The federation router and its outgoing connections live on one executor.
+    let mut router_task = None;
+    if let (Some(spec), FEDERATION_EXECUTOR) = (&shared.federation, index) {
+        let (fed_tx, fed_rx) = local_channel::new_unbounded::<FedMsg<Addr>>();
+        router::install_federation(fed_tx);
+        let mut federation = FederationRouter::<Addr>::new(spec.router.clone());
+        let (outgoing, shards, ctx) = (spec.outgoing.clone(), shards.clone(), ctx.clone());
+        let max_send_queue = spec.outgoing_max_send_queue;
+        router_task = Some(glommio::spawn_local(async move {
+            while let Some(msg) = fed_rx.recv().await {
+                let open = |id, pair| {
+                    connection::spawn_outgoing(id, pair, outgoing.clone(), max_send_queue, ctx.clone())
+                };
+                if !federation.on_message(msg, &shards, open) {
+                    break;
+                }
+            }
+        }));
+    }
 
     let mut acceptors = Vec::new();
     let mut stop_listeners = Vec::new();
-    for l in &shared.c2s {
-        let listener = reuseport_listener(l.addr).map_err(|e| RunError::Bind(l.addr, e))?;
+    for l in meerkat_runtime_common::listeners(&shared.c2s, &shared.http, shared.federation.as_ref()) {
+        let addr = l.addr;
+        let listener =
+            reuseport_listener(addr, l.admission.limits().backlog).map_err(|e| RunError::Bind(addr, e))?;
         if index == 0 {
-            tracing::info!(addr = %l.addr, tls = ?l.config.tls_mode, executors = threads, "c2s listener up");
+            tracing::info!(%addr, executors = threads, "{} listener up", l.kind.name());
         }
-        let ctx = Rc::new(ConnCtx {
-            config: l.config.clone(),
-            shards: shards.clone(),
-            storage: storage.clone(),
-            metrics: shared.metrics.clone(),
-            live: shared.live.clone(),
-            http: None,
-            bosh: shared.bosh.clone(),
-        });
         let (stop_tx, stop_rx) = local_channel::new_bounded::<()>(1);
         stop_listeners.push(stop_tx);
-        acceptors.push(glommio::spawn_local(accept_loop(listener, ctx, stop_rx)));
-    }
-    for l in &shared.http {
-        let listener = reuseport_listener(l.addr).map_err(|e| RunError::Bind(l.addr, e))?;
-        if index == 0 {
-            tracing::info!(addr = %l.addr, tls = l.config.tls.is_some(), executors = threads, "http listener up");
-        }
-        let ctx = Rc::new(ConnCtx {
-            config: l.config.c2s.clone(),
-            shards: shards.clone(),
-            storage: storage.clone(),
-            metrics: shared.metrics.clone(),
-            live: shared.live.clone(),
-            http: Some(l.config.clone()),
-            bosh: shared.bosh.clone(),
-        });
-        let (stop_tx, stop_rx) = local_channel::new_bounded::<()>(1);
-        stop_listeners.push(stop_tx);
-        acceptors.push(glommio::spawn_local(accept_loop(listener, ctx, stop_rx)));
+        acceptors.push(glommio::spawn_local(accept_loop(
+            listener,
+            l,
+            ctx.clone(),
+            stop_rx,
+        )));
     }
 
     while !stop() {
@@ -195,26 +204,31 @@ async fn executor_main(
     }
     ShardAddr(index).send(HubMsg::Stop);
     hub.await;
+    if let Some(task) = router_task {
+        FedAddr.send(FedMsg::Stop);
+        task.await;
+    }
     Ok(())
 }
 
-/// A listening socket on `addr` shared with the other executors (SO_REUSEPORT), that
+/// A listening socket on `addr` shared with the other executors (SO_REUSEPORT; the
+/// listener's [`meerkat_runtime_common::Admission`] counts for all of them), that
 /// also binds while connections of a previous run linger in TIME_WAIT (SO_REUSEADDR,
 /// which glommio's own `TcpListener::bind` does not set: a restart after a busy run
 /// would fail with "address in use").
-fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Socket, Type};
+fn reuseport_listener(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     use std::os::fd::{FromRawFd, IntoRawFd};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
+    let socket = meerkat_runtime_common::listen_socket(addr, backlog, true)?;
     // SAFETY: the descriptor is a bound, listening TCP socket we own and hand over.
     Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
-async fn accept_loop(listener: TcpListener, ctx: Rc<ConnCtx>, stop: local_channel::LocalReceiver<()>) {
+async fn accept_loop(
+    listener: TcpListener,
+    l: Listener,
+    ctx: Rc<ConnCtx>,
+    stop: local_channel::LocalReceiver<()>,
+) {
     enum Next {
         Stop,
         Accepted(glommio::Result<glommio::net::TcpStream, ()>),
@@ -231,9 +245,22 @@ async fn accept_loop(listener: TcpListener, ctx: Rc<ConnCtx>, stop: local_channe
         match next {
             Next::Stop => break,
             Next::Accepted(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                let (id, span) = connection::span(&ctx, stream.peer_addr().ok());
-                glommio::spawn_local(connection::run(stream, id, ctx.clone()).instrument(span)).detach();
+                let peer = match stream.peer_addr() {
+                    Ok(peer) => peer,
+                    // Gone already.
+                    Err(_) => continue,
+                };
+                match l.admission.admit(peer.ip()) {
+                    Ok(admitted) => {
+                        let _ = stream.set_nodelay(true);
+                        let limit = l.admission.limits().max_send_queue;
+                        let run = connection::run(stream, peer, l.kind.clone(), ctx.clone(), admitted, limit);
+                        glommio::spawn_local(run).detach();
+                    }
+                    Err(refused) => {
+                        glommio::spawn_local(connection::refuse(stream, &l.kind, refused)).detach();
+                    }
+                }
             }
             Next::Accepted(Err(e)) => {
                 // EMFILE and friends: back off instead of spinning.

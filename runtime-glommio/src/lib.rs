@@ -38,25 +38,33 @@ pub fn serve(spec: ServerSpec, stop: impl Fn() -> bool + Clone + Send + 'static)
     preflight::check(threads).map_err(|e| RunError::Runtime(e.to_string()))?;
     // Bind once here so that a taken port is an error before any executor starts;
     // each executor then binds its own SO_REUSEPORT socket to the same address.
+    let federation_addrs = spec.federation.iter().flat_map(|f| {
+        f.s2s
+            .iter()
+            .map(|l| l.addr)
+            .chain(f.components.iter().map(|l| l.addr))
+    });
+    let http_addrs = spec.http.iter().map(|l| l.addr);
     for addr in spec
         .c2s
         .iter()
         .map(|l| l.addr)
-        .chain(spec.http.iter().map(|l| l.addr))
+        .chain(http_addrs)
+        .chain(federation_addrs)
     {
-        let probe = glommio_free_bind_check(addr);
-        probe.map_err(|e| RunError::Bind(addr, e))?;
+        glommio_free_bind_check(addr).map_err(|e| RunError::Bind(addr, e))?;
     }
     let metrics = std::sync::Arc::new(Metrics::new(&spec.hub.hosts));
     let live = Liveness::default();
     let shared = executor::Shared {
         c2s: spec.c2s.clone(),
+        http: spec.http.clone(),
+        bosh: BoshSessions::default(),
+        federation: spec.federation.clone(),
         hub: spec.hub.clone(),
         storage: metrics.measured(spec.storage.clone()),
         metrics: metrics.clone(),
         live,
-        http: spec.http.clone(),
-        bosh: BoshSessions::default(),
     };
     let result = executor::run_all(threads, shared, stop);
     metrics.log_summary();

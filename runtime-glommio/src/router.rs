@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use glommio::channels::local_channel::LocalSender;
 use meerkat_engine::hub::SessionId;
-use meerkat_runtime_common::{HubMsg, Sink, ToSession};
+use meerkat_runtime_common::{FedMsg, HubMsg, Sink, ToSession};
 
 /// What crosses the mesh between executors.
 pub(crate) enum Mesh {
@@ -17,7 +17,16 @@ pub(crate) enum Mesh {
     Hub(Box<HubMsg<Addr>>),
     /// For one of the receiving executor's sessions.
     Session(SessionId, ToSession),
+    /// For the federation router (on executor [`FEDERATION_EXECUTOR`]).
+    Fed(Box<FedMsg<Addr>>),
 }
+
+/// The executor that runs the federation router and its outgoing connections.
+pub(crate) const FEDERATION_EXECUTOR: usize = 0;
+
+/// The federation router, wherever the sender is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FedAddr;
 
 /// A session: the executor it lives on and its id.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +46,8 @@ pub(crate) struct Router {
     hub: LocalSender<HubMsg<Addr>>,
     /// To the task that feeds the mesh (sending on it may wait; we may not).
     mesh: LocalSender<(usize, Mesh)>,
+    /// The federation router's inbox, on its executor.
+    fed: Option<LocalSender<FedMsg<Addr>>>,
 }
 
 thread_local! {
@@ -59,8 +70,14 @@ pub(crate) fn install(index: usize, hub: LocalSender<HubMsg<Addr>>, mesh: LocalS
             sessions: HashMap::new(),
             hub,
             mesh,
+            fed: None,
         })
     });
+}
+
+/// Installs the federation router's inbox (on [`FEDERATION_EXECUTOR`]).
+pub(crate) fn install_federation(fed: LocalSender<FedMsg<Addr>>) {
+    with(|r| r.fed = Some(fed));
 }
 
 /// This executor's index.
@@ -93,6 +110,11 @@ pub(crate) fn from_mesh(msg: Mesh) {
             let _ = r.hub.try_send(*m);
         }
         Mesh::Session(session, m) => r.to_local(session, m),
+        Mesh::Fed(m) => {
+            if let Some(fed) = &r.fed {
+                let _ = fed.try_send(*m);
+            }
+        }
     });
 }
 
@@ -123,6 +145,19 @@ impl Sink<HubMsg<Addr>> for ShardAddr {
                 let _ = r.hub.try_send(msg);
             } else {
                 let _ = r.mesh.try_send((self.0, Mesh::Hub(Box::new(msg))));
+            }
+        });
+    }
+}
+
+impl Sink<FedMsg<Addr>> for FedAddr {
+    fn send(&self, msg: FedMsg<Addr>) {
+        with(|r| match &r.fed {
+            Some(fed) => {
+                let _ = fed.try_send(msg);
+            }
+            None => {
+                let _ = r.mesh.try_send((FEDERATION_EXECUTOR, Mesh::Fed(Box::new(msg))));
             }
         });
     }

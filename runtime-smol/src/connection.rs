@@ -1,53 +1,45 @@
 //! One task per connection: socket reads into the session, its socket and timer
-//! effects carried out here (hub and storage effects go through the shared links).
+//! effects carried out here (hub, storage and federation effects go through the
+//! shared links). Outgoing S2S connections start without a socket and connect when
+//! their session asks.
 
 use std::cell::RefCell;
-use std::io::Read;
+use std::future::Future;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_channel::Receiver;
+use async_executor::Executor;
 use async_io::{Async, Timer};
-use futures_lite::{future, AsyncWriteExt};
-use meerkat_engine::http::HttpConfig;
-use meerkat_engine::stream::c2s::C2sConfig;
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
+use meerkat_engine::federation::DomainPair;
+use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
 use meerkat_runtime_common::{
-    next_session_id, BoshSessions, BoshStart, Io, Links, Liveness, Metrics, Session, Shards, ToSession,
+    next_session_id, Admitted, BoshSessions, BoshStart, Io, Links, ListenerKind, Liveness, Metrics, Outbox,
+    Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
 use tracing::Instrument as _;
 
-use crate::hub_task::{ShardTx, Tx};
+use crate::hub_task::{FedTx, Mailbox, ShardTx, Tx};
 
-/// What every connection of a listener shares.
+/// What every connection shares.
 #[derive(Clone)]
 pub(crate) struct Shared {
-    pub config: Arc<C2sConfig>,
     pub shards: Shards<ShardTx>,
     pub storage: StorageExecutor,
     pub metrics: Arc<Metrics>,
     /// Closed when the server stops.
     pub stop: Receiver<()>,
     pub live: Liveness,
-    /// For an HTTP listener: its settings (`config` is then its C2S settings).
-    pub http: Option<Arc<HttpConfig>>,
+    pub federation: Option<(FedTx, Resolver)>,
     /// The live BOSH sessions.
     pub bosh: BoshSessions,
     /// Where BOSH sessions' tasks run.
-    pub ex: Arc<async_executor::Executor<'static>>,
-}
-
-/// A new connection's id and span: its id, type and peer, and its JID once bound,
-/// on every line logged about it.
-pub(crate) fn span(shared: &Shared, peer: SocketAddr) -> (u64, tracing::Span) {
-    let id = next_session_id();
-    let empty = tracing::field::Empty;
-    let span = match shared.http {
-        Some(_) => tracing::info_span!("http", id, %peer, transport = empty, jid = empty),
-        None => tracing::info_span!("c2s", id, %peer, jid = empty),
-    };
-    (id, span)
+    pub ex: Arc<Executor<'static>>,
 }
 
 /// Size of the per-thread read buffer. Reads go through one buffer per executor
@@ -61,67 +53,183 @@ thread_local! {
 /// What woke the connection up.
 enum Wake {
     Readable(std::io::Result<()>),
+    Writable(std::io::Result<()>),
+    Connected(std::io::Result<Async<TcpStream>>),
     Resume,
     Timeout,
     Stop,
     Message(Option<ToSession>),
 }
 
-pub(crate) async fn run(socket: Async<TcpStream>, id: u64, shared: Shared) {
-    let _live = shared.live.enter();
-    tracing::debug!("connected");
+/// An accepted connection; it counts on its listener until it ends.
+pub(crate) async fn run(
+    socket: Async<TcpStream>,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    shared: Shared,
+    admitted: Admitted,
+    max_send_queue: Option<usize>,
+) {
+    let id = next_session_id();
+    let empty = tracing::field::Empty;
+    let span = tracing::info_span!("conn", kind = kind.name(), id, %peer, transport = empty, jid = empty);
+    let session = span.in_scope(|| {
+        let mut session = kind.session(
+            id,
+            shared.shards.len(),
+            shared.metrics.clone(),
+            &shared.bosh,
+            Instant::now(),
+        );
+        session.set_peer(peer.ip());
+        session
+    });
     let (tx, rx) = async_channel::unbounded();
+    drive(Some(socket), session, Tx(tx), rx, shared, max_send_queue)
+        .instrument(span)
+        .await;
+    drop(admitted);
+}
+
+/// A connection refused by its listener's limits: it gets the stream error (when
+/// the listener can speak before TLS and answers are affordable), then the socket
+/// closes once the peer has read it, or after [`REFUSAL_LINGER`].
+pub(crate) fn refuse(
+    socket: Async<TcpStream>,
+    kind: &ListenerKind,
+    refused: Refused,
+) -> impl Future<Output = ()> + Send + 'static {
+    let answer = refused.answer(kind);
+    async move {
+        let Some((_answering, bytes)) = answer else { return };
+        let answered = async {
+            (&socket).write_all(&bytes).await?;
+            socket.get_ref().shutdown(std::net::Shutdown::Write)?;
+            // Read until the peer closes, so that closing does not reset the
+            // connection under the answer.
+            let mut buf = [0u8; 512];
+            while (&socket).read(&mut buf).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        };
+        let linger = async {
+            Timer::after(REFUSAL_LINGER).await;
+            Ok(())
+        };
+        let _ = future::or(answered, linger).await;
+    }
+}
+
+/// Starts an outgoing S2S connection for `pair` on `ex`; returns its mailbox, which
+/// the federation router keeps.
+pub(crate) fn spawn_outgoing(
+    ex: &Executor<'static>,
+    id: u64,
+    pair: DomainPair,
+    config: Arc<S2sOutConfig>,
+    max_send_queue: Option<usize>,
+    shared: Shared,
+) -> Mailbox {
+    let (tx, rx) = async_channel::unbounded();
+    let mailbox = Tx(tx);
+    let session = Session::s2s_out(
+        id,
+        pair.clone(),
+        config,
+        shared.shards.len(),
+        shared.metrics.clone(),
+        Instant::now(),
+    );
+    let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
+    ex.spawn(drive(None, session, mailbox.clone(), rx, shared, max_send_queue).instrument(span))
+        .detach();
+    mailbox
+}
+
+type Connecting = Pin<Box<dyn Future<Output = std::io::Result<Async<TcpStream>>> + Send>>;
+
+async fn drive(
+    mut socket: Option<Async<TcpStream>>,
+    mut session: Session,
+    mailbox: Mailbox,
+    rx: Receiver<ToSession>,
+    shared: Shared,
+    max_send_queue: Option<usize>,
+) {
+    let _live = shared.live.enter();
+    tracing::debug!("started");
     let links = Links {
         shards: shared.shards.clone(),
         storage: shared.storage.clone(),
-        mailbox: Tx(tx),
-    };
-    let mut session = match &shared.http {
-        Some(http) => Session::http(
-            id,
-            http.clone(),
-            links.shards.len(),
-            shared.metrics.clone(),
-            shared.bosh.clone(),
-            Instant::now(),
-        ),
-        None => Session::new(
-            id,
-            shared.config.clone(),
-            links.shards.len(),
-            shared.metrics.clone(),
-            Instant::now(),
-        ),
+        mailbox,
+        federation: shared.federation.clone(),
     };
     let mut stopping = false;
     let mut timer = Timer::never();
     let mut pause: Option<Timer> = None;
+    let mut connecting: Option<Connecting> = None;
+    let mut outbox = Outbox::new(max_send_queue);
 
     'session: loop {
         while let Some(io) = session.next_io(&links) {
             match io {
-                Io::Write(bytes) => {
-                    if (&socket).write_all(&bytes).await.is_err() {
-                        session.on_closed(Instant::now());
+                Io::Write(bytes) => match &socket {
+                    // Written now as far as the socket takes it; the rest waits in
+                    // the outbox (bounded) while the session goes on.
+                    Some(s) => {
+                        session.queue_write(&mut outbox, bytes, Instant::now());
+                        if outbox.write_with(|b| s.get_ref().write(b)).is_err() {
+                            session.on_closed(Instant::now());
+                        }
                     }
-                }
+                    None => session.on_closed(Instant::now()),
+                },
                 Io::Timer(at) => timer.set_at(at),
                 Io::PauseReading(until) => pause = Some(Timer::at(until)),
+                Io::StartBosh(start) => start_bosh(*start, &shared),
+                Io::Connect(addr) => {
+                    socket = None;
+                    connecting = Some(Box::pin(Async::<TcpStream>::connect(addr)));
+                }
                 Io::Close => {
-                    let _ = socket.get_ref().shutdown(std::net::Shutdown::Both);
+                    if let Some(s) = &socket {
+                        // What is still queued (a stream error at least) gets a
+                        // bounded time to leave.
+                        let flushed = async {
+                            while !outbox.is_empty() {
+                                s.writable().await?;
+                                outbox.write_with(|b| s.get_ref().write(b))?;
+                            }
+                            Ok::<_, std::io::Error>(())
+                        };
+                        let limit = async {
+                            Timer::after(CLOSE_FLUSH).await;
+                            Ok(())
+                        };
+                        let _ = future::or(flushed, limit).await;
+                        let _ = s.get_ref().shutdown(std::net::Shutdown::Both);
+                    }
                     break 'session;
                 }
-                Io::StartBosh(start) => start_bosh(*start, &shared),
             }
         }
 
         let read = async {
-            match pause.as_mut() {
-                Some(t) => {
+            if let Some(c) = connecting.as_mut() {
+                return Wake::Connected(c.await);
+            }
+            match (pause.as_mut(), &socket) {
+                (Some(t), _) => {
                     t.await;
                     Wake::Resume
                 }
-                None => Wake::Readable(socket.readable().await),
+                (None, Some(s)) => Wake::Readable(s.readable().await),
+                (None, None) => future::pending().await,
+            }
+        };
+        let write = async {
+            match &socket {
+                Some(s) if !outbox.is_empty() => Wake::Writable(s.writable().await),
+                _ => future::pending().await,
             }
         };
         let tick = async {
@@ -136,22 +244,51 @@ pub(crate) async fn run(socket: Async<TcpStream>, id: u64, shared: Shared) {
             Wake::Stop
         };
         let message = async { Wake::Message(rx.recv().await.ok()) };
-        let wake = future::or(read, future::or(tick, future::or(stop, message))).await;
+        let wake = future::or(
+            read,
+            future::or(write, future::or(tick, future::or(stop, message))),
+        )
+        .await;
         let now = Instant::now();
         match wake {
-            Wake::Readable(Err(_)) => session.on_closed(now),
+            Wake::Readable(Err(_)) | Wake::Writable(Err(_)) => session.on_closed(now),
+            Wake::Writable(Ok(())) => {
+                if let Some(s) = &socket {
+                    if outbox.write_with(|b| s.get_ref().write(b)).is_err() {
+                        session.on_closed(now);
+                    }
+                }
+            }
             Wake::Readable(Ok(())) => READ_BUFFER.with(|buf| {
+                let Some(s) = &socket else { return };
                 let mut buf = buf.borrow_mut();
-                match socket.get_ref().read(&mut buf[..]) {
+                match s.get_ref().read(&mut buf[..]) {
                     Ok(0) => session.on_closed(now),
                     Ok(n) => session.on_bytes(&buf[..n], now),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(_) => session.on_closed(now),
                 }
             }),
+            Wake::Connected(result) => {
+                connecting = None;
+                let connected = match result {
+                    Ok(s) => {
+                        let _ = s.get_ref().set_nodelay(true);
+                        socket = Some(s);
+                        true
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "connect failed");
+                        false
+                    }
+                };
+                session.on_connected(connected, now);
+            }
             Wake::Resume => pause = None,
             Wake::Timeout => {
                 timer = Timer::never();
+                // A connect still under way when its deadline passes is abandoned.
+                connecting = None;
                 session.on_timeout(now);
             }
             Wake::Stop => {
@@ -163,82 +300,29 @@ pub(crate) async fn run(socket: Async<TcpStream>, id: u64, shared: Shared) {
         }
     }
     session.finish(&links, Instant::now());
+    while let Ok(msg) = rx.try_recv() {
+        session.leftover(msg, &links);
+    }
     tracing::debug!("disconnected");
 }
 
 /// Starts a BOSH session in a task of its own, reachable by its `sid`.
 fn start_bosh(start: BoshStart, shared: &Shared) {
     let id = next_session_id();
-    let span = tracing::info_span!(parent: None, "bosh", id, sid = %start.sid, jid = tracing::field::Empty);
+    let span = tracing::info_span!(parent: None, "conn", kind = "bosh", id, sid = %start.sid, jid = tracing::field::Empty);
     let (tx, rx) = async_channel::unbounded();
     shared.bosh.register(&start.sid, Tx(tx.clone()));
-    let links = Links {
-        shards: shared.shards.clone(),
-        storage: shared.storage.clone(),
-        mailbox: Tx(tx),
-    };
     let session = span.in_scope(|| {
         Session::bosh(
             id,
             start,
-            links.shards.len(),
+            shared.shards.len(),
             shared.metrics.clone(),
             shared.bosh.clone(),
             Instant::now(),
         )
     });
-    shared
-        .ex
-        .spawn(run_bosh(session, links, rx, shared.clone()).instrument(span))
-        .detach();
-}
-
-/// A BOSH session's task: its mailbox (requests, hub, storage) and its timer.
-async fn run_bosh(
-    mut session: Session,
-    links: Links<ShardTx, Tx<ToSession>, StorageExecutor>,
-    rx: Receiver<ToSession>,
-    shared: Shared,
-) {
-    let _live = shared.live.enter();
-    tracing::debug!("BOSH session started");
-    let mut stopping = false;
-    let mut timer = Timer::never();
-    'session: loop {
-        while let Some(io) = session.next_io(&links) {
-            match io {
-                Io::Timer(at) => timer.set_at(at),
-                Io::Close => break 'session,
-                Io::Write(_) | Io::PauseReading(_) | Io::StartBosh(_) => {}
-            }
-        }
-        let tick = async {
-            (&mut timer).await;
-            Wake::Timeout
-        };
-        let stop = async {
-            if stopping {
-                future::pending::<()>().await;
-            }
-            let _ = shared.stop.recv().await;
-            Wake::Stop
-        };
-        let message = async { Wake::Message(rx.recv().await.ok()) };
-        let wake = future::or(tick, future::or(stop, message)).await;
-        let now = Instant::now();
-        match wake {
-            Wake::Timeout => {
-                timer = Timer::never();
-                session.on_timeout(now);
-            }
-            Wake::Stop => {
-                stopping = true;
-                session.on_message(ToSession::Shutdown, now);
-            }
-            Wake::Message(Some(msg)) => session.on_message(msg, now),
-            Wake::Message(None) | Wake::Readable(_) | Wake::Resume => break 'session,
-        }
-    }
-    session.finish(&links, Instant::now());
-    tracing::debug!("BOSH session ended");
+    // No socket and no send queue: its HTTP requests carry its bytes.
+    let task = drive(None, session, Tx(tx), rx, shared.clone(), None).instrument(span);
+    shared.ex.spawn(task).detach();
 }

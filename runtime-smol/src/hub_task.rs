@@ -3,7 +3,7 @@
 use async_channel::{Receiver, Sender};
 use meerkat_engine::hub::HubConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
-use meerkat_runtime_common::{HubMsg, HubShard, Shards, Sink, ToSession};
+use meerkat_runtime_common::{FedMsg, HubMsg, HubShard, Shards, Sink, ToSession};
 
 /// An unbounded async-channel's sending end as a [`Sink`].
 pub(crate) struct Tx<T>(pub Sender<T>);
@@ -24,12 +24,15 @@ impl<T: Send + 'static> Sink<T> for Tx<T> {
 pub(crate) type Mailbox = Tx<ToSession>;
 /// A hub shard's inbox.
 pub(crate) type ShardTx = Tx<HubMsg<Mailbox>>;
+/// The federation router's inbox.
+pub(crate) type FedTx = Tx<FedMsg<Mailbox>>;
 
 pub(crate) async fn run(
     config: HubConfig,
     index: usize,
     shards: Shards<ShardTx>,
     storage: StorageExecutor,
+    federation: Option<FedTx>,
     rx: Receiver<HubMsg<Mailbox>>,
 ) {
     let mut shard = HubShard::new(&config, index, shards.len());
@@ -50,12 +53,12 @@ pub(crate) async fn run(
         .await;
         match next {
             Some(Ok(msg)) => {
-                if !shard.on_message(msg, &shards, &storage) {
+                if !shard.on_message(msg, &shards, &storage, federation.as_ref()) {
                     break;
                 }
             }
             Some(Err(_)) => break,
-            None => shard.on_timeout(&shards, &storage),
+            None => shard.on_timeout(&shards, &storage, federation.as_ref()),
         }
     }
 }

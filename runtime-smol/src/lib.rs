@@ -16,12 +16,13 @@ use std::time::Duration;
 use async_executor::Executor;
 use async_io::{Async, Timer};
 use futures_lite::future;
-use hub_task::{ShardTx, Tx};
+use hub_task::{FedTx, ShardTx, Tx};
 use meerkat_runtime_common::storage::StorageExecutor;
+use meerkat_runtime_common::{listen_socket, Listener};
 use meerkat_runtime_common::{
-    BoshSessions, HubMsg, Liveness, Metrics, Shards, ShutdownFlag, Sink, SHUTDOWN_GRACE,
+    BoshSessions, FedMsg, FederationRouter, HubMsg, Liveness, Metrics, Resolver, Shards, ShutdownFlag, Sink,
+    SHUTDOWN_GRACE,
 };
-use tracing::Instrument as _;
 
 pub use meerkat_runtime_common::{C2sListener, HttpListener, RunError, ServerSpec};
 
@@ -68,56 +69,51 @@ pub async fn serve(
 ) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::new(&spec.hub.hosts));
     let (storage, storage_thread) = StorageExecutor::start(metrics.measured(spec.storage.clone()));
-    let bosh = BoshSessions::default();
     let shards = spec.threads.max(1);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards).map(|_| async_channel::unbounded()).unzip();
     let senders: Shards<ShardTx> = senders.into_iter().map(Tx).collect();
+    let (fed_tx, fed_rx) = async_channel::unbounded::<FedMsg<hub_task::Mailbox>>();
+    let fed_tx: Option<FedTx> = spec.federation.as_ref().map(|_| Tx(fed_tx));
+    let mut hub = spec.hub.clone();
+    hub.federation = spec.federation.is_some();
     let mut hubs = Vec::new();
     for (i, rx) in receivers.into_iter().enumerate() {
         hubs.push(ex.spawn(hub_task::run(
-            spec.hub.clone(),
+            hub.clone(),
             i,
             senders.clone(),
             storage.clone(),
+            fed_tx.clone(),
             rx,
         )));
     }
     // Closing this channel is the shutdown signal: every receiver sees it.
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let live = Liveness::default();
+    let shared = connection::Shared {
+        shards: senders.clone(),
+        storage: storage.clone(),
+        metrics: metrics.clone(),
+        stop: stop_rx.clone(),
+        live: live.clone(),
+        federation: fed_tx.clone().map(|f| (f, Resolver::start())),
+        bosh: BoshSessions::default(),
+        ex: ex.clone(),
+    };
 
-    let mut acceptors = Vec::new();
-    for l in &spec.c2s {
-        let listener = Async::<TcpListener>::bind(l.addr).map_err(|e| RunError::Bind(l.addr, e))?;
-        tracing::info!(addr = %l.addr, tls = ?l.config.tls_mode, "c2s listener up");
-        let ctx = connection::Shared {
-            config: l.config.clone(),
-            shards: senders.clone(),
-            storage: storage.clone(),
-            metrics: metrics.clone(),
-            stop: stop_rx.clone(),
-            live: live.clone(),
-            http: None,
-            bosh: bosh.clone(),
-            ex: ex.clone(),
-        };
-        acceptors.push(ex.spawn(accept_loop(ex.clone(), listener, ctx)));
+    let mut router = None;
+    if let Some(f) = &spec.federation {
+        let task = federation_task(ex.clone(), f, fed_rx, senders.clone(), shared.clone());
+        router = Some(ex.spawn(task));
     }
-    for l in &spec.http {
-        let listener = Async::<TcpListener>::bind(l.addr).map_err(|e| RunError::Bind(l.addr, e))?;
-        tracing::info!(addr = %l.addr, tls = l.config.tls.is_some(), "http listener up");
-        let ctx = connection::Shared {
-            config: l.config.c2s.clone(),
-            shards: senders.clone(),
-            storage: storage.clone(),
-            metrics: metrics.clone(),
-            stop: stop_rx.clone(),
-            live: live.clone(),
-            http: Some(l.config.clone()),
-            bosh: bosh.clone(),
-            ex: ex.clone(),
-        };
-        acceptors.push(ex.spawn(accept_loop(ex.clone(), listener, ctx)));
+    let mut acceptors = Vec::new();
+    for l in spec.listeners() {
+        let addr = l.addr;
+        let listener = listen_socket(addr, l.admission.limits().backlog, false)
+            .and_then(Async::<TcpListener>::new)
+            .map_err(|e| RunError::Bind(addr, e))?;
+        tracing::info!(%addr, "{} listener up", l.kind.name());
+        acceptors.push(ex.spawn(accept_loop(ex.clone(), listener, l, shared.clone())));
     }
 
     shutdown.await;
@@ -137,6 +133,11 @@ pub async fn serve(
     for h in hubs {
         h.await;
     }
+    if let (Some(router), Some((fed, _))) = (router, &shared.federation) {
+        fed.send(FedMsg::Stop);
+        router.await;
+    }
+    drop(shared);
     drop(storage);
     // Pending storage writes finish before we return.
     let _ = blocking_join(storage_thread).await;
@@ -154,7 +155,34 @@ async fn blocking_join(thread: meerkat_runtime_common::storage::StorageThread) {
     let _ = rx.recv().await;
 }
 
-async fn accept_loop(ex: Arc<Executor<'static>>, listener: Async<TcpListener>, ctx: connection::Shared) {
+/// The federation router's task; it opens outgoing S2S connections as it needs them.
+fn federation_task(
+    ex: Arc<Executor<'static>>,
+    spec: &meerkat_runtime_common::FederationSpec,
+    rx: async_channel::Receiver<FedMsg<hub_task::Mailbox>>,
+    shards: Shards<ShardTx>,
+    shared: connection::Shared,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut router = FederationRouter::new(spec.router.clone());
+    let (outgoing, max_send_queue) = (spec.outgoing.clone(), spec.outgoing_max_send_queue);
+    async move {
+        while let Ok(msg) = rx.recv().await {
+            let open = |id, pair| {
+                connection::spawn_outgoing(&ex, id, pair, outgoing.clone(), max_send_queue, shared.clone())
+            };
+            if !router.on_message(msg, &shards, open) {
+                break;
+            }
+        }
+    }
+}
+
+async fn accept_loop(
+    ex: Arc<Executor<'static>>,
+    listener: Async<TcpListener>,
+    l: Listener,
+    ctx: connection::Shared,
+) {
     enum Next {
         Stop,
         Accepted(std::io::Result<(Async<std::net::TcpStream>, std::net::SocketAddr)>),
@@ -170,12 +198,16 @@ async fn accept_loop(ex: Arc<Executor<'static>>, listener: Async<TcpListener>, c
         .await;
         match next {
             Next::Stop => break,
-            Next::Accepted(Ok((socket, peer))) => {
-                let _ = socket.get_ref().set_nodelay(true);
-                let (id, span) = connection::span(&ctx, peer);
-                ex.spawn(connection::run(socket, id, ctx.clone()).instrument(span))
-                    .detach();
-            }
+            Next::Accepted(Ok((socket, peer))) => match l.admission.admit(peer.ip()) {
+                Ok(admitted) => {
+                    let _ = socket.get_ref().set_nodelay(true);
+                    let limit = l.admission.limits().max_send_queue;
+                    let kind = l.kind.clone();
+                    ex.spawn(connection::run(socket, peer, kind, ctx.clone(), admitted, limit))
+                        .detach();
+                }
+                Err(refused) => ex.spawn(connection::refuse(socket, &l.kind, refused)).detach(),
+            },
             Next::Accepted(Err(e)) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");

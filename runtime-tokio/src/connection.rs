@@ -1,49 +1,40 @@
 //! One task per connection: socket reads into the session, its socket and timer
-//! effects carried out here (hub and storage effects go through the shared links).
+//! effects carried out here (hub, storage and federation effects go through the
+//! shared links). Outgoing S2S connections start without a socket and connect when
+//! their session asks.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use meerkat_engine::http::HttpConfig;
-use meerkat_engine::stream::c2s::C2sConfig;
+use meerkat_engine::federation::DomainPair;
+use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
 use meerkat_runtime_common::{
-    next_session_id, BoshSessions, BoshStart, Io, Links, Liveness, Metrics, Session, Shards, ToSession,
+    next_session_id, Admitted, BoshSessions, BoshStart, Io, Links, ListenerKind, Liveness, Metrics, Outbox,
+    Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use crate::hub_task::{ShardTx, Tx};
+use crate::hub_task::{FedTx, Mailbox, ShardTx, Tx};
 
-/// What every connection of a listener shares.
+/// What every connection shares.
 #[derive(Clone)]
 pub(crate) struct Shared {
-    pub config: Arc<C2sConfig>,
     pub shards: Shards<ShardTx>,
     pub storage: StorageExecutor,
     pub metrics: Arc<Metrics>,
     pub stop: watch::Receiver<bool>,
     pub live: Liveness,
-    /// For an HTTP listener: its settings (`config` is then its C2S settings).
-    pub http: Option<Arc<HttpConfig>>,
+    pub federation: Option<(FedTx, Resolver)>,
     /// The live BOSH sessions.
     pub bosh: BoshSessions,
-}
-
-/// A new connection's id and span: its id, type and peer, and its JID once bound,
-/// on every line logged about it.
-pub(crate) fn span(shared: &Shared, peer: SocketAddr) -> (u64, tracing::Span) {
-    let id = next_session_id();
-    let empty = tracing::field::Empty;
-    let span = match shared.http {
-        Some(_) => tracing::info_span!("http", id, %peer, transport = empty, jid = empty),
-        None => tracing::info_span!("c2s", id, %peer, jid = empty),
-    };
-    (id, span)
 }
 
 /// Size of the per-thread read buffer. Reads go through one buffer per worker thread
@@ -58,68 +49,162 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-pub(crate) async fn run(mut socket: TcpStream, id: u64, shared: Shared) {
+/// An accepted connection; it counts on its listener until it ends.
+pub(crate) async fn run(
+    socket: TcpStream,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    shared: Shared,
+    admitted: Admitted,
+    max_send_queue: Option<usize>,
+) {
+    let id = next_session_id();
+    let empty = tracing::field::Empty;
+    let span = tracing::info_span!("conn", kind = kind.name(), id, %peer, transport = empty, jid = empty);
+    let session = span.in_scope(|| {
+        let mut session = kind.session(
+            id,
+            shared.shards.len(),
+            shared.metrics.clone(),
+            &shared.bosh,
+            now(),
+        );
+        session.set_peer(peer.ip());
+        session
+    });
+    let (tx, rx) = mpsc::unbounded_channel();
+    drive(Some(socket), session, Tx(tx), rx, shared, max_send_queue)
+        .instrument(span)
+        .await;
+    drop(admitted);
+}
+
+/// A connection refused by its listener's limits: it gets the stream error (when
+/// the listener can speak before TLS and answers are affordable), then the socket
+/// closes once the peer has read it, or after [`REFUSAL_LINGER`].
+pub(crate) fn refuse(
+    mut socket: TcpStream,
+    kind: &ListenerKind,
+    refused: Refused,
+) -> impl Future<Output = ()> + Send + 'static {
+    let answer = refused.answer(kind);
+    async move {
+        let Some((_answering, bytes)) = answer else { return };
+        let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+            socket.write_all(&bytes).await?;
+            socket.shutdown().await?;
+            // Read until the peer closes, so that closing does not reset the
+            // connection under the answer.
+            let mut buf = [0u8; 512];
+            while socket.read(&mut buf).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+    }
+}
+
+/// Starts an outgoing S2S connection for `pair`; returns its mailbox, which the
+/// federation router keeps.
+pub(crate) fn spawn_outgoing(
+    id: u64,
+    pair: DomainPair,
+    config: Arc<S2sOutConfig>,
+    max_send_queue: Option<usize>,
+    shared: Shared,
+) -> Mailbox {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mailbox = Tx(tx);
+    let session = Session::s2s_out(
+        id,
+        pair.clone(),
+        config,
+        shared.shards.len(),
+        shared.metrics.clone(),
+        now(),
+    );
+    let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
+    tokio::spawn(drive(None, session, mailbox.clone(), rx, shared, max_send_queue).instrument(span));
+    mailbox
+}
+
+type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
+
+async fn drive(
+    mut socket: Option<TcpStream>,
+    mut session: Session,
+    mailbox: Mailbox,
+    mut rx: mpsc::UnboundedReceiver<ToSession>,
+    shared: Shared,
+    max_send_queue: Option<usize>,
+) {
     let _live = shared.live.enter();
-    tracing::debug!("connected");
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    tracing::debug!("started");
     let links = Links {
         shards: shared.shards.clone(),
         storage: shared.storage.clone(),
-        mailbox: Tx(tx),
+        mailbox,
+        federation: shared.federation.clone(),
     };
     let mut stop = shared.stop.clone();
     let mut stopping = false;
-    let mut session = match &shared.http {
-        Some(http) => Session::http(
-            id,
-            http.clone(),
-            links.shards.len(),
-            shared.metrics.clone(),
-            shared.bosh.clone(),
-            now(),
-        ),
-        None => Session::new(
-            id,
-            shared.config.clone(),
-            links.shards.len(),
-            shared.metrics.clone(),
-            now(),
-        ),
-    };
     if *stop.borrow_and_update() {
         stopping = true;
         session.on_message(ToSession::Shutdown, now());
     }
     let mut timer: Option<Instant> = None;
     let mut paused_until: Option<Instant> = None;
+    let mut connecting: Option<Connecting> = None;
+    let mut outbox = Outbox::new(max_send_queue);
 
     'session: loop {
         while let Some(io) = session.next_io(&links) {
             match io {
-                Io::Write(bytes) => {
-                    if socket.write_all(&bytes).await.is_err() {
-                        session.on_closed(now());
+                Io::Write(bytes) => match &socket {
+                    // Written now as far as the socket takes it; the rest waits in
+                    // the outbox (bounded) while the session goes on.
+                    Some(s) => {
+                        session.queue_write(&mut outbox, bytes, now());
+                        if outbox.write_with(|b| s.try_write(b)).is_err() {
+                            session.on_closed(now());
+                        }
                     }
-                }
+                    None => session.on_closed(now()),
+                },
                 Io::Timer(at) => timer = Some(at.into()),
                 Io::PauseReading(until) => paused_until = Some(until.into()),
+                Io::StartBosh(start) => start_bosh(*start, &shared),
+                Io::Connect(addr) => {
+                    socket = None;
+                    connecting = Some(Box::pin(TcpStream::connect(addr)));
+                }
                 Io::Close => {
-                    let _ = socket.shutdown().await;
+                    if let Some(s) = &mut socket {
+                        // What is still queued (a stream error at least) gets a
+                        // bounded time to leave.
+                        let flushed = tokio::time::timeout(CLOSE_FLUSH, async {
+                            while !outbox.is_empty() {
+                                s.writable().await?;
+                                outbox.write_with(|b| s.try_write(b))?;
+                            }
+                            s.shutdown().await
+                        });
+                        let _ = flushed.await;
+                    }
                     break 'session;
                 }
-                Io::StartBosh(start) => start_bosh(*start, &shared),
             }
         }
 
         tokio::select! {
-            ready = socket.readable(), if paused_until.is_none() => {
+            ready = readable(&socket), if socket.is_some() && paused_until.is_none() => {
                 if ready.is_err() {
                     session.on_closed(now());
                     continue;
                 }
+                let Some(s) = &socket else { continue };
                 READ_BUFFER.with(|buf| {
                     let mut buf = buf.borrow_mut();
-                    match socket.try_read(&mut buf[..]) {
+                    match s.try_read(&mut buf[..]) {
                         Ok(0) => session.on_closed(now()),
                         Ok(n) => session.on_bytes(&buf[..n], now()),
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -127,9 +212,35 @@ pub(crate) async fn run(mut socket: TcpStream, id: u64, shared: Shared) {
                     }
                 });
             }
+            ready = writable(&socket), if socket.is_some() && !outbox.is_empty() => {
+                let written = ready.and_then(|()| match &socket {
+                    Some(s) => outbox.write_with(|b| s.try_write(b)),
+                    None => Ok(()),
+                });
+                if written.is_err() {
+                    session.on_closed(now());
+                }
+            }
+            result = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => {
+                connecting = None;
+                let connected = match result {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        socket = Some(s);
+                        true
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "connect failed");
+                        false
+                    }
+                };
+                session.on_connected(connected, now());
+            }
             _ = sleep_until(paused_until), if paused_until.is_some() => paused_until = None,
             _ = sleep_until(timer), if timer.is_some() => {
                 timer = None;
+                // A connect still under way when its deadline passes is abandoned.
+                connecting = None;
                 session.on_timeout(now());
             }
             _ = stop.changed(), if !stopping => {
@@ -140,7 +251,24 @@ pub(crate) async fn run(mut socket: TcpStream, id: u64, shared: Shared) {
         }
     }
     session.finish(&links, now());
+    while let Ok(msg) = rx.try_recv() {
+        session.leftover(msg, &links);
+    }
     tracing::debug!("disconnected");
+}
+
+async fn readable(socket: &Option<TcpStream>) -> std::io::Result<()> {
+    match socket {
+        Some(s) => s.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn writable(socket: &Option<TcpStream>) -> std::io::Result<()> {
+    match socket {
+        Some(s) => s.writable().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -153,65 +281,19 @@ async fn sleep_until(at: Option<Instant>) {
 /// Starts a BOSH session in a task of its own, reachable by its `sid`.
 fn start_bosh(start: BoshStart, shared: &Shared) {
     let id = next_session_id();
-    let span = tracing::info_span!(parent: None, "bosh", id, sid = %start.sid, jid = tracing::field::Empty);
+    let span = tracing::info_span!(parent: None, "conn", kind = "bosh", id, sid = %start.sid, jid = tracing::field::Empty);
     let (tx, rx) = mpsc::unbounded_channel();
     shared.bosh.register(&start.sid, Tx(tx.clone()));
-    let links = Links {
-        shards: shared.shards.clone(),
-        storage: shared.storage.clone(),
-        mailbox: Tx(tx),
-    };
     let session = span.in_scope(|| {
         Session::bosh(
             id,
             start,
-            links.shards.len(),
+            shared.shards.len(),
             shared.metrics.clone(),
             shared.bosh.clone(),
             now(),
         )
     });
-    tokio::spawn(run_bosh(session, links, rx, shared.clone()).instrument(span));
-}
-
-/// A BOSH session's task: its mailbox (requests, hub, storage) and its timer.
-async fn run_bosh(
-    mut session: Session,
-    links: Links<ShardTx, Tx<ToSession>, StorageExecutor>,
-    mut rx: mpsc::UnboundedReceiver<ToSession>,
-    shared: Shared,
-) {
-    let _live = shared.live.enter();
-    tracing::debug!("BOSH session started");
-    let mut stop = shared.stop.clone();
-    let mut stopping = *stop.borrow_and_update();
-    if stopping {
-        session.on_message(ToSession::Shutdown, now());
-    }
-    let mut timer: Option<Instant> = None;
-    'session: loop {
-        while let Some(io) = session.next_io(&links) {
-            match io {
-                Io::Timer(at) => timer = Some(at.into()),
-                Io::Close => break 'session,
-                Io::Write(_) | Io::PauseReading(_) | Io::StartBosh(_) => {}
-            }
-        }
-        tokio::select! {
-            _ = sleep_until(timer), if timer.is_some() => {
-                timer = None;
-                session.on_timeout(now());
-            }
-            _ = stop.changed(), if !stopping => {
-                stopping = true;
-                session.on_message(ToSession::Shutdown, now());
-            }
-            msg = rx.recv() => match msg {
-                Some(msg) => session.on_message(msg, now()),
-                None => break 'session,
-            },
-        }
-    }
-    session.finish(&links, now());
-    tracing::debug!("BOSH session ended");
+    // No socket and no send queue: its HTTP requests carry its bytes.
+    tokio::spawn(drive(None, session, Tx(tx), rx, shared.clone(), None).instrument(span));
 }

@@ -2,7 +2,7 @@
 
 use meerkat_engine::hub::HubConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
-use meerkat_runtime_common::{HubMsg, HubShard, Sink, ToSession};
+use meerkat_runtime_common::{FedMsg, HubMsg, HubShard, Sink, ToSession};
 use tokio::sync::mpsc;
 
 /// A tokio channel's sending end as a [`Sink`].
@@ -24,12 +24,15 @@ impl<T: Send + 'static> Sink<T> for Tx<T> {
 pub(crate) type Mailbox = Tx<ToSession>;
 /// A hub shard's inbox.
 pub(crate) type ShardTx = Tx<HubMsg<Mailbox>>;
+/// The federation router's inbox.
+pub(crate) type FedTx = Tx<FedMsg<Mailbox>>;
 
 pub(crate) async fn run(
     config: HubConfig,
     index: usize,
     shards: meerkat_runtime_common::Shards<ShardTx>,
     storage: StorageExecutor,
+    federation: Option<FedTx>,
     mut rx: mpsc::UnboundedReceiver<HubMsg<Mailbox>>,
 ) {
     let mut shard = HubShard::new(&config, index, shards.len());
@@ -40,11 +43,11 @@ pub(crate) async fn run(
             .map(|d| d.duration_since(std::time::SystemTime::now()).unwrap_or_default());
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some(msg) => if !shard.on_message(msg, &shards, &storage) { break },
+                Some(msg) => if !shard.on_message(msg, &shards, &storage, federation.as_ref()) { break },
                 None => break,
             },
             _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {
-                shard.on_timeout(&shards, &storage);
+                shard.on_timeout(&shards, &storage, federation.as_ref());
             }
         }
     }

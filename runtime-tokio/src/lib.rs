@@ -12,12 +12,14 @@ mod hub_task;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub_task::{ShardTx, Tx};
+use hub_task::{FedTx, ShardTx, Tx};
 use meerkat_runtime_common::storage::StorageExecutor;
-use meerkat_runtime_common::{BoshSessions, HubMsg, Liveness, Metrics, Shards, Sink, SHUTDOWN_GRACE};
+use meerkat_runtime_common::{listen_socket, Listener};
+use meerkat_runtime_common::{
+    BoshSessions, FedMsg, FederationRouter, HubMsg, Liveness, Metrics, Resolver, Shards, Sink, SHUTDOWN_GRACE,
+};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::Instrument as _;
 
 pub use meerkat_runtime_common::{C2sListener, HttpListener, RunError, ServerSpec};
 
@@ -40,52 +42,50 @@ pub async fn serve(
 ) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::new(&spec.hub.hosts));
     let (storage, storage_thread) = StorageExecutor::start(metrics.measured(spec.storage.clone()));
-    let bosh = BoshSessions::default();
     let shards = spec.threads.max(1);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards).map(|_| mpsc::unbounded_channel()).unzip();
     let senders: Shards<ShardTx> = senders.into_iter().map(Tx).collect();
+    let (fed_tx, fed_rx) = mpsc::unbounded_channel::<FedMsg<hub_task::Mailbox>>();
+    let fed_tx: Option<FedTx> = spec.federation.as_ref().map(|_| Tx(fed_tx));
+    let mut hub = spec.hub.clone();
+    hub.federation = spec.federation.is_some();
     let mut hubs = Vec::new();
     for (i, rx) in receivers.into_iter().enumerate() {
-        let run = hub_task::run(spec.hub.clone(), i, senders.clone(), storage.clone(), rx);
+        let run = hub_task::run(
+            hub.clone(),
+            i,
+            senders.clone(),
+            storage.clone(),
+            fed_tx.clone(),
+            rx,
+        );
         hubs.push(tokio::spawn(run));
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let live = Liveness::default();
+    let shared = connection::Shared {
+        shards: senders.clone(),
+        storage: storage.clone(),
+        metrics: metrics.clone(),
+        stop: stop_rx.clone(),
+        live: live.clone(),
+        federation: fed_tx.clone().map(|f| (f, Resolver::start())),
+        bosh: BoshSessions::default(),
+    };
 
-    let mut acceptors = Vec::new();
-    for l in &spec.c2s {
-        let listener = TcpListener::bind(l.addr)
-            .await
-            .map_err(|e| RunError::Bind(l.addr, e))?;
-        tracing::info!(addr = %l.addr, tls = ?l.config.tls_mode, "c2s listener up");
-        let ctx = connection::Shared {
-            config: l.config.clone(),
-            shards: senders.clone(),
-            storage: storage.clone(),
-            metrics: metrics.clone(),
-            stop: stop_rx.clone(),
-            live: live.clone(),
-            http: None,
-            bosh: bosh.clone(),
-        };
-        acceptors.push(tokio::spawn(accept_loop(listener, ctx)));
+    let mut router = None;
+    if let Some(f) = &spec.federation {
+        let router_task = federation_task(f, fed_rx, senders.clone(), shared.clone());
+        router = Some(tokio::spawn(router_task));
     }
-    for l in &spec.http {
-        let listener = TcpListener::bind(l.addr)
-            .await
-            .map_err(|e| RunError::Bind(l.addr, e))?;
-        tracing::info!(addr = %l.addr, tls = l.config.tls.is_some(), "http listener up");
-        let ctx = connection::Shared {
-            config: l.config.c2s.clone(),
-            shards: senders.clone(),
-            storage: storage.clone(),
-            metrics: metrics.clone(),
-            stop: stop_rx.clone(),
-            live: live.clone(),
-            http: Some(l.config.clone()),
-            bosh: bosh.clone(),
-        };
-        acceptors.push(tokio::spawn(accept_loop(listener, ctx)));
+    let mut acceptors = Vec::new();
+    for l in spec.listeners() {
+        let addr = l.addr;
+        let listener = listen_socket(addr, l.admission.limits().backlog, false)
+            .and_then(TcpListener::from_std)
+            .map_err(|e| RunError::Bind(addr, e))?;
+        tracing::info!(%addr, "{} listener up", l.kind.name());
+        acceptors.push(tokio::spawn(accept_loop(listener, l, shared.clone())));
     }
 
     shutdown.await;
@@ -105,6 +105,11 @@ pub async fn serve(
     for h in hubs {
         let _ = h.await;
     }
+    if let (Some(router), Some((fed, _))) = (router, &shared.federation) {
+        fed.send(FedMsg::Stop);
+        let _ = router.await;
+    }
+    drop(shared);
     drop(storage);
     // Pending storage writes finish before we return.
     let _ = tokio::task::spawn_blocking(move || storage_thread.join()).await;
@@ -112,17 +117,43 @@ pub async fn serve(
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, ctx: connection::Shared) {
+/// The federation router's task; it opens outgoing S2S connections as it needs them.
+fn federation_task(
+    spec: &meerkat_runtime_common::FederationSpec,
+    mut rx: mpsc::UnboundedReceiver<FedMsg<hub_task::Mailbox>>,
+    shards: Shards<ShardTx>,
+    shared: connection::Shared,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut router = FederationRouter::new(spec.router.clone());
+    let (outgoing, max_send_queue) = (spec.outgoing.clone(), spec.outgoing_max_send_queue);
+    async move {
+        while let Some(msg) = rx.recv().await {
+            let open = |id, pair| {
+                connection::spawn_outgoing(id, pair, outgoing.clone(), max_send_queue, shared.clone())
+            };
+            if !router.on_message(msg, &shards, open) {
+                break;
+            }
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, l: Listener, ctx: connection::Shared) {
     let mut stop = ctx.stop.clone();
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => {
-                    let _ = socket.set_nodelay(true);
-                    let (id, span) = connection::span(&ctx, peer);
-                    tokio::spawn(connection::run(socket, id, ctx.clone()).instrument(span));
-                }
+                Ok((socket, peer)) => match l.admission.admit(peer.ip()) {
+                    Ok(admitted) => {
+                        let _ = socket.set_nodelay(true);
+                        let limit = l.admission.limits().max_send_queue;
+                        tokio::spawn(connection::run(socket, peer, l.kind.clone(), ctx.clone(), admitted, limit));
+                    }
+                    Err(refused) => {
+                        tokio::spawn(connection::refuse(socket, &l.kind, refused));
+                    }
+                },
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");

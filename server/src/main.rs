@@ -4,6 +4,7 @@
 mod cert;
 mod cli;
 mod config;
+mod federation_spec;
 mod limits;
 mod runtime;
 mod spec;

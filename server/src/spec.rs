@@ -7,16 +7,20 @@ use std::time::Duration;
 
 use meerkat_engine::http::HttpConfig;
 use meerkat_engine::hub::HubConfig;
+use meerkat_engine::sasl::backoff::SharedAuthBackoff;
 use meerkat_engine::stream::c2s::{C2sConfig, TlsMode};
 use meerkat_engine::tls::{Resumption, TlsError, TlsIdentity};
-use meerkat_runtime_common::{C2sListener, HttpListener, ServerSpec};
+use meerkat_runtime_common::{Admission, C2sListener, HttpListener, ServerSpec};
 
 use crate::cert::{self, CertError, PemPair};
 use crate::config::{CertSource, Config, ListenerTls, SessionTickets};
 use crate::storage::{self, OpenError};
 
-/// Time a client has to authenticate and bind before it is disconnected.
-pub const AUTH_TIMEOUT: Duration = Duration::from_secs(30);
+/// A listener's `auth_timeout`: the time a connection has to authenticate (and a
+/// client to bind) before it gets `connection-timeout`; "infinity" is a century.
+pub fn auth_timeout(ms: Option<u64>) -> Duration {
+    ms.map_or(Duration::from_secs(100 * 365 * 24 * 3600), Duration::from_millis)
+}
 
 /// Whitespace keepalive interval of bound sessions (RFC 6120 §4.6.1).
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
@@ -45,6 +49,14 @@ pub enum SpecError {
         /// Why.
         source: std::io::Error,
     },
+    /// `tls.cacertfile` holds no usable certificate.
+    #[error("{}: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// rustls refused the certificate and key.
     #[error("TLS identity from {what}: {source}")]
     Tls {
@@ -58,10 +70,13 @@ pub enum SpecError {
 /// Builds everything the runtime needs; opens the database and, if a listener asks
 /// for it, loads or generates the self-signed certificate in the config's data dir.
 pub fn build(config: &Config) -> Result<ServerSpec, SpecError> {
-    let c2s = c2s_listeners(config, &config.data_dir())?;
+    let data_dir = config.data_dir();
+    let mut self_signed = None;
+    let clients = ClientSettings::new(config);
     Ok(ServerSpec {
-        http: http_listeners(config, &config.data_dir(), &c2s)?,
-        c2s,
+        c2s: c2s_listeners_with(config, &data_dir, &clients, &mut self_signed)?,
+        http: http_listeners(config, &data_dir, &clients, &mut self_signed)?,
+        federation: crate::federation_spec::build(config, &data_dir, &mut self_signed)?,
         hub: hub_config(config),
         storage: storage::open(&config.storage)?,
         threads: config
@@ -70,40 +85,91 @@ pub fn build(config: &Config) -> Result<ServerSpec, SpecError> {
     })
 }
 
+/// What every client stream of one start shares, whatever its transport (TCP,
+/// WebSocket, BOSH).
+struct ClientSettings {
+    /// One secret per start (see `C2sConfig::sasl_secret`): an unknown user's fake
+    /// salt is the same on every listener.
+    sasl_secret: [u8; 32],
+    /// One count of failed authentications for the whole server.
+    auth_backoff: Option<Arc<SharedAuthBackoff>>,
+}
+
+impl ClientSettings {
+    fn new(config: &Config) -> Self {
+        let mut sasl_secret = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut sasl_secret);
+        Self {
+            sasl_secret,
+            auth_backoff: config.auth.backoff.map(|b| Arc::new(SharedAuthBackoff::new(b))),
+        }
+    }
+
+    /// The settings of a client stream: the server's SASL mechanisms and modules,
+    /// the listener's transport options.
+    fn c2s_config(&self, config: &Config, listener: ClientListener) -> C2sConfig {
+        C2sConfig {
+            hosts: config.hosts.clone(),
+            tls_mode: listener.tls_mode,
+            tls: listener.tls,
+            max_stanza_size: listener.max_stanza_size,
+            shaper_max_rate: listener.shaper_max_rate,
+            mechanisms: config.auth.sasl_mechanisms.clone(),
+            registration: config.modules.register,
+            auth_timeout: auth_timeout(listener.auth_timeout_ms),
+            keepalive_interval: KEEPALIVE_INTERVAL,
+            sasl_secret: self.sasl_secret,
+            sm: config.modules.stream_management.clone(),
+            carbons: config.modules.carbons,
+            csi: config.modules.csi.clone(),
+            fast: config.modules.fast_auth_token.clone(),
+            auth_backoff: self.auth_backoff.clone(),
+        }
+    }
+}
+
+/// A listener's own part of its client streams' settings.
+struct ClientListener {
+    tls_mode: TlsMode,
+    tls: Option<Arc<TlsIdentity>>,
+    max_stanza_size: usize,
+    shaper_max_rate: Option<u64>,
+    auth_timeout_ms: Option<u64>,
+}
+
 /// The C2S listeners of `config`; a self-signed pair, if needed, lives in `data_dir`.
+#[cfg(test)]
 pub fn c2s_listeners(config: &Config, data_dir: &Path) -> Result<Vec<C2sListener>, SpecError> {
-    let mut self_signed: Option<PemPair> = None;
+    c2s_listeners_with(config, data_dir, &ClientSettings::new(config), &mut None)
+}
+
+fn c2s_listeners_with(
+    config: &Config,
+    data_dir: &Path,
+    clients: &ClientSettings,
+    self_signed: &mut Option<PemPair>,
+) -> Result<Vec<C2sListener>, SpecError> {
     let mut out = Vec::new();
-    // One secret per start, shared by the listeners (see C2sConfig::sasl_secret).
-    let mut sasl_secret = [0u8; 32];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut sasl_secret);
     for listener in &config.c2s {
         let (tls_mode, tls) = match &listener.tls {
             None => (TlsMode::None, None),
             Some(t) => {
-                let identity = identity(t, config, data_dir, &mut self_signed)?;
+                let identity = identity(t, config, data_dir, self_signed)?;
                 let identity = with_resumption(identity, t)?;
                 (t.mode, Some(Arc::new(identity)))
             }
         };
+        let own = ClientListener {
+            tls_mode,
+            tls,
+            max_stanza_size: listener.max_stanza_size,
+            shaper_max_rate: listener.shaper_max_rate,
+            auth_timeout_ms: listener.auth_timeout_ms,
+        };
         out.push(C2sListener {
             addr: listener.addr,
-            config: Arc::new(C2sConfig {
-                hosts: config.hosts.clone(),
-                tls_mode,
-                tls,
-                max_stanza_size: listener.max_stanza_size,
-                shaper_max_rate: listener.shaper_max_rate,
-                mechanisms: config.auth.sasl_mechanisms.clone(),
-                registration: config.modules.register,
-                auth_timeout: AUTH_TIMEOUT,
-                keepalive_interval: KEEPALIVE_INTERVAL,
-                sasl_secret,
-                sm: config.modules.stream_management.clone(),
-                carbons: config.modules.carbons,
-                csi: config.modules.csi.clone(),
-                fast: config.modules.fast_auth_token.clone(),
-            }),
+            config: Arc::new(clients.c2s_config(config, own)),
+            admission: Admission::new(listener.limits),
         });
     }
     Ok(out)
@@ -112,54 +178,41 @@ pub fn c2s_listeners(config: &Config, data_dir: &Path) -> Result<Vec<C2sListener
 /// The HTTP listeners of `config`. Their WebSocket and BOSH streams get the
 /// server's SASL mechanisms and modules, and no shaper; WebSocket handlers set
 /// their own `max_stanza_size`.
-pub fn http_listeners(
+fn http_listeners(
     config: &Config,
     data_dir: &Path,
-    c2s: &[C2sListener],
+    clients: &ClientSettings,
+    self_signed: &mut Option<PemPair>,
 ) -> Result<Vec<HttpListener>, SpecError> {
-    let mut self_signed: Option<PemPair> = None;
     let mut out = Vec::new();
-    // The same secret as the C2S listeners', so an unknown user's fake salt is the
-    // same over every transport.
-    let sasl_secret = c2s.first().map(|l| l.config.sasl_secret).unwrap_or_else(|| {
-        let mut secret = [0u8; 32];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);
-        secret
-    });
     for listener in &config.http {
-        let c2s_config = C2sConfig {
-            hosts: config.hosts.clone(),
+        let own = ClientListener {
             // The HTTP connection does TLS; the stream sees what it secures.
             tls_mode: TlsMode::None,
             tls: None,
             max_stanza_size: crate::config::DEFAULT_MAX_STANZA_SIZE,
             shaper_max_rate: None,
-            mechanisms: config.auth.sasl_mechanisms.clone(),
-            registration: config.modules.register,
-            auth_timeout: AUTH_TIMEOUT,
-            keepalive_interval: KEEPALIVE_INTERVAL,
-            sasl_secret,
-            sm: config.modules.stream_management.clone(),
-            carbons: config.modules.carbons,
-            csi: config.modules.csi.clone(),
-            fast: config.modules.fast_auth_token.clone(),
+            auth_timeout_ms: listener.auth_timeout_ms,
         };
         let tls = match &listener.tls {
             None => None,
-            Some(cert) => Some(Arc::new(load_identity(
-                cert,
-                config,
-                data_dir,
-                &mut self_signed,
-                &[ALPN_HTTP1],
-            )?)),
+            Some(cert) => {
+                let (cert, key, what) = pem_of(cert, config, data_dir, self_signed)?;
+                let identity = TlsIdentity::from_pem(&cert, &key, &[ALPN_HTTP1])
+                    .map_err(|source| SpecError::Tls { what, source })?;
+                Some(Arc::new(identity))
+            }
         };
-        let mut http = HttpConfig::new(Arc::new(c2s_config), listener.handlers.clone());
+        let mut http = HttpConfig::new(
+            Arc::new(clients.c2s_config(config, own)),
+            listener.handlers.clone(),
+        );
         http.tls = tls;
         http.bosh = Arc::new(config.modules.bosh.clone().unwrap_or_default());
         out.push(HttpListener {
             addr: listener.addr,
             config: Arc::new(http),
+            admission: Admission::new(listener.limits),
         });
     }
     Ok(out)
@@ -176,19 +229,19 @@ fn identity(
         TlsMode::Tls => &[ALPN_XMPP_CLIENT],
         _ => &[],
     };
-    load_identity(&tls.cert, config, data_dir, self_signed, alpn)
+    let (cert, key, what) = pem_of(&tls.cert, config, data_dir, self_signed)?;
+    TlsIdentity::from_pem(&cert, &key, alpn).map_err(|source| SpecError::Tls { what, source })
 }
 
-/// The certificate and key of `cert`: the files, or the self-signed pair in
-/// `data_dir` (loaded or made once per start, kept in `self_signed`).
-fn load_identity(
-    cert: &CertSource,
+/// The PEM certificate chain and key of `source` (reading the files, or loading or
+/// generating the self-signed pair in `data_dir` once), and how to name them in errors.
+pub(crate) fn pem_of(
+    source: &CertSource,
     config: &Config,
     data_dir: &Path,
     self_signed: &mut Option<PemPair>,
-    alpn: &[&[u8]],
-) -> Result<TlsIdentity, SpecError> {
-    match cert {
+) -> Result<(Vec<u8>, Vec<u8>, String), SpecError> {
+    match source {
         CertSource::Files { certfile, keyfile } => {
             let read = |path: &Path| {
                 std::fs::read(path).map_err(|source| SpecError::Read {
@@ -196,10 +249,8 @@ fn load_identity(
                     source,
                 })
             };
-            TlsIdentity::from_pem(&read(certfile)?, &read(keyfile)?, alpn).map_err(|source| SpecError::Tls {
-                what: format!("{} and {}", certfile.display(), keyfile.display()),
-                source,
-            })
+            let what = format!("{} and {}", certfile.display(), keyfile.display());
+            Ok((read(certfile)?, read(keyfile)?, what))
         }
         CertSource::SelfSigned => {
             if self_signed.is_none() {
@@ -217,10 +268,8 @@ fn load_identity(
                 *self_signed = Some(pair);
             }
             let pair = self_signed.as_ref().expect("loaded above");
-            TlsIdentity::from_pem(&pair.cert_pem, &pair.key_pem, alpn).map_err(|source| SpecError::Tls {
-                what: format!("the self-signed certificate in {}", data_dir.display()),
-                source,
-            })
+            let what = format!("the self-signed certificate in {}", data_dir.display());
+            Ok((pair.cert_pem.clone(), pair.key_pem.clone(), what))
         }
     }
 }
@@ -266,6 +315,7 @@ pub fn hub_config(config: &Config) -> HubConfig {
             .as_ref()
             .filter(|v| v.os_info)
             .map(|_| os_description()),
+        federation: false,
         // The runtime shards the hub, one shard per thread.
         shard: 0,
         shards: 1,
@@ -321,7 +371,12 @@ mod tests {
         assert_eq!(c.max_stanza_size, 65536);
         assert_eq!(c.shaper_max_rate, None);
         assert!(!c.registration);
-        assert_eq!(c.auth_timeout, AUTH_TIMEOUT);
+        assert_eq!(c.auth_timeout, Duration::from_secs(30));
+        assert!(c.auth_backoff.is_some(), "on by default");
+        assert_eq!(
+            listeners[0].admission.limits(),
+            meerkat_runtime_common::ConnectionLimits::default()
+        );
         assert_eq!(c.keepalive_interval, KEEPALIVE_INTERVAL);
 
         // A second start reuses the same certificate.

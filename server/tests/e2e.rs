@@ -18,25 +18,21 @@
 //! tests/e2e/setup.sh installs the clients first (once per test process); if it
 //! fails, the tests fail. Nothing here is skipped.
 
-use std::fmt::Write as _;
 use std::fs;
-use std::io::Read as _;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 mod support;
 
+use support::peers::{finish, Running};
 use support::{e2e_dir, Server, DOMAIN};
 
 /// Per-wait timeout handed to the client scripts (seconds).
 const STEP_TIMEOUT_SECS: u32 = 20;
-/// Hard limit for one client process.
-const PEER_LIMIT: Duration = Duration::from_secs(120);
 
+/// Runs tests/e2e/setup.sh once per process; every test fails if it failed.
 fn setup() {
-    support::e2e_setup();
+    support::run_setup_once("setup.sh");
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -68,21 +64,6 @@ struct PeerSpec {
     role: &'static str,
     user: &'static str,
     peer: &'static str,
-}
-
-struct Running {
-    label: String,
-    child: Child,
-    out: PathBuf,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 fn spawn_peer(server: &Server, p: &PeerSpec, token: &str) -> Running {
@@ -123,61 +104,11 @@ fn spawn_peer(server: &Server, p: &PeerSpec, token: &str) -> Running {
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start the {label} client: {e}"));
-    Running { label, child, out }
+    Running::new(label, child, out)
 }
 
 fn password_of(user: &str) -> String {
     format!("pw-{user}-S3cret")
-}
-
-/// Waits for every client (killing those past `PEER_LIMIT`); panics with all their
-/// output if any failed.
-fn finish(mut running: Vec<Running>) {
-    let deadline = Instant::now() + PEER_LIMIT;
-    let mut results: Vec<Option<Result<ExitStatus, String>>> = running.iter().map(|_| None).collect();
-    while results.iter().any(Option::is_none) {
-        for (r, res) in running.iter_mut().zip(results.iter_mut()) {
-            if res.is_some() {
-                continue;
-            }
-            match r.child.try_wait() {
-                Ok(Some(status)) => *res = Some(Ok(status)),
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = r.child.kill();
-                    let _ = r.child.wait();
-                    *res = Some(Err(format!("killed after {PEER_LIMIT:?}")));
-                }
-                Ok(None) => {}
-                Err(e) => *res = Some(Err(format!("wait failed: {e}"))),
-            }
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    let mut report = String::new();
-    let mut failed = Vec::new();
-    for (r, res) in running.iter().zip(results) {
-        let mut text = String::new();
-        if let Ok(mut f) = fs::File::open(&r.out) {
-            let _ = f.read_to_string(&mut text);
-        }
-        let res = res.expect("every result is set");
-        let passed = matches!(&res, Ok(s) if s.success()) && text.contains("E2E-PEER PASS");
-        if !passed {
-            failed.push(format!(
-                "{} ({})",
-                r.label,
-                res.map_or_else(|e| e, |s| s.to_string())
-            ));
-        }
-        let _ = writeln!(report, "----- {} -----\n{}", r.label, text.trim_end());
-    }
-    // Shown by the test harness on failure, or with --nocapture.
-    println!("{report}");
-    assert!(
-        failed.is_empty(),
-        "e2e client(s) failed: {}\n{report}",
-        failed.join(", ")
-    );
 }
 
 fn token(test: &str) -> String {
@@ -344,7 +275,7 @@ fn run_script(runtime: &str, test: &str, lib: Lib, users: [&str; 2]) {
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start the {label} script: {e}"));
-    finish(vec![Running { label, child, out }]);
+    finish(vec![Running::new(label, child, out)]);
     eprintln!(
         "[e2e] {test} on {runtime} passed in {:.1}s",
         started.elapsed().as_secs_f64()

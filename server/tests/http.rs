@@ -37,7 +37,11 @@ fn start(runtime: &str, test: &str, users: &[&str], general: &str) -> Server {
         .copied()
         .zip(passwords.iter().map(String::as_str))
         .collect();
-    Server::start_with(runtime, test, &creds, general)
+    let extra = support::Extra {
+        general: general.to_string(),
+        ..Default::default()
+    };
+    Server::start_with(runtime, test, &creds, extra)
 }
 
 /// The metrics page, parsed by `tests/e2e/metrics.py` (prometheus_client): sample
@@ -274,11 +278,11 @@ fn bosh_and_websocket_clients_chat_and_the_metrics_count_them(runtime) {
     assert_eq!(after["meerkat_c2s_connections{transport=\"websocket\"}"], 0.0);
 
     // Every line about a session carries its connection id, its type (the span's
-    // name, and the WebSocket transport) and its JID once bound.
+    // `kind`, and the WebSocket transport) and its JID once bound.
     let log = server.log();
     let bosh_lines = json_log_lines_with(&log, "jid", &format!("alice@{DOMAIN}/bosh"));
     assert!(
-        bosh_lines.iter().any(|l| l.contains("\"name\":\"bosh\"") && l.contains("\"sid\":")),
+        bosh_lines.iter().any(|l| l.contains("\"kind\":\"bosh\"") && l.contains("\"sid\":")),
         "no JSON log line about the BOSH session with its JID:\n{}",
         support::tail(&server.dir.0.join("meerkat.stderr"), 40)
     );

@@ -156,12 +156,18 @@ impl Driver {
     /// Opens the stream, authenticates with SCRAM-SHA-256 and binds `resource`
     /// (plain text; for connections without TLS).
     pub fn login(sim: &mut Simulation, user: &str, password: &str, resource: &str) -> Self {
+        Self::login_to(sim, "localhost", user, password, resource)
+    }
+
+    /// [`Driver::login`] on a server whose domain is `domain`.
+    pub fn login_to(sim: &mut Simulation, domain: &str, user: &str, password: &str, resource: &str) -> Self {
+        let open = STREAM_OPEN.replace("to='localhost'", &format!("to='{domain}'"));
         let mut d = Self::connect(sim);
-        d.send(sim, STREAM_OPEN);
+        d.send(sim, &open);
         d.recv(sim);
         let answer = d.scram(sim, "SCRAM-SHA-256", ScramHash::Sha256, user, password);
         assert!(answer.contains("<success"), "login of {user} failed: {answer}");
-        d.send(sim, STREAM_OPEN);
+        d.send(sim, &open);
         d.recv(sim);
         d.send(
             sim,

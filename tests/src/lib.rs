@@ -11,6 +11,7 @@
 //! ```
 
 pub mod driver;
+pub mod federation;
 pub mod fuzz;
 pub mod recording;
 pub mod sasl2;

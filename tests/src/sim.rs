@@ -1,22 +1,28 @@
-//! The in-memory server: one hub, many C2S connections, storage answered at once,
-//! time advanced by hand.
+//! The in-memory server: one hub, many connections of every type (C2S, components,
+//! incoming and outgoing S2S), an optional federation router, storage answered at
+//! once, time advanced by hand. Two of them federate through [`crate::federation`].
 
 use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use meerkat_engine::federation::{Federation, FederationAction, FederationConfig, FederationInput};
 use meerkat_engine::hub::{shard_of, Hub, HubAction, HubConfig, HubInput, RequestId, SessionId};
 use meerkat_engine::instrument::Event;
 use meerkat_engine::sasl::{StoredCredentials, DEFAULT_ITERATIONS};
 use meerkat_engine::storage::{MemoryStorage, Storage, StorageReply, StorageRequest};
 use meerkat_engine::stream::c2s::{C2s, C2sConfig, TransportSecurity};
-use meerkat_engine::stream::Action;
+use meerkat_engine::stream::component::{Component, ComponentConfig};
+use meerkat_engine::stream::s2s_in::{S2sIn, S2sInConfig};
+use meerkat_engine::stream::s2s_out::{DnsAnswer, DnsQuery, S2sOut, S2sOutConfig};
+use meerkat_engine::stream::{Action, Connection, ConnectionInput};
 use meerkat_engine::Jid;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
 struct Conn {
-    c2s: C2s,
+    c2s: Connection,
     output: Vec<u8>,
     /// Every `Transmit` apart (a framed connection's messages).
     messages: Vec<Vec<u8>>,
@@ -39,6 +45,14 @@ pub struct Simulation {
     now: Instant,
     wall: SystemTime,
     events: Vec<Event>,
+    /// The federation router, when components or S2S are simulated.
+    federation: Option<Federation>,
+    /// Settings of the outgoing S2S connections the router opens.
+    outgoing: Option<Arc<S2sOutConfig>>,
+    /// TCP connects asked for by outgoing S2S connections, not yet answered.
+    connects: Vec<(SessionId, SocketAddr)>,
+    /// Every input the federation router got, in order.
+    federation_log: Vec<FederationInput>,
 }
 
 impl Simulation {
@@ -69,7 +83,35 @@ impl Simulation {
             // A fixed wall clock so that delay stamps are repeatable.
             wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_072_000),
             events: Vec::new(),
+            federation: None,
+            outgoing: None,
+            connects: Vec::new(),
+            federation_log: Vec::new(),
         }
+    }
+
+    /// Every input the federation router got so far.
+    pub fn federation_log(&self) -> &[FederationInput] {
+        &self.federation_log
+    }
+
+    /// Adds a federation router (components; S2S when `config.s2s`), opening
+    /// outgoing S2S connections with `outgoing`. The hub then hands stanzas for other
+    /// domains to the router.
+    pub fn with_federation(mut self, config: FederationConfig, outgoing: Option<Arc<S2sOutConfig>>) -> Self {
+        self.federation = Some(Federation::new(config));
+        self.outgoing = outgoing;
+        let hubs = std::mem::take(&mut self.hubs);
+        self.hubs = hubs
+            .into_iter()
+            .map(|h| {
+                Hub::new(HubConfig {
+                    federation: true,
+                    ..h.config().clone()
+                })
+            })
+            .collect();
+        self
     }
 
     /// Plain-text C2S (no TLS) for `localhost` with default settings.
@@ -117,17 +159,61 @@ impl Simulation {
 
     fn connect_with(&mut self, framed: Option<Option<TransportSecurity>>) -> SessionId {
         let id = self.next_id;
-        self.next_id += 1;
-        let rng = ChaCha20Rng::seed_from_u64(self.rng.next_u64());
+        let rng = self.fork_rng();
         let mut c2s = match framed {
             None => C2s::new(id, self.config.clone(), Box::new(rng), self.now),
             Some(security) => C2s::framed(id, self.config.clone(), Box::new(rng), self.now, security),
         };
         c2s.set_wall_clock(self.now, self.wall);
+        self.add(Connection::C2s(c2s))
+    }
+
+    /// A component connects to a `[[listen.component]]` with `config`.
+    pub fn connect_component(&mut self, config: Arc<ComponentConfig>) -> SessionId {
+        let id = self.next_id;
+        let rng = self.fork_rng();
+        let c = Component::new(id, config, Box::new(rng), self.now);
+        self.add(Connection::Component(c))
+    }
+
+    /// A remote server connects to a `[[listen.s2s]]` with `config`.
+    pub fn accept_s2s(&mut self, config: Arc<S2sInConfig>) -> SessionId {
+        let id = self.next_id;
+        let rng = self.fork_rng();
+        let c = S2sIn::new(id, config, Box::new(rng), self.now);
+        self.add(Connection::S2sIn(c))
+    }
+
+    /// TCP connects outgoing S2S connections asked for since the last call.
+    pub fn take_connects(&mut self) -> Vec<(SessionId, SocketAddr)> {
+        std::mem::take(&mut self.connects)
+    }
+
+    /// The answer to a connect: the socket is up, or not.
+    pub fn connected(&mut self, id: SessionId, ok: bool) {
+        self.input(id, ConnectionInput::Connected(ok));
+    }
+
+    /// Gives connection `id` an input as the runtime would.
+    pub fn input(&mut self, id: SessionId, input: ConnectionInput) {
+        let now = self.now;
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.c2s.handle_input(input, now);
+        }
+        self.settle();
+    }
+
+    fn fork_rng(&mut self) -> ChaCha20Rng {
+        ChaCha20Rng::seed_from_u64(self.rng.next_u64())
+    }
+
+    fn add(&mut self, connection: Connection) -> SessionId {
+        let id = self.next_id;
+        self.next_id += 1;
         self.conns.insert(
             id,
             Conn {
-                c2s,
+                c2s: connection,
                 output: Vec::new(),
                 messages: Vec::new(),
                 closed: false,
@@ -209,15 +295,16 @@ impl Simulation {
         self.wall += by;
         let now = self.now;
         let mut hub_inputs = VecDeque::new();
+        let mut fed_inputs = VecDeque::new();
         for shard in 0..self.hubs.len() {
             if self.hubs[shard].next_deadline().is_some_and(|d| d <= self.wall) {
                 self.hubs[shard].handle_timeout(self.wall);
                 while let Some(action) = self.hubs[shard].poll_action() {
-                    self.on_hub_action(shard, action, &mut hub_inputs);
+                    self.on_hub_action(shard, action, &mut hub_inputs, &mut fed_inputs);
                 }
             }
         }
-        self.settle_with(hub_inputs);
+        self.settle_with(hub_inputs, fed_inputs);
         for c in self.conns.values_mut() {
             if c.timer.is_some_and(|t| t <= now) && !c.closed {
                 c.timer = None;
@@ -229,12 +316,17 @@ impl Simulation {
 
     /// Runs every machine until none has anything left to do.
     fn settle(&mut self) {
-        self.settle_with(VecDeque::new());
+        self.settle_with(VecDeque::new(), VecDeque::new());
     }
 
-    fn settle_with(&mut self, mut hub_inputs: VecDeque<(usize, HubInput)>) {
+    fn settle_with(
+        &mut self,
+        mut hub_inputs: VecDeque<(usize, HubInput)>,
+        mut fed_inputs: VecDeque<FederationInput>,
+    ) {
         let shards = self.hubs.len();
         let mut replies: VecDeque<(SessionId, RequestId, StorageReply)> = VecDeque::new();
+        let mut resolved: VecDeque<(SessionId, DnsAnswer)> = VecDeque::new();
         loop {
             let mut progressed = false;
             for (&id, conn) in self.conns.iter_mut() {
@@ -245,6 +337,13 @@ impl Simulation {
                             conn.output.extend_from_slice(&bytes);
                             conn.messages.push(bytes);
                         }
+                        Action::Hub(HubInput::External(stanza)) => {
+                            let shard = stanza
+                                .attr("to")
+                                .and_then(|t| Jid::parse(t).ok())
+                                .map_or(0, |to| shard_of(&to.bare(), shards));
+                            hub_inputs.push_back((shard, HubInput::External(stanza)));
+                        }
                         Action::Hub(input) => {
                             match &input {
                                 HubInput::Bind { jid, .. } => conn.shard = shard_of(&jid.bare(), shards),
@@ -252,6 +351,17 @@ impl Simulation {
                                 _ => {}
                             }
                             hub_inputs.push_back((conn.shard, input));
+                        }
+                        Action::Federation(input) => fed_inputs.push_back(input),
+                        Action::Connect(addr) => self.connects.push((id, addr)),
+                        // The simulated network has no DNS: every name is unknown, so
+                        // only static addresses are reachable.
+                        Action::Resolve(q) => {
+                            let answer = match q {
+                                DnsQuery::Srv(_) => DnsAnswer::Srv(Vec::new()),
+                                DnsQuery::Host(_) => DnsAnswer::Addresses(Vec::new()),
+                            };
+                            resolved.push_back((id, answer));
                         }
                         Action::Request(rid, request) => {
                             replies.push_back((id, rid, self.storage.execute(request)));
@@ -268,17 +378,95 @@ impl Simulation {
                 progressed = true;
                 self.hubs[shard].handle(input, self.wall);
                 while let Some(action) = self.hubs[shard].poll_action() {
-                    self.on_hub_action(shard, action, &mut hub_inputs);
+                    self.on_hub_action(shard, action, &mut hub_inputs, &mut fed_inputs);
+                }
+            }
+            while let Some(input) = fed_inputs.pop_front() {
+                progressed = true;
+                let Some(f) = self.federation.as_mut() else {
+                    continue;
+                };
+                self.federation_log.push(input.clone());
+                f.handle(input, self.now);
+                let actions: Vec<FederationAction> = std::iter::from_fn(|| f.poll_action()).collect();
+                for action in actions {
+                    self.on_federation_action(action, &mut hub_inputs);
+                }
+            }
+            while let Some((id, answer)) = resolved.pop_front() {
+                progressed = true;
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.c2s.handle_input(ConnectionInput::Resolved(answer), self.now);
                 }
             }
             while let Some((id, rid, reply)) = replies.pop_front() {
                 progressed = true;
                 if let Some(c) = self.conns.get_mut(&id) {
-                    c.c2s.handle_reply(rid, reply, self.now);
+                    c.c2s.handle_input(ConnectionInput::Reply(rid, reply), self.now);
                 }
             }
             if !progressed {
                 break;
+            }
+        }
+    }
+
+    fn deliver(&mut self, id: SessionId, input: ConnectionInput) {
+        let now = self.now;
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.c2s.handle_input(input, now);
+        }
+    }
+
+    fn on_federation_action(
+        &mut self,
+        action: FederationAction,
+        hub_inputs: &mut VecDeque<(usize, HubInput)>,
+    ) {
+        let shards = self.hubs.len();
+        match action {
+            FederationAction::Deliver { conn, stanza } => self.deliver(conn, ConnectionInput::Routed(stanza)),
+            FederationAction::Open { conn, pair } => {
+                let config = self.outgoing.clone().expect("outgoing S2S configured");
+                let rng = self.fork_rng();
+                let out = S2sOut::new(conn, pair, config, Box::new(rng), self.now);
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        c2s: Connection::S2sOut(out),
+                        output: Vec::new(),
+                        messages: Vec::new(),
+                        closed: false,
+                        timer: None,
+                        shard: 0,
+                    },
+                );
+            }
+            FederationAction::SendVerify { conn, request } => {
+                self.deliver(conn, ConnectionInput::Verify(request))
+            }
+            FederationAction::Verified { request, valid } => {
+                let conn = request.in_conn;
+                self.deliver(conn, ConnectionInput::Verified(request, valid));
+            }
+            FederationAction::ComponentAnswer { conn, accepted } => {
+                self.deliver(conn, ConnectionInput::ComponentAnswer(accepted))
+            }
+            FederationAction::Replaced { conn } => self.deliver(conn, ConnectionInput::Replaced),
+            FederationAction::Hub(HubInput::Components(list)) => {
+                for shard in 0..shards {
+                    hub_inputs.push_back((shard, HubInput::Components(list.clone())));
+                }
+            }
+            FederationAction::Hub(input) => {
+                let shard = match &input {
+                    HubInput::External(s) => s
+                        .attr("to")
+                        .and_then(|t| Jid::parse(t).ok())
+                        .map_or(0, |to| shard_of(&to.bare(), shards)),
+                    _ => 0,
+                };
+                hub_inputs.push_back((shard, input));
             }
         }
     }
@@ -288,44 +476,23 @@ impl Simulation {
         shard: usize,
         action: HubAction,
         hub_inputs: &mut VecDeque<(usize, HubInput)>,
+        fed_inputs: &mut VecDeque<FederationInput>,
     ) {
-        let now = self.now;
         match action {
-            HubAction::Deliver { session, stanza } => {
-                if let Some(c) = self.conns.get_mut(&session) {
-                    c.c2s.handle_routed(stanza, now);
-                }
-            }
-            HubAction::DeliverRaw { session, xml } => {
-                if let Some(c) = self.conns.get_mut(&session) {
-                    c.c2s.handle_routed_raw(&xml, now);
-                }
-            }
-            HubAction::Replaced { session } => {
-                if let Some(c) = self.conns.get_mut(&session) {
-                    c.c2s.handle_replaced(now);
-                }
-            }
+            HubAction::Deliver { session, stanza } => self.deliver(session, ConnectionInput::Routed(stanza)),
+            HubAction::DeliverRaw { session, xml } => self.deliver(session, ConnectionInput::RoutedRaw(xml)),
+            HubAction::Replaced { session } => self.deliver(session, ConnectionInput::Replaced),
+            HubAction::External { stanza } => fed_inputs.push_back(FederationInput::Outbound(stanza)),
             HubAction::Request { id, request } => {
                 let reply = self.storage.execute(request);
                 hub_inputs.push_back((shard, HubInput::Reply { id, reply }));
             }
             HubAction::Forward { shard, work } => hub_inputs.push_back((shard, HubInput::Forwarded(work))),
             HubAction::Resumed { session, resumed } => {
-                if let Some(c) = self.conns.get_mut(&session) {
-                    c.c2s.handle_resumed(*resumed, now);
-                }
+                self.deliver(session, ConnectionInput::Resumed(resumed))
             }
-            HubAction::ResumeFailed { session } => {
-                if let Some(c) = self.conns.get_mut(&session) {
-                    c.c2s.handle_resume_failed(now);
-                }
-            }
-            HubAction::Takeover { session } => {
-                if let Some(c) = self.conns.get_mut(&session) {
-                    c.c2s.handle_takeover(now);
-                }
-            }
+            HubAction::ResumeFailed { session } => self.deliver(session, ConnectionInput::ResumeFailed),
+            HubAction::Takeover { session } => self.deliver(session, ConnectionInput::Takeover),
         }
     }
 }

@@ -85,6 +85,9 @@ pub struct HttpConnection {
     /// An instant and the wall-clock time it was, for the C2S stream of an upgrade
     /// (see [`C2s::set_wall_clock`]).
     wall: Option<(Instant, std::time::SystemTime)>,
+    /// The client's address, for the C2S stream of an upgrade (the
+    /// authentication backoff counts failures per address).
+    peer: Option<std::net::IpAddr>,
 }
 
 /// How long a request may wait for a BOSH session's answer beyond the session's
@@ -112,6 +115,7 @@ impl HttpConnection {
             out: Vec::new(),
             actions: VecDeque::new(),
             wall: None,
+            peer: None,
         };
         if conn.config.tls.is_some() && conn.tls.is_none() {
             conn.state = State::Closed;
@@ -127,6 +131,16 @@ impl HttpConnection {
     /// expiry).
     pub fn set_wall_clock(&mut self, at: Instant, wall: std::time::SystemTime) {
         self.wall = Some((at, wall));
+    }
+
+    /// The client's address (see [`C2s::set_peer`]).
+    pub fn set_peer(&mut self, peer: std::net::IpAddr) {
+        self.peer = Some(peer);
+    }
+
+    /// The client's address, when the runtime said it.
+    pub fn peer(&self) -> Option<std::net::IpAddr> {
+        self.peer
     }
 
     /// The listener's settings.
@@ -411,6 +425,9 @@ impl HttpConnection {
         let mut c2s = C2s::framed(self.id, Arc::new(c2s_config), rng, now, security);
         if let Some((at, wall)) = self.wall {
             c2s.set_wall_clock(at, wall);
+        }
+        if let Some(peer) = self.peer {
+            c2s.set_peer(peer);
         }
         let ws = WsStream {
             c2s,

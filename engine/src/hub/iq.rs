@@ -48,7 +48,7 @@ impl Hub {
     /// A `get` or `set` for the server itself: offered to each module, and
     /// `service-unavailable` when none claims it (RFC 6120 §8.3.3.18).
     pub(super) fn server_iq(&mut self, stanza: Element) {
-        let answer = disco::handle_server(&stanza, &self.config)
+        let answer = disco::handle_server(&stanza, &self.config, &self.components)
             .or_else(|| ping::handle(&stanza))
             .or_else(|| version::handle(&stanza, &self.config))
             .unwrap_or(Err(StanzaError::ServiceUnavailable));

@@ -80,6 +80,10 @@ pub struct HubConfig {
     pub software_version: Option<(String, String)>,
     /// XEP-0092: whether to include the OS (`mod_version os_info`).
     pub version_os: Option<String>,
+    /// Whether stanzas for other domains go to the federation router
+    /// ([`HubAction::External`]: components, S2S); without it they bounce with
+    /// `remote-server-not-found` here.
+    pub federation: bool,
     /// This hub's shard index, below `shards` (see [`shard_of`]).
     pub shard: usize,
     /// How many shards share the users; 1 for an unsharded hub.
@@ -97,6 +101,7 @@ impl Default for HubConfig {
             registration_enabled: false,
             software_version: Some(("Meerkat".into(), env!("CARGO_PKG_VERSION").into())),
             version_os: None,
+            federation: false,
             shard: 0,
             shards: 1,
             carbons_enabled: false,
@@ -132,6 +137,13 @@ pub enum HubInput {
     },
     /// Work another shard routed to a user of this one ([`HubAction::Forward`]).
     Forwarded(Forwarded),
+    /// A stanza from outside this server: from a component or a remote server (its
+    /// connection checked `from` and `to`), or a bounce from the federation router.
+    /// Namespace `jabber:client`, like every stanza in the hub.
+    External(Element),
+    /// The domains of the connected components that disco#items lists (XEP-0030,
+    /// XEP-0114), replacing the previous list.
+    Components(Vec<String>),
     /// The answer to a [`HubAction::Request`].
     Reply {
         /// The request's id.
@@ -250,6 +262,13 @@ pub enum HubAction {
         /// The old connection.
         session: SessionId,
     },
+    /// A stanza for a domain not served here: for the federation router
+    /// ([`crate::federation`]), which hands it to a component or a remote server.
+    /// Only emitted when [`HubConfig::federation`] is on.
+    External {
+        /// The stanza, `from` and `to` final.
+        stanza: Element,
+    },
 }
 
 /// What an outstanding storage request was for.
@@ -287,6 +306,8 @@ pub struct Hub {
     pending: HashMap<RequestId, Pending>,
     next_request: RequestId,
     next_push: u64,
+    /// Visible components, for disco#items.
+    components: Vec<String>,
     actions: VecDeque<HubAction>,
     now: SystemTime,
     /// XEP-0198 sessions whose connection broke, kept for a resumption.
@@ -321,6 +342,7 @@ impl Hub {
             pending: HashMap::new(),
             next_request: 1,
             next_push: 1,
+            components: Vec::new(),
             actions: VecDeque::new(),
             now: SystemTime::UNIX_EPOCH,
             detached: HashMap::new(),
@@ -348,6 +370,8 @@ impl Hub {
                     stanza: f.stanza,
                 },
             ),
+            HubInput::External(stanza) => self.route(stanza),
+            HubInput::Components(domains) => self.components = domains,
             HubInput::Reply { id, reply } => self.on_reply(id, reply),
             HubInput::SmEnabled { session, id } => {
                 self.on_session_change(session, user::SessionChange::SmId(id))

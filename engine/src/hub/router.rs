@@ -40,11 +40,15 @@ impl Hub {
         self.route(error.reply_to(stanza));
     }
 
-    /// A domain we do not serve. There is no S2S yet: RFC 6120 §10.4.3 says a server
-    /// that cannot reach the remote domain answers `remote-server-not-found`. That is
-    /// done for messages and iq requests; presence (broadcasts, probes) is dropped, as
-    /// an error per broadcast would only be noise for the client.
+    /// A domain we do not serve (RFC 6120 §10.4): the federation router takes it. Without
+    /// one, RFC 6120 §10.4.3 says a server that cannot reach the remote domain answers
+    /// `remote-server-not-found`. That is done for messages and iq requests; presence
+    /// (broadcasts, probes) is dropped, as an error per broadcast would only be noise
+    /// for the client.
     fn route_remote(&mut self, stanza: Element) {
+        if self.config.federation {
+            return self.actions.push_back(super::HubAction::External { stanza });
+        }
         let request = match stanza.name() {
             "message" => true,
             "iq" => matches!(stanza.attr("type"), Some("get" | "set")),

@@ -29,10 +29,10 @@ pub fn server_features(config: &HubConfig) -> Vec<&'static str> {
 }
 
 /// Disco queries addressed to the server's domain: `disco#info` (identity
-/// server/im and [`server_features`]) and `disco#items` (no items yet). A `node` we
-/// do not know is `item-not-found` (XEP-0030 §3.1, §4.1). `None` when `iq` is not a
-/// disco get.
-pub fn handle_server(iq: &Element, config: &HubConfig) -> Option<IqAnswer> {
+/// server/im and [`server_features`]) and `disco#items` (the visible components,
+/// XEP-0114, as items). A `node` we do not know is `item-not-found` (XEP-0030 §3.1,
+/// §4.1). `None` when `iq` is not a disco get.
+pub fn handle_server(iq: &Element, config: &HubConfig, components: &[String]) -> Option<IqAnswer> {
     if iq.attr("type") != Some("get") {
         return None;
     }
@@ -54,7 +54,11 @@ pub fn handle_server(iq: &Element, config: &HubConfig) -> Option<IqAnswer> {
         if query.attr("node").is_some() {
             return Some(Err(StanzaError::ItemNotFound));
         }
-        Some(Ok(iq_result(iq, Some(Element::new("query", ns::DISCO_ITEMS)))))
+        let mut items = Element::new("query", ns::DISCO_ITEMS);
+        for domain in components {
+            items.push_child(Element::new("item", ns::DISCO_ITEMS).with_attr("jid", domain.as_str()));
+        }
+        Some(Ok(iq_result(iq, Some(items))))
     } else {
         None
     }
@@ -127,7 +131,7 @@ mod tests {
     fn unknown_node_is_item_not_found() {
         let iq = get(Element::new("query", ns::DISCO_INFO).with_attr("node", "x"));
         assert_eq!(
-            handle_server(&iq, &HubConfig::default()),
+            handle_server(&iq, &HubConfig::default(), &[]),
             Some(Err(StanzaError::ItemNotFound))
         );
     }
@@ -135,10 +139,18 @@ mod tests {
     #[test]
     fn items_are_empty() {
         let iq = get(Element::new("query", ns::DISCO_ITEMS));
-        let reply = handle_server(&iq, &HubConfig::default()).unwrap().unwrap();
+        let reply = handle_server(&iq, &HubConfig::default(), &[]).unwrap().unwrap();
         assert_eq!(
             reply.to_xml_in(ns::CLIENT),
             "<iq type='result' id='d1'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>"
+        );
+        let reply = handle_server(&iq, &HubConfig::default(), &["echo.localhost".into()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            reply.to_xml_in(ns::CLIENT),
+            "<iq type='result' id='d1'><query xmlns='http://jabber.org/protocol/disco#items'>\
+             <item jid='echo.localhost'/></query></iq>"
         );
     }
 }

@@ -8,6 +8,7 @@
 //! comes back with [`SaslServer::credentials`]. The same type serves the legacy SASL
 //! profile and SASL2 (XEP-0388), which differ only in their wire wrapping.
 
+pub mod backoff;
 mod client;
 mod credentials;
 mod hash;

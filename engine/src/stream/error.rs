@@ -17,6 +17,8 @@ pub enum StreamError {
     ConnectionTimeout,
     /// §4.9.3.6
     HostUnknown,
+    /// §4.9.3.7
+    ImproperAddressing,
     /// §4.9.3.8
     InternalServerError,
     /// §4.9.3.9
@@ -63,6 +65,7 @@ impl StreamError {
             StreamError::Conflict => "conflict",
             StreamError::ConnectionTimeout => "connection-timeout",
             StreamError::HostUnknown => "host-unknown",
+            StreamError::ImproperAddressing => "improper-addressing",
             StreamError::InternalServerError => "internal-server-error",
             StreamError::InvalidFrom => "invalid-from",
             StreamError::InvalidNamespace => "invalid-namespace",

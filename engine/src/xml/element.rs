@@ -196,15 +196,55 @@ impl Element {
 
     /// Appends the serialisation to `out` (see [`Element::to_xml_in`]).
     pub fn write_xml(&self, out: &mut String, parent_ns: Option<&str>) {
-        let stream = self.ns == ns::STREAMS;
+        self.write_mapped(out, parent_ns, None);
+    }
+
+    /// Serialises a stanza the hub holds in `jabber:client` into a stream whose content
+    /// namespace is `stream_ns` (`jabber:server` for S2S, `jabber:component:accept` for
+    /// components): every element in `jabber:client` is written as if it were in
+    /// `stream_ns` (RFC 6120 §4.8.3: the stanza namespace is the stream's default), so
+    /// that the stanza needs no copy to cross from one stream type to another.
+    pub fn write_in_stream(&self, out: &mut String, stream_ns: &str) {
+        self.write_mapped(out, Some(stream_ns), Some(stream_ns));
+    }
+
+    /// The reverse of [`Element::write_in_stream`] for a parsed stanza: every element
+    /// in namespace `from` (the stream's content namespace) moves to `to`
+    /// (`jabber:client`, the hub's), recursively.
+    pub fn rename_ns(&mut self, from: &str, to: &str) {
+        if self.ns == from {
+            self.ns = to.to_string();
+        }
+        for n in &mut self.children {
+            if let Node::Element(e) = n {
+                e.rename_ns(from, to);
+            }
+        }
+    }
+
+    fn write_mapped(&self, out: &mut String, parent_ns: Option<&str>, client_as: Option<&str>) {
+        let own_ns = match client_as {
+            Some(mapped) if self.ns == ns::CLIENT => mapped,
+            _ => self.ns.as_str(),
+        };
+        // Elements of the stream namespace use the `stream:` prefix everywhere; inside
+        // a server stream, dialback elements use `db:` (XEP-0220 §2.1: some servers
+        // match the prefixed name, and every S2S header of ours declares it).
+        let prefix = if self.ns == ns::STREAMS {
+            Some("stream:")
+        } else if client_as.is_some() && self.ns == ns::DIALBACK {
+            Some("db:")
+        } else {
+            None
+        };
         out.push('<');
-        if stream {
-            out.push_str("stream:");
+        if let Some(p) = prefix {
+            out.push_str(p);
         }
         out.push_str(&self.name);
-        if !stream && parent_ns != Some(self.ns.as_str()) {
+        if prefix.is_none() && parent_ns != Some(own_ns) {
             out.push_str(" xmlns='");
-            escape_attr(out, &self.ns);
+            escape_attr(out, own_ns);
             out.push('\'');
         }
         for (n, v) in &self.attrs {
@@ -217,18 +257,18 @@ impl Element {
             return;
         }
         out.push('>');
-        // Children of a stream-namespace element inherit the stream's content namespace,
+        // Children of a prefixed element inherit the stream's content namespace,
         // which a fragment does not know; they always declare their own.
-        let child_parent = if stream { parent_ns } else { Some(self.ns.as_str()) };
+        let child_parent = if prefix.is_some() { None } else { Some(own_ns) };
         for n in &self.children {
             match n {
-                Node::Element(e) => e.write_xml(out, if stream { None } else { child_parent }),
+                Node::Element(e) => e.write_mapped(out, child_parent, client_as),
                 Node::Text(t) => escape_text(out, t),
             }
         }
         out.push_str("</");
-        if stream {
-            out.push_str("stream:");
+        if let Some(p) = prefix {
+            out.push_str(p);
         }
         out.push_str(&self.name);
         out.push('>');
@@ -277,6 +317,42 @@ mod tests {
         assert_eq!(
             msg.to_xml(),
             "<message xmlns='jabber:client' to='a&apos;b@x'><body>1 &lt; 2 &amp; 3</body></message>"
+        );
+    }
+
+    #[test]
+    fn client_stanzas_are_written_in_the_stream_namespace_and_read_back() {
+        let msg = Element::new("message", ns::CLIENT)
+            .with_attr("to", "b@remote")
+            .with_child(Element::new("body", ns::CLIENT).with_text("hi"))
+            .with_child(Element::new("x", "urn:other"));
+        let mut out = String::new();
+        msg.write_in_stream(&mut out, ns::SERVER);
+        assert_eq!(
+            out,
+            "<message to='b@remote'><body>hi</body><x xmlns='urn:other'/></message>"
+        );
+        let mut back =
+            Element::new("message", ns::SERVER).with_child(Element::new("body", ns::SERVER).with_text("hi"));
+        back.rename_ns(ns::SERVER, ns::CLIENT);
+        assert_eq!(back.ns(), ns::CLIENT);
+        assert_eq!(back.first_child().unwrap().ns(), ns::CLIENT);
+    }
+
+    /// ejabberd's codec matches dialback elements by their prefixed name, so inside a
+    /// server stream they are written `db:result`, `db:verify` (XEP-0220 examples).
+    #[test]
+    fn dialback_elements_use_the_db_prefix_in_streams() {
+        let result = Element::new("result", ns::DIALBACK)
+            .with_attr("from", "a.example")
+            .with_attr("to", "b.example")
+            .with_text("k3y");
+        let mut out = String::new();
+        result.write_in_stream(&mut out, ns::SERVER);
+        assert_eq!(out, "<db:result from='a.example' to='b.example'>k3y</db:result>");
+        assert_eq!(
+            result.to_xml(),
+            "<result xmlns='jabber:server:dialback' from='a.example' to='b.example'>k3y</result>"
         );
     }
 

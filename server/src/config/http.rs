@@ -1,14 +1,13 @@
 //! `[[listen.http]]` with its `[[listen.http.handlers.*]]`, and `[modules.mod_bosh]`,
 //! in MongooseIM 6.4's shape.
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use meerkat_engine::http::{BoshConfig, Handler, Route, WebSocketOptions};
 
 use super::error::Problem;
-use super::node::{Node, Result};
-use super::parse::cert_source;
+use super::node::{Node, Result, Table};
+use super::parse::{auth_timeout_option, connection_limits, listen_address, tls_cert, LIMIT_OPTIONS};
 use super::{C2sListenerConfig, HttpListenerConfig};
 
 /// The handler types Meerkat serves.
@@ -20,8 +19,8 @@ const HANDLERS: &[&str] = &[
 
 /// Every `[[listen.http]]` of the `listen` table; their addresses must differ from
 /// each other and from the C2S listeners'.
-pub(super) fn listen_http(listen: &Node, c2s: &[C2sListenerConfig]) -> Result<Vec<HttpListenerConfig>> {
-    let Some(http) = listen.any_table()?.get("http") else {
+pub(super) fn listen_http(listen: &Table, c2s: &[C2sListenerConfig]) -> Result<Vec<HttpListenerConfig>> {
+    let Some(http) = listen.get("http") else {
         return Ok(Vec::new());
     };
     let mut out: Vec<HttpListenerConfig> = Vec::new();
@@ -41,19 +40,13 @@ pub(super) fn listen_http(listen: &Node, c2s: &[C2sListenerConfig]) -> Result<Ve
 }
 
 fn http_listener(node: &Node) -> Result<HttpListenerConfig> {
-    let t = node.table(&["port", "ip_address", "tls", "handlers"])?;
-    let expected = "a port number from 1 to 65535";
-    let port = t.required("port", expected)?.integer(1..=65535, expected)? as u16;
-    let ip: IpAddr = match t.get("ip_address") {
-        None => IpAddr::from([0, 0, 0, 0]),
-        Some(n) => {
-            let expected = "an IP address, e.g. \"0.0.0.0\" or \"::\"";
-            n.str(expected)?.parse().map_err(|_| n.bad_value(expected))?
-        }
-    };
+    let mut known = vec!["port", "ip_address", "tls", "handlers"];
+    known.extend_from_slice(LIMIT_OPTIONS);
+    let t = node.table(&known)?;
+    let addr = listen_address(&t)?;
     let tls = match t.get("tls") {
         None => None,
-        Some(n) => Some(cert_source(&n.table(&["certfile", "keyfile"])?)?),
+        Some(n) => Some(tls_cert(&n.table(&["certfile", "keyfile"])?)?),
     };
     let mut handlers: Vec<Route> = Vec::new();
     if let Some(h) = t.get("handlers") {
@@ -77,9 +70,11 @@ fn http_listener(node: &Node) -> Result<HttpListenerConfig> {
         }
     }
     Ok(HttpListenerConfig {
-        addr: SocketAddr::new(ip, port),
+        addr,
         tls,
         handlers,
+        limits: connection_limits(&t)?,
+        auth_timeout_ms: auth_timeout_option(&t)?,
     })
 }
 

@@ -43,6 +43,23 @@
 //! | `tls.session_tickets` | `"stateless"` or `"stateful"`: TLS 1.3 resumption tickets | none |
 //! | `tls.early_data` | boolean: accept TLS 1.3 0-RTT data carrying a FAST authentication (needs `session_tickets`, direct TLS) | `false` |
 //!
+//! | `max_connections` | positive integer or `"infinity"`: connections open at once on this listener (MongooseIM's option) | `"infinity"` |
+//! | `max_connections_per_ip` | positive integer or `"infinity"`: connections open at once from one source address | `"infinity"` |
+//! | `backlog` | integer 1..=65535: connections the kernel queues before they are accepted (MongooseIM's option) | `1024` |
+//! | `auth_timeout` | ms or `"infinity"`: time to authenticate (and, for clients, bind); then `connection-timeout` | `30_000` |
+//! | `max_send_queue_size` | positive integer (bytes) or `"infinity"`: output waiting for a peer that does not read; past it `policy-violation` and close | `1_048_576` |
+//!
+//! The last five are on every listener type (`listen.s2s`, `listen.component` too).
+//! A connection past `max_connections` gets the stream error `resource-constraint`,
+//! past `max_connections_per_ip` `policy-violation`, each with a text, in a stream
+//! opened for it, then the connection closes; on a direct-TLS listener (`tls.mode =
+//! "tls"`) it is closed without a word, as nothing can be said before a TLS
+//! handshake and a handshake for a refused connection would spend what the limit
+//! protects. Refusals are logged (a warning at most once a second per listener).
+//! The count is per listener and holds across threads and executors. MongooseIM's
+//! `listen.c2s.state_timeout` bounds each negotiation step; Meerkat's
+//! `auth_timeout` bounds the whole of it, whatever the number of steps.
+//!
 //! Without a `tls` table the listener has no TLS at all (and never offers PLAIN).
 //! With a `tls` table but no `certfile`/`keyfile`, the server uses a self-signed
 //! certificate for `localhost`, the configured hosts and `127.0.0.1`, generated on the
@@ -60,9 +77,55 @@
 //! | `handlers.mongoose_websocket_handler` | the same, plus `timeout` (ms or `"infinity"`, default `"infinity"`), `ping_rate` (ms, default none), `max_stanza_size` (bytes or `"infinity"`, default 65536): XMPP over WebSocket (RFC 7395) | none |
 //! | `handlers.mongoose_bosh_handler` | `host` and `path`: XMPP over BOSH (XEP-0206), sessions as `[modules.mod_bosh]` says | none |
 //!
+//! | `max_connections`, `max_connections_per_ip`, `backlog`, `max_send_queue_size` | as for `listen.c2s`; a connection past a limit gets `503 Service Unavailable` (plain HTTP) or is closed (HTTPS) | as for `listen.c2s` |
+//! | `auth_timeout` | ms or `"infinity"`: for the WebSocket and BOSH streams | as for `listen.c2s` |
+//!
 //! Every HTTP listener also answers `GET /health` (unless a handler has that path):
 //! `200 ok`, or `503 stopping` during shutdown. WebSocket and BOSH streams get the
 //! server's SASL mechanisms and modules; PLAIN only over HTTPS.
+//!
+//! ## `[[listen.s2s]]` (one table per server-to-server listener)
+//!
+//! `port`, `ip_address`, `shaper` and `max_stanza_size` as for `listen.c2s`, and:
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `tls.mode` | `"starttls"`, `"starttls_required"` or `"tls"` (XEP-0368) | `"starttls"` |
+//! | `tls.certfile`, `tls.keyfile` | as for `listen.c2s` | self-signed |
+//! | `tls.cacertfile` | PEM CAs trusted beside the OS store | none |
+//! | `tls.verify_mode` | `"peer"`: a peer whose client certificate verifies for its domain may use SASL EXTERNAL (XEP-0178), others dialback; `"none"`: dialback only | `"peer"` |
+//!
+//! ## `[[listen.component]]` (one table per XEP-0114 listener)
+//!
+//! `port`, `ip_address`, `shaper`, `max_stanza_size` and the `tls` table as for
+//! `listen.c2s` (STARTTLS is offered to components opening a version 1.0 stream), and:
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `password` | the handshake secret | required |
+//! | `check_from` | boolean: stanzas must come from the component's domain | `true` |
+//! | `hidden_components` | boolean: left out of the server's disco#items | `false` |
+//! | `conflict_behaviour` | `"disconnect"` (refuse a second component for a domain) or `"kick_old"` | `"disconnect"` |
+//!
+//! ## `[s2s]` and `[s2s.outgoing]`
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `default_policy` | `"allow"` or `"deny"` | `"allow"` |
+//! | `host_policy` | array of `{host, policy}` | none |
+//! | `shared` | the Server Dialback secret | random per start |
+//! | `outgoing.address` | array of `{host, ip_address, port}`: static addresses, no DNS | none |
+//! | `outgoing.port` | port when DNS has no SRV record | `5269` |
+//! | `outgoing.ip_versions` | array of `4` and `6`, in order of preference | `[4, 6]` |
+//! | `outgoing.connection_timeout` | ms or `"infinity"` | `10_000` |
+//! | `outgoing.state_timeout` | ms per negotiation step, or `"infinity"` | `5000` |
+//! | `outgoing.stream_timeout` | ms an idle stream stays open, or `"infinity"` | `600_000` |
+//! | `outgoing.max_retry_delay` | s: the longest a failed domain waits before a retry | `300` |
+//! | `outgoing.dns.timeout` | s per DNS attempt | `10` |
+//! | `outgoing.dns.retries` | DNS attempts per query | `2` |
+//! | `outgoing.shaper`, `outgoing.max_stanza_size`, `outgoing.max_send_queue_size` | as for listeners | |
+//! | `outgoing.max_queued_stanzas` | positive integer: stanzas waiting per remote domain while its stream is set up; more bounce with `resource-constraint` (RFC 6120 §8.3.3.18) | `1000` |
+//! | `outgoing.tls.*` | as for `listen.s2s`; `verify_mode = "peer"` refuses a server certificate that does not verify; the certificate is presented for SASL EXTERNAL | no TLS |
 //!
 //! ## `[shaper.NAME]`
 //!
@@ -75,7 +138,15 @@
 //! | option | value | default |
 //! |---|---|---|
 //! | `methods` | `["internal"]` or `["rdbms"]`; both mean the configured database | `["internal"]` |
+//! | `backoff.after_failures` | positive integer, or `"infinity"` (no backoff): failed authentications (`not-authorized`) from one source address, on any connections, before it has to wait | `5` |
+//! | `backoff.initial_delay` | ms: the wait after the `after_failures`-th failure, doubled with each further failure | `1000` |
+//! | `backoff.max_delay` | ms: the longest wait; an address is forgotten this long after its last failure | `300_000` |
 //! | `sasl_mechanisms` | non-empty array of `"scram_sha512_plus"`, `"scram_sha256_plus"`, `"scram_sha1_plus"`, `"scram_sha512"`, `"scram_sha256"`, `"scram_sha1"`, `"plain"`, offered in that order | all seven, in that order |
+//!
+//! An attempt made while its address waits is answered `temporary-auth-failure`
+//! (RFC 6120 §6.5.12) without its credentials being checked; the connection's own
+//! limit (three failures, then `policy-violation`) still applies. Counting is per
+//! address, never per account (which would let anyone lock a user out).
 //!
 //! ## `[outgoing_pools.rdbms.default.connection]` (storage)
 //!
@@ -94,7 +165,7 @@
 //!
 //! | module | options | effect |
 //! |---|---|---|
-//! | `mod_offline` | `max_messages`: non-negative integer, default 5000 (Meerkat's own option; MongooseIM uses an access rule) | XEP-0160 offline storage; past the limit, messages bounce |
+//! | `mod_offline` | `max_messages`: non-negative integer, default 5000 (MongooseIM names an access rule, `access_max_user_messages`, whose value is this number; Meerkat takes the number, the same for every user) | XEP-0160 offline storage; past the limit per user, messages bounce with `service-unavailable` |
 //! | `mod_register` | none | XEP-0077 in-band registration |
 //! | `mod_version` | `os_info`: boolean, default false | XEP-0092 software version (with the OS when `os_info`) |
 //! | `mod_roster`, `mod_disco`, `mod_ping` | none | always on in Meerkat; accepted so MongooseIM configs load |
@@ -103,8 +174,28 @@
 //! | `mod_csi` | `buffer_max`: non-negative integer, default 20 | XEP-0352: presence and chat states wait while the client is inactive |
 //! | `mod_bosh` | `inactivity`, `max_wait`, `max_pause`: seconds, defaults 30, 60, 120; `server_acks`: `false` only; `backend`: accepted | XEP-0124 BOSH session limits |
 //! | `mod_fast_auth_token` | `backend`: `"rdbms"`; `validity_period.access` and `validity_period.rotate_before_expire`: `{value = N, unit = "days" \| "hours" \| "minutes" \| "seconds"}`, defaults 3 days and 6 hours | XEP-0484 FAST tokens (HT-* mechanisms) with rotation |
+//!
+//! ## What else bounds memory
+//!
+//! - `mod_stream_management.buffer_max`: unacknowledged stanzas per session; past it
+//!   `resource-constraint` and the stanzas are kept for the user (offline or
+//!   resumption);
+//! - `mod_csi.buffer_max`: stanzas held for an inactive client;
+//! - `mod_offline.max_messages`: stored messages per user;
+//! - `max_stanza_size`: one element's size, checked while parsing;
+//! - `shaper`: the rate at which a connection's input is read, so the rate at which
+//!   it can feed the hub.
+//!
+//! The channels into hub shards, into the federation router and into each
+//! session's mailbox are unbounded queues (glommio's mesh between executors holds
+//! 4096 messages per pair, then its senders wait). What they hold is bounded by
+//! what produces it: every session reads at most at its shaper's rate and sends one
+//! stanza at a time, and a session's mailbox is drained into its send queue as fast
+//! as it fills (a peer that does not read is closed at `max_send_queue_size`), so a
+//! backlog only builds when a hub shard is slower than its whole input.
 
 mod error;
+mod federation;
 mod http;
 mod node;
 mod parse;
@@ -114,8 +205,10 @@ mod tests;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use meerkat_engine::sasl::backoff::BackoffConfig;
 use meerkat_engine::sasl::Mechanism;
 use meerkat_engine::stream::c2s::{CsiConfig, FastConfig, SmConfig, TlsMode};
+use meerkat_runtime_common::ConnectionLimits;
 
 pub use error::{ConfigError, ConfigOrigin, Problem};
 
@@ -129,6 +222,9 @@ pub const DATA_DIR: &str = "meerkat-data";
 
 /// `max_stanza_size` when absent.
 pub const DEFAULT_MAX_STANZA_SIZE: usize = 65536;
+
+/// A listener's `auth_timeout` (ms) when absent.
+pub const DEFAULT_AUTH_TIMEOUT_MS: u64 = 30_000;
 
 /// `mod_offline.max_messages` when absent.
 pub const DEFAULT_OFFLINE_LIMIT: usize = 5000;
@@ -158,6 +254,116 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[modules.*]`.
     pub modules: ModulesConfig,
+    /// `[[listen.s2s]]`, in file order.
+    pub s2s_listeners: Vec<S2sListenerConfig>,
+    /// `[[listen.component]]`, in file order.
+    pub components: Vec<ComponentListenerConfig>,
+    /// `[s2s]`, when present.
+    pub s2s: Option<FederationConfig>,
+}
+
+/// One `[[listen.s2s]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S2sListenerConfig {
+    /// `ip_address` and `port`.
+    pub addr: SocketAddr,
+    /// `shaper`, resolved to its `max_rate`.
+    pub shaper_max_rate: Option<u64>,
+    /// `max_stanza_size` in bytes.
+    pub max_stanza_size: usize,
+    /// The `tls` table; `None`: no TLS.
+    pub tls: Option<S2sTls>,
+    /// `max_connections`, `max_connections_per_ip`, `backlog`,
+    /// `max_send_queue_size`.
+    pub limits: ConnectionLimits,
+    /// `auth_timeout` in ms; `None`: infinity.
+    pub auth_timeout_ms: Option<u64>,
+}
+
+/// The `tls` table of `[[listen.s2s]]` and `[s2s.outgoing]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S2sTls {
+    /// `tls.mode`.
+    pub mode: TlsMode,
+    /// `tls.certfile` and `tls.keyfile`, or the self-signed pair.
+    pub cert: CertSource,
+    /// `tls.cacertfile`: trusted CAs added to the OS store.
+    pub cacertfile: Option<PathBuf>,
+    /// `tls.verify_mode`.
+    pub verify_mode: meerkat_engine::stream::s2s::VerifyMode,
+}
+
+/// One `[[listen.component]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentListenerConfig {
+    /// `ip_address` and `port`.
+    pub addr: SocketAddr,
+    /// `shaper`, resolved to its `max_rate`.
+    pub shaper_max_rate: Option<u64>,
+    /// `max_stanza_size` in bytes.
+    pub max_stanza_size: usize,
+    /// `password`.
+    pub password: String,
+    /// `check_from`.
+    pub check_from: bool,
+    /// `hidden_components`.
+    pub hidden_components: bool,
+    /// `conflict_behaviour`.
+    pub conflict: meerkat_engine::stream::component::ConflictBehaviour,
+    /// The `tls` table; `None`: no TLS.
+    pub tls: Option<ListenerTls>,
+    /// `max_connections`, `max_connections_per_ip`, `backlog`,
+    /// `max_send_queue_size`.
+    pub limits: ConnectionLimits,
+    /// `auth_timeout` in ms; `None`: infinity.
+    pub auth_timeout_ms: Option<u64>,
+}
+
+/// `[s2s]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederationConfig {
+    /// `default_policy = "allow"`.
+    pub default_allow: bool,
+    /// `host_policy`: (host, allow).
+    pub host_policy: Vec<(String, bool)>,
+    /// `shared`: the dialback secret; `None`: random per start.
+    pub shared: Option<String>,
+    /// `[s2s.outgoing]`.
+    pub outgoing: OutgoingConfig,
+}
+
+/// `[s2s.outgoing]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingConfig {
+    /// `address`: (host, ip_address, port).
+    pub address: Vec<(String, std::net::IpAddr, Option<u16>)>,
+    /// `connection_timeout` in ms; `None`: infinity.
+    pub connection_timeout_ms: Option<u64>,
+    /// `dns.timeout` in seconds, per DNS attempt.
+    pub dns_timeout: u64,
+    /// `dns.retries`: DNS attempts per query.
+    pub dns_retries: u32,
+    /// `ip_versions`.
+    pub ip_versions: Vec<meerkat_engine::stream::s2s_out::IpVersion>,
+    /// `max_retry_delay` in seconds.
+    pub max_retry_delay: u64,
+    /// `max_stanza_size` in bytes.
+    pub max_stanza_size: usize,
+    /// `port`.
+    pub port: u16,
+    /// `shaper`, resolved.
+    pub shaper_max_rate: Option<u64>,
+    /// `state_timeout` in ms; `None`: infinity.
+    pub state_timeout_ms: Option<u64>,
+    /// `stream_timeout` in ms; `None`: infinity.
+    pub stream_timeout_ms: Option<u64>,
+    /// The `tls` table; `None`: outgoing streams stay in clear.
+    pub tls: Option<S2sTls>,
+    /// `max_queued_stanzas`: stanzas waiting per domain pair while its stream is
+    /// set up.
+    pub max_queued_stanzas: usize,
+    /// `max_send_queue_size` in bytes; `None`: infinity.
+    pub max_send_queue_size: Option<usize>,
 }
 
 /// The async runtime that drives the engine (`[general] runtime`, `--runtime`).
@@ -200,6 +406,10 @@ pub struct HttpListenerConfig {
     pub tls: Option<CertSource>,
     /// The `[[listen.http.handlers.*]]`, in file order.
     pub handlers: Vec<meerkat_engine::http::Route>,
+    /// `backlog`, `max_connections`, `max_connections_per_ip`, `max_send_queue_size`.
+    pub limits: ConnectionLimits,
+    /// `auth_timeout` (ms) of its WebSocket and BOSH streams; `None`: infinity.
+    pub auth_timeout_ms: Option<u64>,
 }
 
 /// MongooseIM's (syslog's) log levels.
@@ -253,6 +463,11 @@ pub struct C2sListenerConfig {
     pub max_stanza_size: usize,
     /// The `tls` table; `None`: no TLS on this listener.
     pub tls: Option<ListenerTls>,
+    /// `max_connections`, `max_connections_per_ip`, `backlog`,
+    /// `max_send_queue_size`.
+    pub limits: ConnectionLimits,
+    /// `auth_timeout` in ms; `None`: infinity.
+    pub auth_timeout_ms: Option<u64>,
 }
 
 /// A listener's `tls` table.
@@ -300,6 +515,8 @@ pub struct AuthConfig {
     pub methods: Vec<AuthMethod>,
     /// `sasl_mechanisms`, in the order they are offered.
     pub sasl_mechanisms: Vec<Mechanism>,
+    /// `backoff`: per-address backoff after failed authentications; `None`: off.
+    pub backoff: Option<BackoffConfig>,
 }
 
 /// An `[auth] methods` entry; both read the configured database.

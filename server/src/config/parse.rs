@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use meerkat_engine::jid::Jid;
+use meerkat_engine::sasl::backoff::BackoffConfig;
 use meerkat_engine::sasl::{Mechanism, ScramHash};
 use meerkat_engine::stream::c2s::{CsiConfig, FastConfig, SmConfig, TlsMode};
 use meerkat_engine::tls::{TlsError, TlsIdentity};
+use meerkat_runtime_common::ConnectionLimits;
 use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, ConfigOrigin, Problem};
@@ -16,7 +18,7 @@ use super::node::{Doc, Node, Result, Table};
 use super::{
     AuthConfig, AuthMethod, C2sListenerConfig, CertSource, Config, ListenerTls, LogFormat, LogLevel,
     ModulesConfig, OfflineConfig, RuntimeKind, SessionTickets, StorageConfig, VersionConfig, DATA_DIR,
-    DEFAULT_MAX_STANZA_SIZE, DEFAULT_OFFLINE_LIMIT,
+    DEFAULT_AUTH_TIMEOUT_MS, DEFAULT_MAX_STANZA_SIZE, DEFAULT_OFFLINE_LIMIT,
 };
 
 /// MongooseIM's `sasl_mechanisms` names that Meerkat implements, in the default order.
@@ -61,6 +63,7 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
         "auth",
         "outgoing_pools",
         "modules",
+        "s2s",
     ])?;
 
     let general = general(&root.required("general", "a table with at least `hosts`")?)?;
@@ -73,6 +76,7 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
         None => AuthConfig {
             methods: vec![AuthMethod::Internal],
             sasl_mechanisms: SASL_MECHANISMS.iter().map(|(_, m)| *m).collect(),
+            backoff: Some(BackoffConfig::default()),
         },
     };
     let storage = match root.get("outgoing_pools") {
@@ -95,13 +99,18 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
             bosh: None,
         },
     };
-    let c2s = match root.get("listen") {
-        Some(node) => listen(&node, &shapers)?,
-        None => Vec::new(),
+    let (c2s, (s2s_listeners, components), http) = match root.get("listen") {
+        Some(node) => {
+            let t = node.table(&["c2s", "s2s", "component", "http"])?;
+            let c2s = listen(&t, &shapers)?;
+            let http = super::http::listen_http(&t, &c2s)?;
+            (c2s, super::federation::listeners(&t, &shapers)?, http)
+        }
+        None => (Vec::new(), (Vec::new(), Vec::new()), Vec::new()),
     };
-    let http = match root.get("listen") {
-        Some(node) => super::http::listen_http(&node, &c2s)?,
-        None => Vec::new(),
+    let s2s = match root.get("s2s") {
+        Some(node) => Some(super::federation::s2s(&node, &shapers)?),
+        None => None,
     };
     Ok(Config {
         origin,
@@ -115,6 +124,9 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
         auth,
         storage,
         modules,
+        s2s_listeners,
+        components,
+        s2s,
     })
 }
 
@@ -214,8 +226,7 @@ fn shapers(node: &Node) -> Result<BTreeMap<String, u64>> {
     Ok(out)
 }
 
-fn listen(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<Vec<C2sListenerConfig>> {
-    let t = node.table(&["c2s", "http"])?;
+fn listen(t: &Table, shapers: &BTreeMap<String, u64>) -> Result<Vec<C2sListenerConfig>> {
     let Some(c2s) = t.get("c2s") else {
         return Ok(Vec::new());
     };
@@ -236,7 +247,102 @@ fn listen(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<Vec<C2sListene
 }
 
 fn c2s_listener(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<C2sListenerConfig> {
-    let t = node.table(&["port", "ip_address", "shaper", "max_stanza_size", "tls"])?;
+    let mut known = vec!["port", "ip_address", "shaper", "max_stanza_size", "tls"];
+    known.extend_from_slice(LIMIT_OPTIONS);
+    let t = node.table(&known)?;
+    let tls = match t.get("tls") {
+        None => None,
+        Some(n) => Some(c2s_listener_tls(&n)?),
+    };
+    Ok(C2sListenerConfig {
+        addr: listen_address(&t)?,
+        shaper_max_rate: shaper_option(&t, shapers)?,
+        max_stanza_size: max_stanza_size_option(&t)?,
+        tls,
+        limits: connection_limits(&t)?,
+        auth_timeout_ms: auth_timeout_option(&t)?,
+    })
+}
+
+/// The limits every XMPP listener type has (MongooseIM's `listen.*.backlog` and
+/// `listen.c2s.max_connections`, and Meerkat's own beside them).
+pub(super) const LIMIT_OPTIONS: &[&str] = &[
+    "backlog",
+    "max_connections",
+    "max_connections_per_ip",
+    "max_send_queue_size",
+    "auth_timeout",
+];
+
+/// `backlog`, `max_connections`, `max_connections_per_ip` and
+/// `max_send_queue_size` of a listener.
+pub(super) fn connection_limits(t: &Table) -> Result<ConnectionLimits> {
+    let defaults = ConnectionLimits::default();
+    let backlog = match t.get("backlog") {
+        None => defaults.backlog,
+        Some(n) => n.integer(
+            1..=65_535,
+            "a positive integer (pending connections), at most 65535",
+        )? as u32,
+    };
+    Ok(ConnectionLimits {
+        max_connections: count_or_infinity(t, "max_connections", "a positive integer or \"infinity\"")?
+            .unwrap_or(defaults.max_connections),
+        max_connections_per_ip: count_or_infinity(
+            t,
+            "max_connections_per_ip",
+            "a positive integer or \"infinity\"",
+        )?
+        .unwrap_or(defaults.max_connections_per_ip),
+        backlog,
+        max_send_queue: send_queue_option(t)?,
+    })
+}
+
+/// `max_send_queue_size`: bytes, or `"infinity"`.
+pub(super) fn send_queue_option(t: &Table) -> Result<Option<usize>> {
+    Ok(count_or_infinity(
+        t,
+        "max_send_queue_size",
+        "a positive integer (bytes) or \"infinity\"",
+    )?
+    .unwrap_or(Some(meerkat_runtime_common::DEFAULT_MAX_SEND_QUEUE)))
+}
+
+/// A positive integer or `"infinity"` (`Some(None)`); `None` when absent.
+fn count_or_infinity(t: &Table, key: &str, expected: &str) -> Result<Option<Option<usize>>> {
+    let Some(n) = t.get(key) else { return Ok(None) };
+    if n.is_integer() {
+        Ok(Some(Some(n.integer(1..=usize::MAX as u64, expected)? as usize)))
+    } else if n.str(expected)? == "infinity" {
+        Ok(Some(None))
+    } else {
+        Err(n.bad_value(expected))
+    }
+}
+
+/// `auth_timeout`: ms a connection has to authenticate, or `"infinity"`.
+pub(super) fn auth_timeout_option(t: &Table) -> Result<Option<u64>> {
+    milliseconds(t, "auth_timeout", DEFAULT_AUTH_TIMEOUT_MS)
+}
+
+/// A duration in milliseconds, or `"infinity"` (`None`).
+pub(super) fn milliseconds(t: &Table, key: &str, default: u64) -> Result<Option<u64>> {
+    let Some(n) = t.get(key) else {
+        return Ok(Some(default));
+    };
+    let expected = "a positive integer (milliseconds) or \"infinity\"";
+    if n.is_integer() {
+        Ok(Some(n.integer(1..=u64::MAX / 2, expected)?))
+    } else if n.str(expected)? == "infinity" {
+        Ok(None)
+    } else {
+        Err(n.bad_value(expected))
+    }
+}
+
+/// A listener's `ip_address` and `port` (every listener type has them).
+pub(super) fn listen_address(t: &Table) -> Result<SocketAddr> {
     let expected = "a port number from 1 to 65535";
     let port = t.required("port", expected)?.integer(1..=65535, expected)? as u16;
     let ip: IpAddr = match t.get("ip_address") {
@@ -246,61 +352,58 @@ fn c2s_listener(node: &Node, shapers: &BTreeMap<String, u64>) -> Result<C2sListe
             n.str(expected)?.parse().map_err(|_| n.bad_value(expected))?
         }
     };
-    let shaper_max_rate = match t.get("shaper") {
-        None => None,
-        Some(n) => {
-            let expected = if shapers.is_empty() {
-                "\"none\" (no [shaper.NAME] section is defined)".to_string()
-            } else {
-                let names: Vec<String> = shapers.keys().map(|k| format!("{k:?}")).collect();
-                format!(
-                    "the name of a [shaper.NAME] section ({}) or \"none\"",
-                    names.join(", ")
-                )
-            };
-            match n.str(&expected)? {
-                "none" => None,
-                name => Some(*shapers.get(name).ok_or_else(|| n.bad_value(&expected))?),
-            }
-        }
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// `shaper = "NAME"` (on every connection type), resolved to its `max_rate`.
+pub(super) fn shaper_option(t: &Table, shapers: &BTreeMap<String, u64>) -> Result<Option<u64>> {
+    let Some(n) = t.get("shaper") else { return Ok(None) };
+    let expected = if shapers.is_empty() {
+        "\"none\" (no [shaper.NAME] section is defined)".to_string()
+    } else {
+        let names: Vec<String> = shapers.keys().map(|k| format!("{k:?}")).collect();
+        format!(
+            "the name of a [shaper.NAME] section ({}) or \"none\"",
+            names.join(", ")
+        )
     };
-    let max_stanza_size = match t.get("max_stanza_size") {
-        None => DEFAULT_MAX_STANZA_SIZE,
-        Some(n) => {
-            let expected = "a positive integer (bytes) or \"infinity\"";
-            if n.is_integer() {
-                n.integer(1..=usize::MAX as u64, expected)? as usize
-            } else if n.str(expected)? == "infinity" {
-                usize::MAX
-            } else {
-                return Err(n.bad_value(expected));
-            }
-        }
+    match n.str(&expected)? {
+        "none" => Ok(None),
+        name => Ok(Some(*shapers.get(name).ok_or_else(|| n.bad_value(&expected))?)),
+    }
+}
+
+/// `max_stanza_size`: bytes, or `"infinity"`.
+pub(super) fn max_stanza_size_option(t: &Table) -> Result<usize> {
+    let Some(n) = t.get("max_stanza_size") else {
+        return Ok(DEFAULT_MAX_STANZA_SIZE);
     };
-    let tls = match t.get("tls") {
-        None => None,
-        Some(n) => Some(listener_tls(&n)?),
-    };
-    Ok(C2sListenerConfig {
-        addr: SocketAddr::new(ip, port),
-        shaper_max_rate,
-        max_stanza_size,
-        tls,
+    let expected = "a positive integer (bytes) or \"infinity\"";
+    if n.is_integer() {
+        Ok(n.integer(1..=usize::MAX as u64, expected)? as usize)
+    } else if n.str(expected)? == "infinity" {
+        Ok(usize::MAX)
+    } else {
+        Err(n.bad_value(expected))
+    }
+}
+
+/// The `tls` table of a listener without session resumption (components).
+pub(super) fn listener_tls(node: &Node) -> Result<ListenerTls> {
+    let t = node.table(&["mode", "certfile", "keyfile"])?;
+    Ok(ListenerTls {
+        mode: tls_mode(&t)?,
+        cert: tls_cert(&t)?,
+        early_data: false,
+        session_tickets: None,
     })
 }
 
-fn listener_tls(node: &Node) -> Result<ListenerTls> {
+/// The `tls` table of `[[listen.c2s]]`: also TLS 1.3 session tickets and 0-RTT.
+fn c2s_listener_tls(node: &Node) -> Result<ListenerTls> {
     let t = node.table(&["mode", "certfile", "keyfile", "early_data", "session_tickets"])?;
-    let mode = match t.get("mode") {
-        // MongooseIM's default for C2S listeners.
-        None => TlsMode::StartTls,
-        Some(n) => match n.one_of(&["starttls", "starttls_required", "tls"])? {
-            "starttls" => TlsMode::StartTls,
-            "starttls_required" => TlsMode::StartTlsRequired,
-            _ => TlsMode::Tls,
-        },
-    };
-    let cert = cert_source(&t)?;
+    let mode = tls_mode(&t)?;
+    let cert = tls_cert(&t)?;
     let session_tickets = match t.get("session_tickets") {
         None => None,
         Some(n) => Some(match n.one_of(&["stateless", "stateful"])? {
@@ -334,35 +437,50 @@ fn listener_tls(node: &Node) -> Result<ListenerTls> {
     })
 }
 
-/// `tls.certfile` and `tls.keyfile` of a `tls` table: both, or neither (the
-/// self-signed certificate).
-pub(super) fn cert_source(t: &Table) -> Result<CertSource> {
-    let path_of = |key: &str| -> Result<Option<(PathBuf, Node)>> {
-        let Some(n) = t.get(key) else { return Ok(None) };
-        let expected = "a file path";
-        let s = n.str(expected)?;
-        if s.is_empty() {
-            return Err(n.bad_value(expected));
-        }
-        Ok(Some((PathBuf::from(s), n)))
-    };
-    Ok(match (path_of("certfile")?, path_of("keyfile")?) {
-        (None, None) => CertSource::SelfSigned,
-        (Some((certfile, cert_node)), Some((keyfile, key_node))) => {
-            check_identity(&certfile, &cert_node, &keyfile, &key_node)?;
-            CertSource::Files { certfile, keyfile }
-        }
-        (Some(_), None) => {
-            return Err(t.missing("keyfile", "the PEM private key that goes with tls.certfile"))
-        }
-        (None, Some(_)) => {
-            return Err(t.missing("certfile", "the PEM certificate chain that goes with tls.keyfile"))
-        }
+/// `tls.mode` (MongooseIM's default: STARTTLS).
+pub(super) fn tls_mode(t: &Table) -> Result<TlsMode> {
+    Ok(match t.get("mode") {
+        None => TlsMode::StartTls,
+        Some(n) => match n.one_of(&["starttls", "starttls_required", "tls"])? {
+            "starttls" => TlsMode::StartTls,
+            "starttls_required" => TlsMode::StartTlsRequired,
+            _ => TlsMode::Tls,
+        },
     })
 }
 
+/// A file path option of a `tls` table, with its node for errors.
+pub(super) fn tls_path<'a, 'i>(t: &Table<'a, 'i>, key: &str) -> Result<Option<(PathBuf, Node<'a, 'i>)>> {
+    let Some(n) = t.get(key) else { return Ok(None) };
+    let expected = "a file path";
+    let s = n.str(expected)?;
+    if s.is_empty() {
+        return Err(n.bad_value(expected));
+    }
+    Ok(Some((PathBuf::from(s), n)))
+}
+
+/// `tls.certfile` and `tls.keyfile`: both (checked usable together), or neither
+/// (the self-signed pair).
+pub(super) fn tls_cert(t: &Table) -> Result<CertSource> {
+    match (tls_path(t, "certfile")?, tls_path(t, "keyfile")?) {
+        (None, None) => Ok(CertSource::SelfSigned),
+        (Some((certfile, cert_node)), Some((keyfile, key_node))) => {
+            check_identity(&certfile, &cert_node, &keyfile, &key_node)?;
+            Ok(CertSource::Files { certfile, keyfile })
+        }
+        (Some(_), None) => Err(t.missing("keyfile", "the PEM private key that goes with tls.certfile")),
+        (None, Some(_)) => Err(t.missing("certfile", "the PEM certificate chain that goes with tls.keyfile")),
+    }
+}
+
 /// Both files must be readable PEM and make a usable rustls identity together.
-fn check_identity(certfile: &Path, cert_node: &Node, keyfile: &Path, key_node: &Node) -> Result<()> {
+pub(super) fn check_identity(
+    certfile: &Path,
+    cert_node: &Node,
+    keyfile: &Path,
+    key_node: &Node,
+) -> Result<()> {
     let read = |file: &Path, node: &Node| {
         std::fs::read(file).map_err(|e| {
             node.error(Problem::File {
@@ -387,7 +505,7 @@ fn check_identity(certfile: &Path, cert_node: &Node, keyfile: &Path, key_node: &
 }
 
 fn auth(node: &Node) -> Result<AuthConfig> {
-    let t = node.table(&["methods", "sasl_mechanisms"])?;
+    let t = node.table(&["methods", "sasl_mechanisms", "backoff"])?;
     let methods = match t.get("methods") {
         None => vec![AuthMethod::Internal],
         Some(n) => {
@@ -431,10 +549,51 @@ fn auth(node: &Node) -> Result<AuthConfig> {
             out
         }
     };
+    let backoff = match t.get("backoff") {
+        None => Some(BackoffConfig::default()),
+        Some(n) => auth_backoff(&n)?,
+    };
     Ok(AuthConfig {
         methods,
         sasl_mechanisms,
+        backoff,
     })
+}
+
+/// `[auth.backoff]`: `after_failures` (or `"infinity"`: no backoff),
+/// `initial_delay` and `max_delay` in ms.
+fn auth_backoff(node: &Node) -> Result<Option<BackoffConfig>> {
+    let t = node.table(&["after_failures", "initial_delay", "max_delay"])?;
+    let defaults = BackoffConfig::default();
+    let expected = "a positive integer (failed authentications) or \"infinity\"";
+    let after_failures = match count_or_infinity(&t, "after_failures", expected)? {
+        None => defaults.after_failures,
+        Some(None) => return Ok(None),
+        Some(Some(n)) => n.min(u32::MAX as usize) as u32,
+    };
+    let ms = |key: &str, default: Duration| -> Result<Duration> {
+        match t.get(key) {
+            None => Ok(default),
+            Some(n) => Ok(Duration::from_millis(n.integer(
+                1..=86_400_000,
+                "a positive integer (milliseconds), at most a day",
+            )?)),
+        }
+    };
+    let initial_delay = ms("initial_delay", defaults.initial_delay)?;
+    let max_delay = ms("max_delay", defaults.max_delay)?;
+    if max_delay < initial_delay {
+        let n = t
+            .get("max_delay")
+            .or_else(|| t.get("initial_delay"))
+            .expect("one was given");
+        return Err(n.bad_value("max_delay at least initial_delay"));
+    }
+    Ok(Some(BackoffConfig {
+        after_failures,
+        initial_delay,
+        max_delay,
+    }))
 }
 
 fn default_storage() -> StorageConfig {

@@ -123,17 +123,21 @@ fn example_config_parses_to_the_expected_structures() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/meerkat.toml"))
         .unwrap()
         .replace("/etc/meerkat/cert.pem", cert.to_str().unwrap())
-        .replace("/etc/meerkat/key.pem", key.to_str().unwrap());
+        .replace("/etc/meerkat/key.pem", key.to_str().unwrap())
+        .replace("/etc/meerkat/ca.pem", cert.to_str().unwrap());
     let c = Config::parse(&text, ConfigOrigin::File("meerkat.toml".into())).unwrap();
     let files = CertSource::Files {
         certfile: cert.clone(),
         keyfile: key.clone(),
     };
+    use meerkat_engine::stream::component::ConflictBehaviour;
+    use meerkat_engine::stream::s2s::VerifyMode;
+    use meerkat_engine::stream::s2s_out::IpVersion;
     let expected = Config {
         origin: ConfigOrigin::File("meerkat.toml".into()),
         hosts: vec!["example.com".into(), "chat.example.org".into()],
         loglevel: Some(LogLevel::Warning),
-        runtime: RuntimeKind::Glommio,
+        runtime: RuntimeKind::Tokio,
         threads: Some(4),
         log_format: LogFormat::Text,
         http: vec![
@@ -156,6 +160,8 @@ fn example_config_parses_to_the_expected_structures() {
                         }),
                     },
                 ],
+                limits: ConnectionLimits::default(),
+                auth_timeout_ms: Some(crate::config::DEFAULT_AUTH_TIMEOUT_MS),
             },
             HttpListenerConfig {
                 addr: "127.0.0.1:9091".parse().unwrap(),
@@ -165,6 +171,8 @@ fn example_config_parses_to_the_expected_structures() {
                     path: "/metrics".into(),
                     handler: Handler::Prometheus,
                 }],
+                limits: ConnectionLimits::default(),
+                auth_timeout_ms: Some(crate::config::DEFAULT_AUTH_TIMEOUT_MS),
             },
         ],
         c2s: vec![
@@ -178,6 +186,13 @@ fn example_config_parses_to_the_expected_structures() {
                     early_data: false,
                     session_tickets: None,
                 }),
+                limits: ConnectionLimits {
+                    max_connections: Some(10_000),
+                    max_connections_per_ip: Some(100),
+                    backlog: 1024,
+                    max_send_queue: Some(1_048_576),
+                },
+                auth_timeout_ms: Some(30_000),
             },
             C2sListenerConfig {
                 addr: "[::]:5223".parse().unwrap(),
@@ -185,16 +200,20 @@ fn example_config_parses_to_the_expected_structures() {
                 max_stanza_size: usize::MAX,
                 tls: Some(ListenerTls {
                     mode: TlsMode::Tls,
-                    cert: files,
+                    cert: files.clone(),
                     early_data: true,
                     session_tickets: Some(SessionTickets::Stateless),
                 }),
+                limits: ConnectionLimits::default(),
+                auth_timeout_ms: Some(30_000),
             },
             C2sListenerConfig {
                 addr: "127.0.0.1:15222".parse().unwrap(),
                 shaper_max_rate: None,
                 max_stanza_size: 65536,
                 tls: None,
+                limits: ConnectionLimits::default(),
+                auth_timeout_ms: Some(30_000),
             },
         ],
         auth: AuthConfig {
@@ -206,6 +225,11 @@ fn example_config_parses_to_the_expected_structures() {
                 scram(ScramHash::Sha256, false),
                 Mechanism::Plain,
             ],
+            backoff: Some(BackoffConfig {
+                after_failures: 5,
+                initial_delay: Duration::from_secs(1),
+                max_delay: Duration::from_secs(300),
+            }),
         },
         storage: StorageConfig {
             database: "/var/lib/meerkat/meerkat.db".into(),
@@ -234,6 +258,72 @@ fn example_config_parses_to_the_expected_structures() {
                 max_pause: Duration::from_secs(120),
             }),
         },
+        s2s_listeners: vec![S2sListenerConfig {
+            addr: "0.0.0.0:5269".parse().unwrap(),
+            shaper_max_rate: Some(50_000),
+            max_stanza_size: 131072,
+            tls: Some(S2sTls {
+                mode: TlsMode::StartTls,
+                cert: files.clone(),
+                cacertfile: Some(cert.clone()),
+                verify_mode: VerifyMode::Peer,
+            }),
+            limits: ConnectionLimits {
+                max_connections: Some(1000),
+                ..ConnectionLimits::default()
+            },
+            auth_timeout_ms: Some(60_000),
+        }],
+        components: vec![ComponentListenerConfig {
+            addr: "127.0.0.1:8888".parse().unwrap(),
+            shaper_max_rate: Some(50_000),
+            max_stanza_size: 65536,
+            password: "secret".into(),
+            check_from: true,
+            hidden_components: false,
+            conflict: ConflictBehaviour::Disconnect,
+            tls: Some(ListenerTls {
+                mode: TlsMode::StartTls,
+                cert: files.clone(),
+                early_data: false,
+                session_tickets: None,
+            }),
+            limits: ConnectionLimits {
+                max_connections_per_ip: Some(4),
+                ..ConnectionLimits::default()
+            },
+            auth_timeout_ms: Some(10_000),
+        }],
+        s2s: Some(FederationConfig {
+            default_allow: true,
+            host_policy: vec![("spam.example.net".into(), false)],
+            shared: Some("dialback-secret".into()),
+            outgoing: OutgoingConfig {
+                address: vec![(
+                    "partner.example.net".into(),
+                    "192.0.2.10".parse().unwrap(),
+                    Some(5270),
+                )],
+                connection_timeout_ms: Some(10_000),
+                dns_timeout: 10,
+                dns_retries: 2,
+                ip_versions: vec![IpVersion::V4, IpVersion::V6],
+                max_retry_delay: 300,
+                max_stanza_size: 131072,
+                port: 5269,
+                shaper_max_rate: Some(1000),
+                state_timeout_ms: Some(5000),
+                stream_timeout_ms: Some(600_000),
+                max_queued_stanzas: 1000,
+                max_send_queue_size: Some(1_048_576),
+                tls: Some(S2sTls {
+                    mode: TlsMode::StartTls,
+                    cert: files,
+                    cacertfile: Some(cert.clone()),
+                    verify_mode: VerifyMode::Peer,
+                }),
+            },
+        }),
     };
     assert_eq!(c, expected);
 }
@@ -294,7 +384,7 @@ fn unknown_section_lists_the_known_ones() {
     assert_eq!(
         error(&with("[acl]\nlocal = []\n")),
         "config error in /etc/meerkat.toml:3: acl: unknown option \
-         (expected one of: general, listen, shaper, auth, outgoing_pools, modules)"
+         (expected one of: general, listen, shaper, auth, outgoing_pools, modules, s2s)"
     );
 }
 
@@ -302,11 +392,104 @@ fn unknown_section_lists_the_known_ones() {
 fn unknown_listener_option_names_its_path_and_line() {
     assert_eq!(
         error(&with(
-            "[[listen.c2s]]\nport = 5222\n\n[[listen.c2s]]\nport = 5223\nbacklog = 10\n"
+            "[[listen.c2s]]\nport = 5222\n\n[[listen.c2s]]\nport = 5223\nnum_acceptors = 10\n"
         )),
-        "config error in /etc/meerkat.toml:8: listen.c2s[1].backlog: unknown option \
-         (expected one of: port, ip_address, shaper, max_stanza_size, tls)"
+        "config error in /etc/meerkat.toml:8: listen.c2s[1].num_acceptors: unknown option \
+         (expected one of: port, ip_address, shaper, max_stanza_size, tls, backlog, max_connections, \
+         max_connections_per_ip, max_send_queue_size, auth_timeout)"
     );
+}
+
+#[test]
+fn listener_limits_are_read_on_every_listener_type() {
+    let c = parse(&with(
+        "[[listen.c2s]]\nport = 5222\nmax_connections = 3\nmax_connections_per_ip = 2\nbacklog = 16\n\
+         auth_timeout = 2500\nmax_send_queue_size = \"infinity\"\n\
+         [[listen.s2s]]\nport = 5269\nmax_connections = \"infinity\"\nauth_timeout = \"infinity\"\n\
+         [[listen.component]]\nport = 8888\npassword = \"s\"\nmax_connections_per_ip = 1\nauth_timeout = 100\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.c2s[0].limits,
+        ConnectionLimits {
+            max_connections: Some(3),
+            max_connections_per_ip: Some(2),
+            backlog: 16,
+            max_send_queue: None,
+        }
+    );
+    assert_eq!(c.c2s[0].auth_timeout_ms, Some(2500));
+    assert_eq!(c.s2s_listeners[0].limits, ConnectionLimits::default());
+    assert_eq!(c.s2s_listeners[0].auth_timeout_ms, None);
+    assert_eq!(c.components[0].limits.max_connections_per_ip, Some(1));
+    assert_eq!(c.components[0].auth_timeout_ms, Some(100));
+}
+
+#[test]
+fn bad_limits_name_their_option_path() {
+    let e = error(&with("[[listen.c2s]]\nport = 5222\nmax_connections = 0\n"));
+    assert!(
+        e.contains("listen.c2s[0].max_connections: expected a positive integer or \"infinity\""),
+        "{e}"
+    );
+    let e = error(&with(
+        "[[listen.s2s]]\nport = 5269\nmax_connections_per_ip = \"many\"\n",
+    ));
+    assert!(
+        e.contains("listen.s2s[0].max_connections_per_ip: expected a positive integer"),
+        "{e}"
+    );
+    let e = error(&with(
+        "[[listen.component]]\nport = 8888\npassword = \"s\"\nbacklog = -1\n",
+    ));
+    assert!(
+        e.contains("listen.component[0].backlog: expected a positive integer"),
+        "{e}"
+    );
+    let e = error(&with("[[listen.c2s]]\nport = 5222\nauth_timeout = \"never\"\n"));
+    assert!(
+        e.contains("listen.c2s[0].auth_timeout: expected a positive integer (milliseconds)"),
+        "{e}"
+    );
+    let e = error(&with("[[listen.c2s]]\nport = 5222\nmax_send_queue_size = 0\n"));
+    assert!(
+        e.contains("listen.c2s[0].max_send_queue_size: expected a positive integer (bytes)"),
+        "{e}"
+    );
+    let e = error(&with("[s2s.outgoing]\nmax_queued_stanzas = 0\n"));
+    assert!(
+        e.contains("s2s.outgoing.max_queued_stanzas: expected a positive integer"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_auth_backoff_is_on_by_default_and_can_be_turned_off() {
+    let c = parse(GENERAL).unwrap();
+    assert_eq!(c.auth.backoff, Some(BackoffConfig::default()));
+    let c = parse(&with("[auth]\nbackoff.after_failures = \"infinity\"\n")).unwrap();
+    assert_eq!(c.auth.backoff, None);
+    let c = parse(&with(
+        "[auth]\nbackoff.after_failures = 2\nbackoff.initial_delay = 50\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.auth.backoff,
+        Some(BackoffConfig {
+            after_failures: 2,
+            initial_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(300),
+        })
+    );
+    let e = error(&with(
+        "[auth]\nbackoff.initial_delay = 5000\nbackoff.max_delay = 10\n",
+    ));
+    assert!(
+        e.contains("auth.backoff.max_delay: expected max_delay at least initial_delay"),
+        "{e}"
+    );
+    let e = error(&with("[auth]\nbackoff.delay = 5\n"));
+    assert!(e.contains("auth.backoff.delay: unknown option"), "{e}");
 }
 
 #[test]
@@ -753,4 +936,69 @@ fn http_listener_errors_name_the_option() {
     .contains("address 0.0.0.0:5222 is already used"));
     assert!(error(&with("[modules.mod_bosh]\nserver_acks = true\n")).contains("server acknowledgements"));
     assert!(error("[general]\nhosts = [\"a\"]\nlog_format = \"xml\"\n").contains("one of \"text\", \"json\""));
+}
+
+#[test]
+fn federation_sections_take_mongooseim_defaults() {
+    let c = parse(&with(
+        "[[listen.s2s]]\nport = 5269\n[[listen.component]]\nport = 8888\npassword = \"p\"\n[s2s]\n",
+    ))
+    .unwrap();
+    assert_eq!(c.s2s_listeners[0].addr, "0.0.0.0:5269".parse().unwrap());
+    assert_eq!(c.s2s_listeners[0].tls, None);
+    let comp = &c.components[0];
+    assert!(comp.check_from && !comp.hidden_components);
+    assert_eq!(
+        comp.conflict,
+        meerkat_engine::stream::component::ConflictBehaviour::Disconnect
+    );
+    let s2s = c.s2s.unwrap();
+    assert!(s2s.default_allow && s2s.host_policy.is_empty() && s2s.shared.is_none());
+    let out = s2s.outgoing;
+    assert_eq!(out.port, 5269);
+    assert_eq!(out.connection_timeout_ms, Some(10_000));
+    assert_eq!(out.state_timeout_ms, Some(5_000));
+    assert_eq!(out.stream_timeout_ms, Some(600_000));
+    assert_eq!(out.max_retry_delay, 300);
+    assert!(out.address.is_empty() && out.tls.is_none());
+}
+
+#[test]
+fn federation_options_are_checked_with_their_paths() {
+    assert_eq!(
+        error(&with("[[listen.component]]\nport = 8888\n")),
+        "config error in /etc/meerkat.toml:3: listen.component[0].password: required option is missing \
+         (expected the shared secret components authenticate with)"
+    );
+    assert_eq!(
+        error(&with(
+            "[[listen.component]]\nport = 8888\npassword = \"p\"\nconflict_behaviour = \"both\"\n"
+        )),
+        "config error in /etc/meerkat.toml:6: listen.component[0].conflict_behaviour: \
+         expected one of \"disconnect\", \"kick_old\", got the string \"both\""
+    );
+    assert!(matches!(
+        problem(&with("[s2s.outgoing]\nip_versions = [5]\n")),
+        Problem::BadValue { .. }
+    ));
+    assert!(matches!(
+        problem(&with("[s2s]\ndefault_policy = \"maybe\"\n")),
+        Problem::BadValue { .. }
+    ));
+    assert!(matches!(
+        problem(&with("[s2s.outgoing]\naddress = [{host = \"a.example\"}]\n")),
+        Problem::Missing { .. }
+    ));
+    assert!(matches!(
+        problem(&with(
+            "[[listen.s2s]]\nport = 5269\ntls.verify_mode = \"selfsigned_peer\"\n"
+        )),
+        Problem::BadValue { .. }
+    ));
+    assert!(matches!(
+        problem(&with(
+            "[s2s.outgoing]\ntls.cacertfile = \"/nonexistent/ca.pem\"\n"
+        )),
+        Problem::File { .. }
+    ));
 }

@@ -38,6 +38,8 @@ pub(super) struct Harness {
     pub replaced: Vec<SessionId>,
     /// Work a sharded hub handed to other shards.
     pub forwarded: Vec<(usize, Forwarded)>,
+    /// Stanzas handed to the federation router.
+    pub external: Vec<String>,
     out: BTreeMap<SessionId, Vec<String>>,
 }
 
@@ -60,6 +62,7 @@ impl Harness {
             log: Vec::new(),
             replaced: Vec::new(),
             forwarded: Vec::new(),
+            external: Vec::new(),
             out: BTreeMap::new(),
         }
     }
@@ -117,6 +120,7 @@ impl Harness {
                     }
                     HubAction::Replaced { session } => self.replaced.push(session),
                     HubAction::Forward { shard, work } => self.forwarded.push((shard, work)),
+                    HubAction::External { stanza } => self.external.push(canon(&stanza)),
                     HubAction::Request { id, request } => {
                         self.log.push(request.clone());
                         self.requests.push_back((id, request));

@@ -329,3 +329,50 @@ fn malformed_to_is_jid_malformed() {
     assert_eq!(got.len(), 1);
     assert!(got[0].contains("<jid-malformed"), "{got:?}");
 }
+
+/// With a federation router, a stanza for another domain leaves the hub for it, and a
+/// stanza arriving from it (a component, a remote server) is routed like any other.
+#[test]
+fn other_domains_go_to_the_federation_and_come_back_in() {
+    let mut h = Harness::with_config(HubConfig {
+        federation: true,
+        ..HubConfig::default()
+    });
+    h.storage.add_user(&jid("a@localhost"));
+    h.login(1, "a@localhost/pc");
+    h.take(1);
+    h.send(1, message("bot@echo.localhost", "chat", "ping"));
+    assert_eq!(
+        h.external,
+        vec![
+            "<message from='a@localhost/pc' to='bot@echo.localhost' type='chat'><body>ping</body></message>"
+        ]
+    );
+    let mut reply = message("a@localhost/pc", "chat", "pong");
+    reply.set_attr("from", "bot@echo.localhost");
+    h.input(HubInput::External(reply));
+    assert_eq!(
+        h.take(1),
+        vec![
+            "<message from='bot@echo.localhost' to='a@localhost/pc' type='chat'><body>pong</body></message>"
+        ]
+    );
+}
+
+/// XEP-0030: disco#items of the server lists the components the router announced.
+#[test]
+fn disco_items_list_announced_components() {
+    let mut h = Harness::with_users(&["a@localhost"]);
+    h.login(1, "a@localhost/pc");
+    h.take(1);
+    h.input(HubInput::Components(vec!["echo.localhost".into()]));
+    let iq = Element::new("iq", ns::CLIENT)
+        .with_attr("type", "get")
+        .with_attr("id", "i1")
+        .with_attr("to", "localhost")
+        .with_child(Element::new("query", ns::DISCO_ITEMS));
+    h.send(1, iq);
+    let got = h.take(1);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains("<item jid='echo.localhost'/>"), "{got:?}");
+}

@@ -115,29 +115,29 @@ impl C2s {
         &mut self,
         mechanism: HtMechanism,
         initial: Option<Vec<u8>>,
-        _now: Instant,
+        now: Instant,
     ) {
         if !self.fast_mechanisms().contains(&mechanism) {
-            return self.sasl_failure(SaslFailure::InvalidMechanism);
+            return self.sasl_failure(SaslFailure::InvalidMechanism, now);
         }
         let early = self.sasl2.as_ref().is_some_and(|x| x.early);
         let count = self.sasl2.as_ref().and_then(|x| x.fast).and_then(|f| f.count);
         if early && count.is_none() {
             // §3.4: a token in 0-RTT data must carry a count.
             tracing::info!(session = self.id, "FAST in early data without count");
-            return self.sasl_failure(SaslFailure::NotAuthorized);
+            return self.sasl_failure(SaslFailure::NotAuthorized, now);
         }
         let Some(agent) = self.user_agent_id().map(str::to_string) else {
             // §4.1: FAST needs the user-agent id the token was issued to.
-            return self.sasl_failure(SaslFailure::MalformedRequest);
+            return self.sasl_failure(SaslFailure::MalformedRequest, now);
         };
         let Some(Ok((authcid, mac))) = initial.map(|ir| HtMechanism::parse_initial_response(&ir)) else {
-            return self.sasl_failure(SaslFailure::MalformedRequest);
+            return self.sasl_failure(SaslFailure::MalformedRequest, now);
         };
         let domain = self.domain.clone().unwrap_or_default();
         let user = prepare_authcid(&authcid, &domain).and_then(|u| Jid::new(Some(&u), &domain, None).ok());
         let Some(user) = user else {
-            return self.sasl_failure(SaslFailure::NotAuthorized);
+            return self.sasl_failure(SaslFailure::NotAuthorized, now);
         };
         let attempt = FastAttempt {
             mechanism,
@@ -163,7 +163,7 @@ impl C2s {
     ) {
         let StorageReply::FastTokens(tokens) = reply else {
             tracing::warn!(session = self.id, ?reply, "FAST token lookup failed");
-            return self.sasl_failure(SaslFailure::TemporaryAuthFailure);
+            return self.sasl_failure(SaslFailure::TemporaryAuthFailure, now);
         };
         let cb = self.channel_bindings();
         let name = attempt.mechanism.name();
@@ -198,7 +198,7 @@ impl C2s {
             } else {
                 SaslFailure::NotAuthorized
             };
-            return self.sasl_failure(failure);
+            return self.sasl_failure(failure, now);
         };
         let fast = self
             .sasl2
@@ -210,10 +210,10 @@ impl C2s {
             });
         if fast.count.is_some_and(|c| c <= token.count) {
             tracing::info!(session = self.id, user = %attempt.user, "FAST count replayed");
-            return self.sasl_failure(SaslFailure::NotAuthorized);
+            return self.sasl_failure(SaslFailure::NotAuthorized, now);
         }
         let Ok(responder) = attempt.mechanism.responder(&token.key, &cb) else {
-            return self.sasl_failure(SaslFailure::NotAuthorized);
+            return self.sasl_failure(SaslFailure::NotAuthorized, now);
         };
         // §3.3: a new token when asked for, or when this one is close to expiry
         // (not when invalidating without asking, §3.5).
@@ -269,11 +269,11 @@ impl C2s {
             (Some(_), StorageReply::Conflict) => {
                 // Another connection used the same count first: a replay.
                 tracing::info!(session = self.id, user = %user, "FAST count replayed (storage)");
-                self.sasl_failure(SaslFailure::NotAuthorized);
+                self.sasl_failure(SaslFailure::NotAuthorized, now);
             }
             (Some(_), other) => {
                 tracing::info!(session = self.id, reply = ?other, "FAST token gone");
-                self.sasl_failure(SaslFailure::NotAuthorized);
+                self.sasl_failure(SaslFailure::NotAuthorized, now);
             }
             (None, reply) => {
                 match (token, reply) {

@@ -18,6 +18,7 @@ pub use settings::{CsiConfig, FastConfig, SmConfig};
 pub use sm::{Outbound, SmResumed, SmSnapshot};
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -81,6 +82,9 @@ pub struct C2sConfig {
     pub csi: Option<CsiConfig>,
     /// XEP-0484 FAST (`[modules.mod_fast_auth_token]`); `None`: off.
     pub fast: Option<FastConfig>,
+    /// Failed authentications counted per source address, shared by every
+    /// connection of the server (`[auth.backoff]`); `None`: no backoff.
+    pub auth_backoff: Option<Arc<crate::sasl::backoff::SharedAuthBackoff>>,
 }
 
 impl C2sConfig {
@@ -111,6 +115,7 @@ impl C2sConfig {
             carbons: false,
             csi: None,
             fast: None,
+            auth_backoff: None,
         }
     }
 }
@@ -222,6 +227,9 @@ pub struct C2s {
     framing: Framing,
     /// For a framed stream over TLS: what the transport secures.
     transport_security: Option<Box<TransportSecurity>>,
+    /// The client's address, for the authentication backoff and logs (boxed: the
+    /// connection stays as small as it was without it).
+    peer: Option<Box<IpAddr>>,
 }
 
 /// The stream header a framed stream's parser is primed with: messages then parse as
@@ -273,6 +281,7 @@ impl C2s {
             header_from: None,
             framing: Framing::Stream,
             transport_security: None,
+            peer: None,
         };
         if c2s.config.tls_mode == TlsMode::Tls && c2s.tls.is_none() {
             // A direct-TLS listener without an identity cannot serve anyone.
@@ -319,6 +328,12 @@ impl C2s {
     /// The connection id given at creation.
     pub fn id(&self) -> SessionId {
         self.id
+    }
+
+    /// The client's address (from the runtime): failed authentications count
+    /// against it server-wide (see [`C2sConfig::auth_backoff`]).
+    pub fn set_peer(&mut self, peer: IpAddr) {
+        self.peer = Some(Box::new(peer));
     }
 
     /// The bound full JID, once bound.
@@ -498,6 +513,15 @@ impl C2s {
     /// The server is shutting down (`system-shutdown`).
     pub fn handle_shutdown(&mut self, _now: Instant) {
         self.stream_error(StreamError::SystemShutdown, None);
+        self.flush();
+    }
+
+    /// The runtime ends the stream with `error` (a server limit was reached: too
+    /// many connections, output the client does not read; see
+    /// [`crate::stream::ConnectionInput::StreamError`]). The session is not
+    /// resumable: the limit would be met again.
+    pub fn handle_stream_error(&mut self, error: StreamError, text: &str, _now: Instant) {
+        self.stream_error(error, Some(text));
         self.flush();
     }
 
@@ -928,6 +952,100 @@ mod tests {
         );
         c2s.handle_reply(id, StorageReply::Credentials(None), t0);
         assert!(std::iter::from_fn(|| c2s.poll_action()).all(|a| !matches!(a, Action::Transmit(_))));
+    }
+
+    fn transmitted(c2s: &mut C2s) -> (String, Option<RequestId>) {
+        let mut out = Vec::new();
+        let mut request = None;
+        while let Some(a) = c2s.poll_action() {
+            match a {
+                Action::Transmit(b) => out.extend(b),
+                Action::Request(id, _) => request = Some(id),
+                _ => {}
+            }
+        }
+        (String::from_utf8(out).unwrap(), request)
+    }
+
+    const OPEN_AND_AUTH: &[u8] = b"<stream:stream xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>\
+        <auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>biwsbj1qdWxpZXQscj1hYmM=</auth>";
+
+    /// A SCRAM exchange for an unknown user with a made-up proof: `not-authorized`.
+    fn fail_login(c2s: &mut C2s, t: Instant) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        c2s.handle_bytes(OPEN_AND_AUTH, t);
+        let (_, request) = transmitted(c2s);
+        c2s.handle_reply(
+            request.expect("credentials lookup"),
+            StorageReply::Credentials(None),
+            t,
+        );
+        let (out, _) = transmitted(c2s);
+        let challenge = out
+            .split("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>")
+            .nth(1)
+            .unwrap();
+        let challenge = String::from_utf8(b64.decode(challenge.split('<').next().unwrap()).unwrap()).unwrap();
+        let nonce = challenge.split(',').find_map(|f| f.strip_prefix("r=")).unwrap();
+        let last = format!("c=biws,r={nonce},p={}", b64.encode([7u8; 32]));
+        c2s.handle_bytes(
+            format!(
+                "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+                b64.encode(last)
+            )
+            .as_bytes(),
+            t,
+        );
+        transmitted(c2s).0
+    }
+
+    /// Failures from one address on several connections add up server-wide; once
+    /// they reach the limit, another connection from that address gets
+    /// `temporary-auth-failure` without its credentials being looked at, while
+    /// other addresses go on; after the wait, checks resume.
+    #[test]
+    fn failed_authentications_from_one_address_make_it_wait_on_every_connection() {
+        use crate::sasl::backoff::{BackoffConfig, SharedAuthBackoff};
+        let t0 = Instant::now();
+        let mut config = C2sConfig::new(vec!["localhost".into()]);
+        config.auth_backoff = Some(Arc::new(SharedAuthBackoff::new(BackoffConfig {
+            after_failures: 2,
+            initial_delay: Duration::from_secs(10),
+            max_delay: Duration::from_secs(60),
+        })));
+        let config = Arc::new(config);
+        let attacker: IpAddr = "192.0.2.1".parse().unwrap();
+        let connect = |id, peer: IpAddr| {
+            let mut c2s = C2s::new(id, config.clone(), Box::new(rand_core::OsRng), t0);
+            c2s.set_peer(peer);
+            c2s
+        };
+        for id in 1..=2 {
+            let out = fail_login(&mut connect(id, attacker), t0);
+            assert!(out.contains("<not-authorized/>"), "{out}");
+        }
+        let mut third = connect(3, attacker);
+        third.handle_bytes(OPEN_AND_AUTH, t0 + Duration::from_secs(1));
+        let (out, request) = transmitted(&mut third);
+        assert!(
+            out.contains(
+                "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><temporary-auth-failure/></failure>"
+            ),
+            "{out}"
+        );
+        assert_eq!(request, None, "the attempt is not checked");
+        // Someone else is not affected.
+        let mut other = connect(4, "192.0.2.2".parse().unwrap());
+        other.handle_bytes(OPEN_AND_AUTH, t0 + Duration::from_secs(1));
+        assert!(transmitted(&mut other).1.is_some());
+        // After the wait, the address is checked again.
+        third.handle_bytes(
+            b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>biwsbj1qdWxpZXQscj1hYmM=</auth>",
+            t0 + Duration::from_secs(10),
+        );
+        assert!(transmitted(&mut third).1.is_some());
     }
 
     #[test]

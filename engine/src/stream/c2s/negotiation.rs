@@ -198,7 +198,7 @@ impl C2s {
             if matches!(self.pending, Some((_, Pending::Credentials))) {
                 self.pending = None;
             }
-            return self.sasl_failure(SaslFailure::Aborted);
+            return self.sasl_failure(SaslFailure::Aborted, now);
         }
         if self.pending.is_some() {
             return self.stream_error(StreamError::PolicyViolation, Some("SASL request while busy"));
@@ -206,28 +206,31 @@ impl C2s {
         match el.name() {
             "auth" => {
                 if self.tls_required_first() {
-                    return self.sasl_failure(SaslFailure::EncryptionRequired);
+                    return self.sasl_failure(SaslFailure::EncryptionRequired, now);
+                }
+                if self.auth_backoff_applies(now) {
+                    return self.sasl_failure(SaslFailure::TemporaryAuthFailure, now);
                 }
                 let mech = el
                     .attr("mechanism")
                     .and_then(Mechanism::parse)
                     .filter(|m| self.offered_mechanisms().contains(m));
                 let Some(mech) = mech else {
-                    return self.sasl_failure(SaslFailure::InvalidMechanism);
+                    return self.sasl_failure(SaslFailure::InvalidMechanism, now);
                 };
                 let initial = match decode_sasl_payload(&el.text()) {
                     Ok(d) => d,
-                    Err(f) => return self.sasl_failure(f),
+                    Err(f) => return self.sasl_failure(f, now),
                 };
                 self.start_mechanism(mech, initial, now);
             }
             "response" => {
                 let data = match decode_sasl_payload(&el.text()) {
                     Ok(d) => d.unwrap_or_default(),
-                    Err(f) => return self.sasl_failure(f),
+                    Err(f) => return self.sasl_failure(f, now),
                 };
                 let Some(server) = &mut self.sasl else {
-                    return self.sasl_failure(SaslFailure::MalformedRequest);
+                    return self.sasl_failure(SaslFailure::MalformedRequest, now);
                 };
                 let step = server.response(&data, &mut *self.rng);
                 self.on_sasl_step(step, now);
@@ -284,7 +287,7 @@ impl C2s {
                 let mechanism = self.sasl.take().map(|s| s.mechanism().name()).unwrap_or("");
                 let domain = self.domain.clone().unwrap_or_default();
                 let Ok(user) = Jid::new(Some(&username), &domain, None) else {
-                    return self.sasl_failure(SaslFailure::NotAuthorized);
+                    return self.sasl_failure(SaslFailure::NotAuthorized, now);
                 };
                 if self.sasl2.is_some() {
                     self.auth_event(mechanism, true);
@@ -306,14 +309,20 @@ impl C2s {
                 self.restart_parser();
                 self.phase = Phase::AwaitingHeader;
             }
-            SaslStep::Failure(f) => self.sasl_failure(f),
+            SaslStep::Failure(f) => self.sasl_failure(f, now),
         }
     }
 
-    pub(super) fn sasl_failure(&mut self, failure: SaslFailure) {
+    pub(super) fn sasl_failure(&mut self, failure: SaslFailure, now: Instant) {
         let mechanism = self.sasl.take().map(|s| s.mechanism().name()).unwrap_or("");
         self.auth_event(mechanism, false);
-        tracing::info!(session = self.id, condition = failure.condition(), "SASL failure");
+        tracing::info!(session = self.id, peer = ?self.peer.as_deref(), condition = failure.condition(), "SASL failure");
+        if failure == SaslFailure::NotAuthorized {
+            // Wrong credentials (password, token): they count against the address.
+            if let (Some(backoff), Some(peer)) = (&self.config.auth_backoff, self.peer.as_deref()) {
+                backoff.record_failure(*peer, now);
+            }
+        }
         let el = match self.sasl2.take() {
             // XEP-0388 §2.6.2: the inline requests are dropped with the exchange.
             Some(_) => Self::sasl2_failure_element(failure),
@@ -328,6 +337,27 @@ impl C2s {
                 StreamError::PolicyViolation,
                 Some("too many authentication failures"),
             );
+        }
+    }
+
+    /// True when this connection's address must wait before its next
+    /// authentication is checked (see [`crate::sasl::backoff`]); the attempt then
+    /// gets `temporary-auth-failure` without being looked at.
+    pub(super) fn auth_backoff_applies(&self, now: Instant) -> bool {
+        let (Some(backoff), Some(&peer)) = (&self.config.auth_backoff, self.peer.as_deref()) else {
+            return false;
+        };
+        match backoff.blocked_until(peer, now) {
+            Some(until) => {
+                tracing::info!(
+                    session = self.id,
+                    %peer,
+                    wait_ms = (until - now).as_millis() as u64,
+                    "authentication refused: the address must wait after failed attempts"
+                );
+                true
+            }
+            None => false,
         }
     }
 

@@ -114,7 +114,7 @@ impl C2s {
                 self.pending = None;
             }
             if self.sasl2.as_ref().is_some_and(|x| !x.authenticated) {
-                return self.sasl_failure(SaslFailure::Aborted);
+                return self.sasl_failure(SaslFailure::Aborted, now);
             }
             return self.stream_error(StreamError::PolicyViolation, Some("nothing to abort"));
         }
@@ -129,10 +129,10 @@ impl C2s {
             "response" if self.sasl2.is_some() => {
                 let data = match B64.decode(el.text().trim()) {
                     Ok(d) => d,
-                    Err(_) => return self.sasl_failure(SaslFailure::IncorrectEncoding),
+                    Err(_) => return self.sasl_failure(SaslFailure::IncorrectEncoding, now),
                 };
                 let Some(server) = &mut self.sasl else {
-                    return self.sasl_failure(SaslFailure::MalformedRequest);
+                    return self.sasl_failure(SaslFailure::MalformedRequest, now);
                 };
                 let step = server.response(&data, &mut *self.rng);
                 self.on_sasl_step(step, now);
@@ -170,7 +170,7 @@ impl C2s {
                 Ok(d) => Some(d),
                 Err(_) => {
                     self.sasl2 = Some(Box::new(exchange));
-                    return self.sasl_failure(SaslFailure::IncorrectEncoding);
+                    return self.sasl_failure(SaslFailure::IncorrectEncoding, now);
                 }
             },
         };
@@ -178,7 +178,10 @@ impl C2s {
         let early = exchange.early;
         self.sasl2 = Some(Box::new(exchange));
         if self.tls_required_first() {
-            return self.sasl_failure(SaslFailure::EncryptionRequired);
+            return self.sasl_failure(SaslFailure::EncryptionRequired, now);
+        }
+        if self.auth_backoff_applies(now) {
+            return self.sasl_failure(SaslFailure::TemporaryAuthFailure, now);
         }
         if let Some(ht) = HtMechanism::parse(&name) {
             return self.fast_authenticate(ht, initial, now);
@@ -187,11 +190,11 @@ impl C2s {
             // Early data can be replayed: only a FAST token with a fresh count may
             // authenticate in it (XEP-0484 §3.4, checked in fast_authenticate).
             tracing::info!(session = self.id, mechanism = %name, "refusing non-FAST authentication in early data");
-            return self.sasl_failure(SaslFailure::NotAuthorized);
+            return self.sasl_failure(SaslFailure::NotAuthorized, now);
         }
         let mech = Mechanism::parse(&name).filter(|m| self.offered_mechanisms().contains(m));
         let Some(mech) = mech else {
-            return self.sasl_failure(SaslFailure::InvalidMechanism);
+            return self.sasl_failure(SaslFailure::InvalidMechanism, now);
         };
         self.start_mechanism(mech, initial, now);
     }
@@ -214,7 +217,7 @@ impl C2s {
         // §2.3: a stream `from` must name the identity that authenticated.
         if self.header_from.as_ref().is_some_and(|f| f.bare() != user) {
             tracing::info!(session = self.id, user = %user, "SASL2 identity differs from the stream's from");
-            return self.sasl_failure(SaslFailure::InvalidAuthzid);
+            return self.sasl_failure(SaslFailure::InvalidAuthzid, now);
         }
         self.user = Some(user);
         if let Some(x) = &mut self.sasl2 {
