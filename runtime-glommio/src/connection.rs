@@ -17,9 +17,10 @@ use glommio::net::TcpStream;
 use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::{
-    next_session_id, resolve_blocking, Admitted, Io, Links, ListenerKind, Liveness, Metrics, Outbox, Refused,
-    Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
+    next_session_id, resolve_blocking, Admitted, BoshSessions, BoshStart, Io, Links, ListenerKind, Liveness,
+    Metrics, Outbox, Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
+use tracing::Instrument as _;
 
 use crate::router::{self, Addr, FedAddr, ShardAddr};
 use crate::storage::BlockingStorage;
@@ -32,6 +33,8 @@ pub(crate) struct ConnCtx {
     pub live: Liveness,
     /// Whether the server has components or S2S.
     pub federation: bool,
+    /// The live BOSH sessions (of every executor).
+    pub bosh: BoshSessions,
 }
 
 /// Size of the per-executor read buffer. The socket is read only once it is ready
@@ -76,14 +79,24 @@ pub(crate) async fn run(
     max_send_queue: Option<usize>,
 ) {
     let id = next_session_id();
-    let mut session = kind.session(id, ctx.shards.len(), ctx.metrics.clone(), Instant::now());
-    session.set_peer(peer.ip());
-    let name = kind.name();
-    let span = tracing::info_span!("conn", kind = name, id, %peer);
-    let _enter = span.enter();
+    let empty = tracing::field::Empty;
+    let span = tracing::info_span!("conn", kind = kind.name(), id, %peer, transport = empty, jid = empty);
+    let session = span.in_scope(|| {
+        let mut session = kind.session(
+            id,
+            ctx.shards.len(),
+            ctx.metrics.clone(),
+            &ctx.bosh,
+            Instant::now(),
+        );
+        session.set_peer(peer.ip());
+        session
+    });
     let (tx, rx) = local_channel::new_unbounded();
     router::register(id, tx);
-    drive(Some(stream), session, id, rx, ctx, max_send_queue).await;
+    drive(Some(stream), session, id, rx, ctx, max_send_queue)
+        .instrument(span)
+        .await;
     drop(admitted);
 }
 
@@ -145,12 +158,8 @@ pub(crate) fn spawn_outgoing(
         ctx.metrics.clone(),
         Instant::now(),
     );
-    glommio::spawn_local(async move {
-        let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
-        let _enter = span.enter();
-        drive(None, session, id, rx, ctx, max_send_queue).await;
-    })
-    .detach();
+    let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
+    glommio::spawn_local(drive(None, session, id, rx, ctx, max_send_queue).instrument(span)).detach();
     Addr {
         executor: router::index(),
         session: id,
@@ -199,6 +208,7 @@ async fn drive(
                 },
                 Io::Timer(at) => timer = Some(at),
                 Io::PauseReading(until) => pause = Some(until),
+                Io::StartBosh(start) => start_bosh(*start, &ctx),
                 Io::Connect(addr) => {
                     stream = None;
                     connecting = Some(Box::pin(async move {
@@ -326,4 +336,30 @@ async fn drive(
     }
     router::unregister(id);
     tracing::debug!("disconnected");
+}
+
+/// Starts a BOSH session in a task of its own on this executor, reachable by its
+/// `sid` from every executor.
+fn start_bosh(start: BoshStart, ctx: &Rc<ConnCtx>) {
+    let id = next_session_id();
+    let span = tracing::info_span!(parent: None, "conn", kind = "bosh", id, sid = %start.sid, jid = tracing::field::Empty);
+    let (tx, rx) = local_channel::new_unbounded();
+    router::register(id, tx);
+    let mailbox = Addr {
+        executor: router::index(),
+        session: id,
+    };
+    ctx.bosh.register(&start.sid, mailbox);
+    let session = span.in_scope(|| {
+        Session::bosh(
+            id,
+            start,
+            ctx.shards.len(),
+            ctx.metrics.clone(),
+            ctx.bosh.clone(),
+            Instant::now(),
+        )
+    });
+    // No socket and no send queue: its HTTP requests carry its bytes.
+    glommio::spawn_local(drive(None, session, id, rx, ctx.clone(), None).instrument(span)).detach();
 }

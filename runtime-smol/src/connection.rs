@@ -19,9 +19,10 @@ use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
 use meerkat_runtime_common::{
-    next_session_id, Admitted, Io, Links, ListenerKind, Liveness, Metrics, Outbox, Refused, Resolver,
-    Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
+    next_session_id, Admitted, BoshSessions, BoshStart, Io, Links, ListenerKind, Liveness, Metrics, Outbox,
+    Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
+use tracing::Instrument as _;
 
 use crate::hub_task::{FedTx, Mailbox, ShardTx, Tx};
 
@@ -35,6 +36,10 @@ pub(crate) struct Shared {
     pub stop: Receiver<()>,
     pub live: Liveness,
     pub federation: Option<(FedTx, Resolver)>,
+    /// The live BOSH sessions.
+    pub bosh: BoshSessions,
+    /// Where BOSH sessions' tasks run.
+    pub ex: Arc<Executor<'static>>,
 }
 
 /// Size of the per-thread read buffer. Reads go through one buffer per executor
@@ -66,13 +71,23 @@ pub(crate) async fn run(
     max_send_queue: Option<usize>,
 ) {
     let id = next_session_id();
-    let mut session = kind.session(id, shared.shards.len(), shared.metrics.clone(), Instant::now());
-    session.set_peer(peer.ip());
-    let name = kind.name();
-    let span = tracing::info_span!("conn", kind = name, id, %peer);
-    let _enter = span.enter();
+    let empty = tracing::field::Empty;
+    let span = tracing::info_span!("conn", kind = kind.name(), id, %peer, transport = empty, jid = empty);
+    let session = span.in_scope(|| {
+        let mut session = kind.session(
+            id,
+            shared.shards.len(),
+            shared.metrics.clone(),
+            &shared.bosh,
+            Instant::now(),
+        );
+        session.set_peer(peer.ip());
+        session
+    });
     let (tx, rx) = async_channel::unbounded();
-    drive(Some(socket), session, Tx(tx), rx, shared, max_send_queue).await;
+    drive(Some(socket), session, Tx(tx), rx, shared, max_send_queue)
+        .instrument(span)
+        .await;
     drop(admitted);
 }
 
@@ -124,13 +139,9 @@ pub(crate) fn spawn_outgoing(
         shared.metrics.clone(),
         Instant::now(),
     );
-    let task_mailbox = mailbox.clone();
-    ex.spawn(async move {
-        let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
-        let _enter = span.enter();
-        drive(None, session, task_mailbox, rx, shared, max_send_queue).await;
-    })
-    .detach();
+    let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
+    ex.spawn(drive(None, session, mailbox.clone(), rx, shared, max_send_queue).instrument(span))
+        .detach();
     mailbox
 }
 
@@ -174,6 +185,7 @@ async fn drive(
                 },
                 Io::Timer(at) => timer.set_at(at),
                 Io::PauseReading(until) => pause = Some(Timer::at(until)),
+                Io::StartBosh(start) => start_bosh(*start, &shared),
                 Io::Connect(addr) => {
                     socket = None;
                     connecting = Some(Box::pin(Async::<TcpStream>::connect(addr)));
@@ -292,4 +304,25 @@ async fn drive(
         session.leftover(msg, &links);
     }
     tracing::debug!("disconnected");
+}
+
+/// Starts a BOSH session in a task of its own, reachable by its `sid`.
+fn start_bosh(start: BoshStart, shared: &Shared) {
+    let id = next_session_id();
+    let span = tracing::info_span!(parent: None, "conn", kind = "bosh", id, sid = %start.sid, jid = tracing::field::Empty);
+    let (tx, rx) = async_channel::unbounded();
+    shared.bosh.register(&start.sid, Tx(tx.clone()));
+    let session = span.in_scope(|| {
+        Session::bosh(
+            id,
+            start,
+            shared.shards.len(),
+            shared.metrics.clone(),
+            shared.bosh.clone(),
+            Instant::now(),
+        )
+    });
+    // No socket and no send queue: its HTTP requests carry its bytes.
+    let task = drive(None, session, Tx(tx), rx, shared.clone(), None).instrument(span);
+    shared.ex.spawn(task).detach();
 }

@@ -13,13 +13,14 @@ use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
 use meerkat_runtime_common::{
-    next_session_id, Admitted, Io, Links, ListenerKind, Liveness, Metrics, Outbox, Refused, Resolver,
-    Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
+    next_session_id, Admitted, BoshSessions, BoshStart, Io, Links, ListenerKind, Liveness, Metrics, Outbox,
+    Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::hub_task::{FedTx, Mailbox, ShardTx, Tx};
 
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     pub stop: watch::Receiver<bool>,
     pub live: Liveness,
     pub federation: Option<(FedTx, Resolver)>,
+    /// The live BOSH sessions.
+    pub bosh: BoshSessions,
 }
 
 /// Size of the per-thread read buffer. Reads go through one buffer per worker thread
@@ -56,13 +59,23 @@ pub(crate) async fn run(
     max_send_queue: Option<usize>,
 ) {
     let id = next_session_id();
-    let mut session = kind.session(id, shared.shards.len(), shared.metrics.clone(), now());
-    session.set_peer(peer.ip());
-    let name = kind.name();
-    let span = tracing::info_span!("conn", kind = name, id, %peer);
-    let _enter = span.enter();
+    let empty = tracing::field::Empty;
+    let span = tracing::info_span!("conn", kind = kind.name(), id, %peer, transport = empty, jid = empty);
+    let session = span.in_scope(|| {
+        let mut session = kind.session(
+            id,
+            shared.shards.len(),
+            shared.metrics.clone(),
+            &shared.bosh,
+            now(),
+        );
+        session.set_peer(peer.ip());
+        session
+    });
     let (tx, rx) = mpsc::unbounded_channel();
-    drive(Some(socket), session, Tx(tx), rx, shared, max_send_queue).await;
+    drive(Some(socket), session, Tx(tx), rx, shared, max_send_queue)
+        .instrument(span)
+        .await;
     drop(admitted);
 }
 
@@ -109,12 +122,8 @@ pub(crate) fn spawn_outgoing(
         shared.metrics.clone(),
         now(),
     );
-    let task_mailbox = mailbox.clone();
-    tokio::spawn(async move {
-        let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
-        let _enter = span.enter();
-        drive(None, session, task_mailbox, rx, shared, max_send_queue).await;
-    });
+    let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
+    tokio::spawn(drive(None, session, mailbox.clone(), rx, shared, max_send_queue).instrument(span));
     mailbox
 }
 
@@ -163,6 +172,7 @@ async fn drive(
                 },
                 Io::Timer(at) => timer = Some(at.into()),
                 Io::PauseReading(until) => paused_until = Some(until.into()),
+                Io::StartBosh(start) => start_bosh(*start, &shared),
                 Io::Connect(addr) => {
                     socket = None;
                     connecting = Some(Box::pin(TcpStream::connect(addr)));
@@ -266,4 +276,24 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// Starts a BOSH session in a task of its own, reachable by its `sid`.
+fn start_bosh(start: BoshStart, shared: &Shared) {
+    let id = next_session_id();
+    let span = tracing::info_span!(parent: None, "conn", kind = "bosh", id, sid = %start.sid, jid = tracing::field::Empty);
+    let (tx, rx) = mpsc::unbounded_channel();
+    shared.bosh.register(&start.sid, Tx(tx.clone()));
+    let session = span.in_scope(|| {
+        Session::bosh(
+            id,
+            start,
+            shared.shards.len(),
+            shared.metrics.clone(),
+            shared.bosh.clone(),
+            now(),
+        )
+    });
+    // No socket and no send queue: its HTTP requests carry its bytes.
+    tokio::spawn(drive(None, session, Tx(tx), rx, shared.clone(), None).instrument(span));
 }
