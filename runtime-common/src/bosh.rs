@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use meerkat_engine::http::{BoshBody, BoshReply, HttpConfig};
 use rand_core::RngCore;
 
-use crate::{Sink, ToSession};
+use crate::{Metrics, Session, Sink, ToSession};
 
 /// Where the answer to one HTTP request goes (the mailbox of the connection that
 /// read it).
@@ -41,6 +41,26 @@ pub struct BoshStart {
     pub delivery: BoshDelivery,
     /// The client's address (the authentication backoff counts per address).
     pub peer: Option<std::net::IpAddr>,
+}
+
+impl BoshStart {
+    /// The new session, reachable from now on by its `sid` through the mailbox
+    /// `mailbox` makes for its id, and its logging span (its id, `sid` and, once
+    /// bound, its JID).
+    pub fn start<M: Sink<ToSession>>(
+        self,
+        shards: usize,
+        metrics: Arc<Metrics>,
+        sessions: &BoshSessions,
+        mailbox: impl FnOnce(meerkat_engine::hub::SessionId) -> M,
+        now: std::time::Instant,
+    ) -> (Session, tracing::Span) {
+        let id = crate::next_session_id();
+        let span = tracing::info_span!(parent: None, "conn", kind = "bosh", id, sid = %self.sid, jid = tracing::field::Empty);
+        sessions.register(&self.sid, mailbox(id));
+        let session = span.in_scope(|| Session::bosh(id, self, shards, metrics, sessions.clone(), now));
+        (session, span)
+    }
 }
 
 impl std::fmt::Debug for BoshStart {

@@ -170,6 +170,27 @@ impl ListenerKind {
             ListenerKind::Component(c) => crate::Session::component(id, c.clone(), shards, metrics, now),
         }
     }
+    /// The session and logging span of a connection accepted from `peer`: a fresh
+    /// id, the listener's kind, the peer, and (recorded later) the transport and
+    /// the JID on every line logged about it.
+    pub fn accepted(
+        &self,
+        peer: SocketAddr,
+        shards: usize,
+        metrics: Arc<crate::Metrics>,
+        bosh: &crate::BoshSessions,
+        now: std::time::Instant,
+    ) -> (crate::Session, tracing::Span) {
+        let id = crate::next_session_id();
+        let empty = tracing::field::Empty;
+        let span = tracing::info_span!("conn", kind = self.name(), id, %peer, transport = empty, jid = empty);
+        let session = span.in_scope(|| {
+            let mut session = self.session(id, shards, metrics, bosh, now);
+            session.set_peer(peer.ip());
+            session
+        });
+        (session, span)
+    }
 }
 
 impl ServerSpec {

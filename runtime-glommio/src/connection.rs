@@ -17,8 +17,8 @@ use glommio::net::TcpStream;
 use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::{
-    next_session_id, resolve_blocking, Admitted, BoshSessions, BoshStart, Io, Links, ListenerKind, Liveness,
-    Metrics, Outbox, Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
+    resolve_blocking, Admitted, BoshSessions, BoshStart, Io, Links, ListenerKind, Liveness, Metrics, Outbox,
+    Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
 use tracing::Instrument as _;
 
@@ -78,20 +78,9 @@ pub(crate) async fn run(
     admitted: Admitted,
     max_send_queue: Option<usize>,
 ) {
-    let id = next_session_id();
-    let empty = tracing::field::Empty;
-    let span = tracing::info_span!("conn", kind = kind.name(), id, %peer, transport = empty, jid = empty);
-    let session = span.in_scope(|| {
-        let mut session = kind.session(
-            id,
-            ctx.shards.len(),
-            ctx.metrics.clone(),
-            &ctx.bosh,
-            Instant::now(),
-        );
-        session.set_peer(peer.ip());
-        session
-    });
+    let metrics = ctx.metrics.clone();
+    let (session, span) = kind.accepted(peer, ctx.shards.len(), metrics, &ctx.bosh, Instant::now());
+    let id = session.id();
     let (tx, rx) = local_channel::new_unbounded();
     router::register(id, tx);
     drive(Some(stream), session, id, rx, ctx, max_send_queue)
@@ -341,25 +330,17 @@ async fn drive(
 /// Starts a BOSH session in a task of its own on this executor, reachable by its
 /// `sid` from every executor.
 fn start_bosh(start: BoshStart, ctx: &Rc<ConnCtx>) {
-    let id = next_session_id();
-    let span = tracing::info_span!(parent: None, "conn", kind = "bosh", id, sid = %start.sid, jid = tracing::field::Empty);
     let (tx, rx) = local_channel::new_unbounded();
-    router::register(id, tx);
-    let mailbox = Addr {
-        executor: router::index(),
-        session: id,
+    let mailbox = |id| {
+        router::register(id, tx);
+        Addr {
+            executor: router::index(),
+            session: id,
+        }
     };
-    ctx.bosh.register(&start.sid, mailbox);
-    let session = span.in_scope(|| {
-        Session::bosh(
-            id,
-            start,
-            ctx.shards.len(),
-            ctx.metrics.clone(),
-            ctx.bosh.clone(),
-            Instant::now(),
-        )
-    });
+    let metrics = ctx.metrics.clone();
+    let (session, span) = start.start(ctx.shards.len(), metrics, &ctx.bosh, mailbox, Instant::now());
+    let id = session.id();
     // No socket and no send queue: its HTTP requests carry its bytes.
     glommio::spawn_local(drive(None, session, id, rx, ctx.clone(), None).instrument(span)).detach();
 }

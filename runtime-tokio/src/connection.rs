@@ -13,8 +13,8 @@ use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
 use meerkat_runtime_common::{
-    next_session_id, Admitted, BoshSessions, BoshStart, Io, Links, ListenerKind, Liveness, Metrics, Outbox,
-    Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
+    Admitted, BoshSessions, BoshStart, Io, Links, ListenerKind, Liveness, Metrics, Outbox, Refused, Resolver,
+    Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -58,20 +58,8 @@ pub(crate) async fn run(
     admitted: Admitted,
     max_send_queue: Option<usize>,
 ) {
-    let id = next_session_id();
-    let empty = tracing::field::Empty;
-    let span = tracing::info_span!("conn", kind = kind.name(), id, %peer, transport = empty, jid = empty);
-    let session = span.in_scope(|| {
-        let mut session = kind.session(
-            id,
-            shared.shards.len(),
-            shared.metrics.clone(),
-            &shared.bosh,
-            now(),
-        );
-        session.set_peer(peer.ip());
-        session
-    });
+    let metrics = shared.metrics.clone();
+    let (session, span) = kind.accepted(peer, shared.shards.len(), metrics, &shared.bosh, now());
     let (tx, rx) = mpsc::unbounded_channel();
     drive(Some(socket), session, Tx(tx), rx, shared, max_send_queue)
         .instrument(span)
@@ -280,20 +268,10 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// Starts a BOSH session in a task of its own, reachable by its `sid`.
 fn start_bosh(start: BoshStart, shared: &Shared) {
-    let id = next_session_id();
-    let span = tracing::info_span!(parent: None, "conn", kind = "bosh", id, sid = %start.sid, jid = tracing::field::Empty);
     let (tx, rx) = mpsc::unbounded_channel();
-    shared.bosh.register(&start.sid, Tx(tx.clone()));
-    let session = span.in_scope(|| {
-        Session::bosh(
-            id,
-            start,
-            shared.shards.len(),
-            shared.metrics.clone(),
-            shared.bosh.clone(),
-            now(),
-        )
-    });
+    let metrics = shared.metrics.clone();
+    let mailbox = |_| Tx(tx.clone());
+    let (session, span) = start.start(shared.shards.len(), metrics, &shared.bosh, mailbox, now());
     // No socket and no send queue: its HTTP requests carry its bytes.
     tokio::spawn(drive(None, session, Tx(tx), rx, shared.clone(), None).instrument(span));
 }
