@@ -29,8 +29,8 @@
 #     --presence-sessions N   sessions in the presence storm (1000)
 #     --roster-size K         contacts per session, even (10)
 #     --presence-rate R       presence updates per second in all (1000)
-#     --concurrency C         session setups in flight (100: Meerkat's tokio listener has
-#                             a listen backlog of 128, and more SYNs at once overflow it)
+#     --concurrency C         session setups in flight (100; every server listens with a
+#                             backlog of 1024)
 #     --servers "LIST"        any of: meerkat ejabberd prosody (all three)
 #     --markdown FILE         also write the tables as markdown
 #     --keep                  keep the working directory (configs, logs, JSON reports)

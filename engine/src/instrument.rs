@@ -98,4 +98,22 @@ pub enum Event {
         /// Delay in microseconds.
         micros: u64,
     },
+    /// A client session was bound (or resumed), or ended (`sm_session_logins`,
+    /// `sm_session_logouts`, `sm_session_count`).
+    Session {
+        /// `host_type` label.
+        host_type: String,
+        /// Bound (true) or ended (false).
+        opened: bool,
+    },
+    /// XEP-0484: a FAST token was issued (or rotated in).
+    FastTokenIssued {
+        /// `host_type` label.
+        host_type: String,
+    },
+    /// XEP-0484: a client authenticated with a FAST token.
+    FastTokenUsed {
+        /// `host_type` label.
+        host_type: String,
+    },
 }

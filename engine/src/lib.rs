@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod federation;
+pub mod http;
 pub mod hub;
 pub mod instrument;
 pub mod jid;

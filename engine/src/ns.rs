@@ -66,6 +66,12 @@ pub const FAST: &str = "urn:xmpp:fast:0";
 pub const HINTS: &str = "urn:xmpp:hints";
 /// XEP-0085 chat state notifications (held back while a client is inactive).
 pub const CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
+/// RFC 7395 §3.3: the WebSocket framing of XMPP (`<open/>`, `<close/>`).
+pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
+/// XEP-0124 BOSH `<body/>` wrapper.
+pub const HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
+/// XEP-0206 XMPP over BOSH attributes (`xmpp:version`, `xmpp:restart`).
+pub const XBOSH: &str = "urn:xmpp:xbosh";
 /// XEP-0220 Server Dialback: the `db:` elements.
 pub const DIALBACK: &str = "jabber:server:dialback";
 /// XEP-0220 §2.4.2 / RFC 7590: the dialback stream feature, with `<errors/>`.

@@ -52,9 +52,10 @@ pub fn listen_socket(
 }
 
 /// What to write to a connection refused for `reason` on a listener of `kind`
-/// before closing it: our stream header, the stream error with its text, and the
-/// closing tag (RFC 6120 §4.9.1.1), as the listener's state machine writes them
-/// (content namespace, `from`). `None` on a direct-TLS listener: nothing can be said
+/// before closing it: on an HTTP listener `503 Service Unavailable`; on the others
+/// our stream header, the stream error with its text, and the closing tag (RFC 6120
+/// §4.9.1.1), as the listener's state machine writes them (content namespace,
+/// `from`). `None` on a direct-TLS listener: nothing can be said
 /// there before a TLS handshake, and a handshake for a refused connection would
 /// spend the CPU the limit protects; that socket is closed without a word (and the
 /// refusal is logged).
@@ -62,9 +63,21 @@ pub fn refusal_bytes(kind: &ListenerKind, reason: Refusal) -> Option<Vec<u8>> {
     if kind.tls_mode() == TlsMode::Tls {
         return None;
     }
+    if let ListenerKind::Http(_) = kind {
+        // RFC 9110 §15.6.4: the server cannot take the request now.
+        let text = reason.text();
+        return Some(
+            format!(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                 Content-Length: {}\r\nConnection: close\r\nRetry-After: 5\r\n\r\n{text}\n",
+                text.len() + 1
+            )
+            .into_bytes(),
+        );
+    }
     let now = Instant::now();
     let metrics = Arc::new(crate::Metrics::default());
-    let mut session = kind.session(0, 1, metrics, now);
+    let mut session = kind.session(0, 1, metrics, &crate::BoshSessions::default(), now);
     session.end_with_error(reason.stream_error(), reason.text(), now);
     let mut bytes = Vec::new();
     while let Some(effect) = session.next_effect() {
@@ -109,6 +122,21 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("</stream:stream>"), "{text}");
+    }
+
+    #[test]
+    fn a_refused_http_client_gets_503_with_the_reason() {
+        let c2s = Arc::new(C2sConfig::new(vec!["example.com".into()]));
+        let kind = ListenerKind::Http(Arc::new(meerkat_engine::http::HttpConfig::new(c2s, Vec::new())));
+        let bytes = refusal_bytes(&kind, Refusal::ListenerFull(10)).expect("plain HTTP answers");
+        let text = String::from_utf8(bytes).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
+        assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{text}");
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{text}"
+        );
+        assert!(body.contains("too many connections (10 open)"), "{text}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meerkat_engine::federation::FederationConfig;
+use meerkat_engine::http::HttpConfig;
 use meerkat_engine::hub::HubConfig;
 use meerkat_engine::storage::Storage;
 use meerkat_engine::stream::c2s::{C2sConfig, TlsMode};
@@ -64,10 +65,23 @@ pub struct FederationSpec {
     pub outgoing_max_send_queue: Option<usize>,
 }
 
+/// One `[[listen.http]]` listener to open.
+#[derive(Debug, Clone)]
+pub struct HttpListener {
+    /// Address to bind.
+    pub addr: SocketAddr,
+    /// Its handlers, TLS and the settings of the C2S streams it carries.
+    pub config: Arc<HttpConfig>,
+    /// Its connection limits and count.
+    pub admission: Arc<Admission>,
+}
+
 /// Everything a runtime needs to serve, built by the server crate from the config.
 pub struct ServerSpec {
     /// C2S listeners.
     pub c2s: Vec<C2sListener>,
+    /// HTTP listeners (metrics, health, WebSocket, BOSH).
+    pub http: Vec<HttpListener>,
     /// Components and S2S, when any is configured (the hub then hands stanzas for
     /// other domains to the federation router).
     pub federation: Option<FederationSpec>,
@@ -112,6 +126,8 @@ pub enum ListenerKind {
     S2sIn(Arc<S2sInConfig>),
     /// `[[listen.component]]`.
     Component(Arc<ComponentConfig>),
+    /// `[[listen.http]]`: metrics, health, WebSocket and BOSH.
+    Http(Arc<HttpConfig>),
 }
 
 impl ListenerKind {
@@ -121,6 +137,7 @@ impl ListenerKind {
             ListenerKind::C2s(_) => "c2s",
             ListenerKind::S2sIn(_) => "s2s_in",
             ListenerKind::Component(_) => "component",
+            ListenerKind::Http(_) => "http",
         }
     }
 
@@ -130,35 +147,66 @@ impl ListenerKind {
             ListenerKind::C2s(c) => c.tls_mode,
             ListenerKind::S2sIn(c) => c.tls_mode,
             ListenerKind::Component(c) => c.tls_mode,
+            // HTTPS starts with the TLS handshake, like direct TLS.
+            ListenerKind::Http(c) if c.tls.is_some() => TlsMode::Tls,
+            ListenerKind::Http(_) => TlsMode::None,
         }
     }
 
-    /// The session of a connection `id` accepted at `now` on this listener.
+    /// The session of a connection `id` accepted at `now` on this listener;
+    /// `bosh` finds the server's live BOSH sessions (HTTP listeners).
     pub fn session(
         &self,
         id: meerkat_engine::hub::SessionId,
         shards: usize,
         metrics: Arc<crate::Metrics>,
+        bosh: &crate::BoshSessions,
         now: std::time::Instant,
     ) -> crate::Session {
         match self {
+            ListenerKind::Http(c) => crate::Session::http(id, c.clone(), shards, metrics, bosh.clone(), now),
             ListenerKind::C2s(c) => crate::Session::new(id, c.clone(), shards, metrics, now),
             ListenerKind::S2sIn(c) => crate::Session::s2s_in(id, c.clone(), shards, metrics, now),
             ListenerKind::Component(c) => crate::Session::component(id, c.clone(), shards, metrics, now),
         }
     }
-}
-
-impl ServerSpec {
-    /// Every listener to open: C2S, then S2S and components.
-    pub fn listeners(&self) -> Vec<Listener> {
-        listeners(&self.c2s, self.federation.as_ref())
+    /// The session and logging span of a connection accepted from `peer`: a fresh
+    /// id, the listener's kind, the peer, and (recorded later) the transport and
+    /// the JID on every line logged about it.
+    pub fn accepted(
+        &self,
+        peer: SocketAddr,
+        shards: usize,
+        metrics: Arc<crate::Metrics>,
+        bosh: &crate::BoshSessions,
+        now: std::time::Instant,
+    ) -> (crate::Session, tracing::Span) {
+        let id = crate::next_session_id();
+        let empty = tracing::field::Empty;
+        let span = tracing::info_span!("conn", kind = self.name(), id, %peer, transport = empty, jid = empty);
+        let session = span.in_scope(|| {
+            let mut session = self.session(id, shards, metrics, bosh, now);
+            session.set_peer(peer.ip());
+            session
+        });
+        (session, span)
     }
 }
 
-/// Every listener to open: `c2s`, then the S2S and component listeners of
+impl ServerSpec {
+    /// Every listener to open: C2S, HTTP, then S2S and components.
+    pub fn listeners(&self) -> Vec<Listener> {
+        listeners(&self.c2s, &self.http, self.federation.as_ref())
+    }
+}
+
+/// Every listener to open: `c2s`, `http`, then the S2S and component listeners of
 /// `federation`.
-pub fn listeners(c2s: &[C2sListener], federation: Option<&FederationSpec>) -> Vec<Listener> {
+pub fn listeners(
+    c2s: &[C2sListener],
+    http: &[HttpListener],
+    federation: Option<&FederationSpec>,
+) -> Vec<Listener> {
     let mut out: Vec<Listener> = c2s
         .iter()
         .map(|l| Listener {
@@ -167,6 +215,11 @@ pub fn listeners(c2s: &[C2sListener], federation: Option<&FederationSpec>) -> Ve
             admission: l.admission.clone(),
         })
         .collect();
+    out.extend(http.iter().map(|l| Listener {
+        addr: l.addr,
+        kind: ListenerKind::Http(l.config.clone()),
+        admission: l.admission.clone(),
+    }));
     if let Some(f) = federation {
         out.extend(f.s2s.iter().map(|l| Listener {
             addr: l.addr,

@@ -16,8 +16,9 @@ use glommio::net::TcpStream;
 use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::{
-    mailbox, next_session_id, resolve_blocking, Admitted, Io, Links, ListenerKind, Liveness, MailboxReceiver,
-    Metrics, Outbox, Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
+    mailbox, resolve_blocking, Admitted, BoshSessions, BoshStart, Io, Links, ListenerKind, Liveness,
+    MailboxReceiver, Metrics, Outbox, Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH,
+    REFUSAL_LINGER,
 };
 use tracing::Instrument;
 
@@ -32,6 +33,8 @@ pub(crate) struct ConnCtx {
     pub live: Liveness,
     /// Whether the server has components or S2S.
     pub federation: bool,
+    /// The live BOSH sessions (of every executor).
+    pub bosh: BoshSessions,
 }
 
 /// Size of the per-executor read buffer. The socket is read only once it is ready
@@ -78,10 +81,9 @@ pub(crate) fn run(
     admitted: Admitted,
     max_send_queue: Option<usize>,
 ) -> impl Future<Output = ()> {
-    let id = next_session_id();
-    let mut session = kind.session(id, ctx.shards.len(), ctx.metrics.clone(), Instant::now());
-    session.set_peer(peer.ip());
-    let span = tracing::info_span!("conn", kind = kind.name(), id, %peer);
+    let metrics = ctx.metrics.clone();
+    let (session, span) = kind.accepted(peer, ctx.shards.len(), metrics, &ctx.bosh, Instant::now());
+    let id = session.id();
     let (tx, rx) = mailbox();
     router::register(id, tx);
     drive(Some(stream), session, id, rx, ctx, max_send_queue, Some(admitted)).instrument(span)
@@ -176,7 +178,9 @@ fn drive(
         },
         federation: ctx.federation.then(|| (FedAddr, resolver())),
     };
-    drop(ctx);
+    // Only an HTTP connection starts BOSH sessions, which need the executor's
+    // context; the others keep just their links.
+    let spawner = session.may_start_bosh().then_some(ctx);
     async move {
         let _live = live;
         // Counts on the listener until the connection ends.
@@ -203,6 +207,11 @@ fn drive(
                     },
                     Io::Timer(at) => timer = Some(at),
                     Io::PauseReading(until) => pause = Some(until),
+                    Io::StartBosh(start) => {
+                        if let Some(ctx) = &spawner {
+                            start_bosh(*start, ctx);
+                        }
+                    }
                     Io::Connect(addr) => {
                         stream = None;
                         connecting = Some(Box::pin(async move {
@@ -330,4 +339,22 @@ fn drive(
         router::unregister(id);
         tracing::debug!("disconnected");
     }
+}
+
+/// Starts a BOSH session in a task of its own on this executor, reachable by its
+/// `sid` from every executor.
+fn start_bosh(start: BoshStart, ctx: &Rc<ConnCtx>) {
+    let (tx, rx) = mailbox();
+    let sender = |id| {
+        router::register(id, tx);
+        Addr {
+            executor: router::index(),
+            session: id,
+        }
+    };
+    let metrics = ctx.metrics.clone();
+    let (session, span) = start.start(ctx.shards.len(), metrics, &ctx.bosh, sender, Instant::now());
+    let id = session.id();
+    // No socket and no send queue: its HTTP requests carry its bytes.
+    glommio::spawn_local(drive(None, session, id, rx, ctx.clone(), None, None).instrument(span)).detach();
 }

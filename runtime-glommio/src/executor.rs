@@ -13,8 +13,8 @@ use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use meerkat_engine::hub::HubConfig;
 use meerkat_engine::storage::Storage;
 use meerkat_runtime_common::{
-    C2sListener, FedMsg, FederationRouter, FederationSpec, HubMsg, HubShard, Liveness, Metrics, RunError,
-    Shards, Sink, ToSession, SHUTDOWN_GRACE,
+    BoshSessions, C2sListener, FedMsg, FederationRouter, FederationSpec, HttpListener, HubMsg, HubShard,
+    Liveness, Metrics, RunError, Shards, Sink, ToSession, SHUTDOWN_GRACE,
 };
 
 use crate::connection::{self, ConnCtx};
@@ -36,6 +36,8 @@ const IO_MEMORY: usize = 1 << 20;
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub c2s: Vec<C2sListener>,
+    pub http: Vec<HttpListener>,
+    pub bosh: BoshSessions,
     pub federation: Option<FederationSpec>,
     pub hub: HubConfig,
     pub storage: Arc<dyn Storage>,
@@ -137,6 +139,7 @@ async fn executor_main(
         metrics: shared.metrics.clone(),
         live: shared.live.clone(),
         federation: federated,
+        bosh: shared.bosh.clone(),
     });
     // The federation router and its outgoing connections live on one executor.
     let mut router_task = None;
@@ -160,7 +163,7 @@ async fn executor_main(
 
     let mut acceptors = Vec::new();
     let mut stop_listeners = Vec::new();
-    for l in meerkat_runtime_common::listeners(&shared.c2s, shared.federation.as_ref()) {
+    for l in meerkat_runtime_common::listeners(&shared.c2s, &shared.http, shared.federation.as_ref()) {
         let addr = l.addr;
         let listener =
             reuseport_listener(addr, l.admission.limits().backlog).map_err(|e| RunError::Bind(addr, e))?;

@@ -18,9 +18,9 @@ pub mod preflight;
 mod router;
 mod storage;
 
-use meerkat_runtime_common::{Liveness, Metrics, ShutdownFlag};
+use meerkat_runtime_common::{BoshSessions, Liveness, Metrics, ShutdownFlag};
 
-pub use meerkat_runtime_common::{C2sListener, RunError, ServerSpec};
+pub use meerkat_runtime_common::{C2sListener, HttpListener, RunError, ServerSpec};
 
 /// Serves `spec` on `spec.threads` executors until SIGINT or SIGTERM, then shuts down
 /// gracefully: listeners close, sessions get `system-shutdown`, pending storage writes
@@ -44,16 +44,25 @@ pub fn serve(spec: ServerSpec, stop: impl Fn() -> bool + Clone + Send + 'static)
             .map(|l| l.addr)
             .chain(f.components.iter().map(|l| l.addr))
     });
-    for addr in spec.c2s.iter().map(|l| l.addr).chain(federation_addrs) {
+    let http_addrs = spec.http.iter().map(|l| l.addr);
+    for addr in spec
+        .c2s
+        .iter()
+        .map(|l| l.addr)
+        .chain(http_addrs)
+        .chain(federation_addrs)
+    {
         glommio_free_bind_check(addr).map_err(|e| RunError::Bind(addr, e))?;
     }
-    let metrics = std::sync::Arc::new(Metrics::default());
+    let metrics = std::sync::Arc::new(Metrics::new(&spec.hub.hosts));
     let live = Liveness::default();
     let shared = executor::Shared {
         c2s: spec.c2s.clone(),
+        http: spec.http.clone(),
+        bosh: BoshSessions::default(),
         federation: spec.federation.clone(),
         hub: spec.hub.clone(),
-        storage: spec.storage.clone(),
+        storage: metrics.measured(spec.storage.clone()),
         metrics: metrics.clone(),
         live,
     };

@@ -21,8 +21,8 @@ use meerkat_runtime_common::storage::StorageExecutor;
 use tracing::Instrument;
 
 use meerkat_runtime_common::{
-    mailbox, next_session_id, Admitted, Io, Links, ListenerKind, Liveness, MailboxReceiver, Metrics, Outbox,
-    Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
+    mailbox, Admitted, BoshSessions, BoshStart, Io, Links, ListenerKind, Liveness, MailboxReceiver, Metrics,
+    Outbox, Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
 
 use crate::hub_task::{FedTx, Mailbox, ShardTx};
@@ -37,6 +37,10 @@ pub(crate) struct Shared {
     pub stop: Receiver<()>,
     pub live: Liveness,
     pub federation: Option<(FedTx, Resolver)>,
+    /// The live BOSH sessions.
+    pub bosh: BoshSessions,
+    /// Where BOSH sessions' tasks run.
+    pub ex: Arc<Executor<'static>>,
 }
 
 /// Size of the per-thread read buffer. Reads go through one buffer per executor
@@ -70,10 +74,8 @@ pub(crate) fn run(
     admitted: Admitted,
     max_send_queue: Option<usize>,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let id = next_session_id();
-    let mut session = kind.session(id, shared.shards.len(), shared.metrics.clone(), Instant::now());
-    session.set_peer(peer.ip());
-    let span = tracing::info_span!("conn", kind = kind.name(), id, %peer);
+    let metrics = shared.metrics.clone();
+    let (session, span) = kind.accepted(peer, shared.shards.len(), metrics, &shared.bosh, Instant::now());
     let (mailbox, rx) = mailbox();
     drive(
         Some(socket),
@@ -153,6 +155,9 @@ fn drive(
     max_send_queue: Option<usize>,
     admitted: Option<Admitted>,
 ) -> impl Future<Output = ()> + Send + 'static {
+    // Only an HTTP connection starts BOSH sessions, whose tasks need everything a
+    // connection shares; the others keep just their links.
+    let spawner = session.may_start_bosh().then(|| Box::new(shared.clone()));
     let Shared {
         shards,
         storage,
@@ -195,6 +200,11 @@ fn drive(
                     },
                     Io::Timer(at) => timer.set_at(at),
                     Io::PauseReading(until) => pause = Some(Timer::at(until)),
+                    Io::StartBosh(start) => {
+                        if let Some(shared) = &spawner {
+                            start_bosh(*start, shared);
+                        }
+                    }
                     Io::Connect(addr) => {
                         socket = None;
                         connecting = Some(Box::pin(Async::<TcpStream>::connect(addr)));
@@ -313,4 +323,15 @@ fn drive(
         }
         tracing::debug!("disconnected");
     }
+}
+
+/// Starts a BOSH session in a task of its own, reachable by its `sid`.
+fn start_bosh(start: BoshStart, shared: &Shared) {
+    let (tx, rx) = mailbox();
+    let metrics = shared.metrics.clone();
+    let sender = |_| tx.clone();
+    let (session, span) = start.start(shared.shards.len(), metrics, &shared.bosh, sender, Instant::now());
+    // No socket and no send queue: its HTTP requests carry its bytes.
+    let task = drive(None, session, tx, rx, shared.clone(), None, None).instrument(span);
+    shared.ex.spawn(task).detach();
 }

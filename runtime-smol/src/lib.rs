@@ -20,10 +20,11 @@ use hub_task::{FedTx, ShardTx, Tx};
 use meerkat_runtime_common::storage::StorageExecutor;
 use meerkat_runtime_common::{listen_socket, Listener};
 use meerkat_runtime_common::{
-    FedMsg, FederationRouter, HubMsg, Liveness, Metrics, Resolver, Shards, ShutdownFlag, Sink, SHUTDOWN_GRACE,
+    BoshSessions, FedMsg, FederationRouter, HubMsg, Liveness, Metrics, Resolver, Shards, ShutdownFlag, Sink,
+    SHUTDOWN_GRACE,
 };
 
-pub use meerkat_runtime_common::{C2sListener, RunError, ServerSpec};
+pub use meerkat_runtime_common::{C2sListener, HttpListener, RunError, ServerSpec};
 
 /// How often the shutdown flag set by the signal handler is looked at.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
@@ -66,8 +67,8 @@ pub async fn serve(
     spec: ServerSpec,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let metrics = Arc::new(Metrics::default());
-    let (storage, storage_thread) = StorageExecutor::start(spec.storage.clone());
+    let metrics = Arc::new(Metrics::new(&spec.hub.hosts));
+    let (storage, storage_thread) = StorageExecutor::start(metrics.measured(spec.storage.clone()));
     let shards = spec.threads.max(1);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards).map(|_| async_channel::unbounded()).unzip();
     let senders: Shards<ShardTx> = senders.into_iter().map(Tx).collect();
@@ -96,6 +97,8 @@ pub async fn serve(
         stop: stop_rx.clone(),
         live: live.clone(),
         federation: fed_tx.clone().map(|f| (f, Resolver::start())),
+        bosh: BoshSessions::default(),
+        ex: ex.clone(),
     };
 
     let mut router = None;

@@ -14,8 +14,8 @@ use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
 use meerkat_runtime_common::{
-    mailbox, next_session_id, Admitted, Io, Links, ListenerKind, Liveness, MailboxReceiver, Metrics, Outbox,
-    Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
+    mailbox, Admitted, BoshSessions, BoshStart, Io, Links, ListenerKind, Liveness, MailboxReceiver, Metrics,
+    Outbox, Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub stop: watch::Receiver<bool>,
     pub live: Liveness,
     pub federation: Option<(FedTx, Resolver)>,
+    /// The live BOSH sessions.
+    pub bosh: BoshSessions,
 }
 
 /// Size of the per-thread read buffer. Reads go through one buffer per worker thread
@@ -60,10 +62,8 @@ pub(crate) fn run(
     admitted: Admitted,
     max_send_queue: Option<usize>,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let id = next_session_id();
-    let mut session = kind.session(id, shared.shards.len(), shared.metrics.clone(), now());
-    session.set_peer(peer.ip());
-    let span = tracing::info_span!("conn", kind = kind.name(), id, %peer);
+    let metrics = shared.metrics.clone();
+    let (session, span) = kind.accepted(peer, shared.shards.len(), metrics, &shared.bosh, now());
     let (mailbox, rx) = mailbox();
     drive(
         Some(socket),
@@ -137,6 +137,9 @@ fn drive(
     max_send_queue: Option<usize>,
     admitted: Option<Admitted>,
 ) -> impl Future<Output = ()> + Send + 'static {
+    // Only an HTTP connection starts BOSH sessions, whose tasks need everything a
+    // connection shares; the others keep just their links.
+    let spawner = session.may_start_bosh().then(|| Box::new(shared.clone()));
     let Shared {
         shards,
         storage,
@@ -192,6 +195,11 @@ fn drive(
                     },
                     Io::Timer(at) => timer = Some(at.into()),
                     Io::PauseReading(until) => paused_until = Some(until.into()),
+                    Io::StartBosh(start) => {
+                        if let Some(shared) = &spawner {
+                            start_bosh(*start, shared);
+                        }
+                    }
                     Io::Connect(addr) => {
                         socket = None;
                         connecting = Some(Box::pin(TcpStream::connect(addr)));
@@ -299,4 +307,14 @@ fn drive(
         }
         tracing::debug!("disconnected");
     }
+}
+
+/// Starts a BOSH session in a task of its own, reachable by its `sid`.
+fn start_bosh(start: BoshStart, shared: &Shared) {
+    let (tx, rx) = mailbox();
+    let metrics = shared.metrics.clone();
+    let sender = |_| tx.clone();
+    let (session, span) = start.start(shared.shards.len(), metrics, &shared.bosh, sender, now());
+    // No socket and no send queue: its HTTP requests carry its bytes.
+    tokio::spawn(drive(None, session, tx, rx, shared.clone(), None, None).instrument(span));
 }

@@ -16,12 +16,12 @@ use hub_task::{FedTx, ShardTx, Tx};
 use meerkat_runtime_common::storage::StorageExecutor;
 use meerkat_runtime_common::{listen_socket, Listener};
 use meerkat_runtime_common::{
-    FedMsg, FederationRouter, HubMsg, Liveness, Metrics, Resolver, Shards, Sink, SHUTDOWN_GRACE,
+    BoshSessions, FedMsg, FederationRouter, HubMsg, Liveness, Metrics, Resolver, Shards, Sink, SHUTDOWN_GRACE,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-pub use meerkat_runtime_common::{C2sListener, RunError, ServerSpec};
+pub use meerkat_runtime_common::{C2sListener, HttpListener, RunError, ServerSpec};
 
 /// Serves `spec` until SIGINT or SIGTERM, then shuts down gracefully: listeners close,
 /// sessions get `system-shutdown`, pending storage writes finish.
@@ -40,8 +40,8 @@ pub async fn serve(
     spec: ServerSpec,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let metrics = Arc::new(Metrics::default());
-    let (storage, storage_thread) = StorageExecutor::start(spec.storage.clone());
+    let metrics = Arc::new(Metrics::new(&spec.hub.hosts));
+    let (storage, storage_thread) = StorageExecutor::start(metrics.measured(spec.storage.clone()));
     let shards = spec.threads.max(1);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards).map(|_| mpsc::unbounded_channel()).unzip();
     let senders: Shards<ShardTx> = senders.into_iter().map(Tx).collect();
@@ -70,6 +70,7 @@ pub async fn serve(
         stop: stop_rx.clone(),
         live: live.clone(),
         federation: fed_tx.clone().map(|f| (f, Resolver::start())),
+        bosh: BoshSessions::default(),
     };
 
     let mut router = None;

@@ -53,14 +53,20 @@ fn main() -> ExitCode {
 
 /// Logs go to standard error, so that `meerkat user list` output stays clean.
 /// `RUST_LOG` wins over `[general] loglevel`, which wins over the default `info`.
+/// Lines about a connection carry its span: id, type (`c2s`, `http`, `bosh`, with
+/// the WebSocket transport once upgraded), peer, and JID once bound; as the text
+/// prefix (`c2s{id=3 peer=.. jid=..}:`) or, with `log_format = "json"`, as the
+/// `span` and `spans` fields of one JSON object per line.
 fn init_logging(config: &Config) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(config.loglevel.map_or("info", |l| l.filter_directive())));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        config::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        config::LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).init(),
+    }
 }
 
 fn serve(config: &Config, runtime: config::RuntimeKind) -> ExitCode {
@@ -90,7 +96,7 @@ fn serve(config: &Config, runtime: config::RuntimeKind) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if spec.c2s.is_empty() {
+    if spec.c2s.is_empty() && spec.http.is_empty() {
         tracing::warn!("no [[listen.c2s]] listener is configured; clients cannot connect");
     }
     tracing::info!(threads = spec.threads, "hub shards and worker threads");

@@ -5,11 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use meerkat_engine::http::HttpConfig;
 use meerkat_engine::hub::HubConfig;
 use meerkat_engine::sasl::backoff::SharedAuthBackoff;
 use meerkat_engine::stream::c2s::{C2sConfig, TlsMode};
 use meerkat_engine::tls::{Resumption, TlsError, TlsIdentity};
-use meerkat_runtime_common::{Admission, C2sListener, ServerSpec};
+use meerkat_runtime_common::{Admission, C2sListener, HttpListener, ServerSpec};
 
 use crate::cert::{self, CertError, PemPair};
 use crate::config::{CertSource, Config, ListenerTls, SessionTickets};
@@ -23,6 +24,9 @@ pub fn auth_timeout(ms: Option<u64>) -> Duration {
 
 /// Whitespace keepalive interval of bound sessions (RFC 6120 §4.6.1).
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The ALPN protocol of HTTPS listeners.
+const ALPN_HTTP1: &[u8] = b"http/1.1";
 
 /// XEP-0368: the ALPN protocol of direct-TLS client connections.
 const ALPN_XMPP_CLIENT: &[u8] = b"xmpp-client";
@@ -66,10 +70,13 @@ pub enum SpecError {
 /// Builds everything the runtime needs; opens the database and, if a listener asks
 /// for it, loads or generates the self-signed certificate in the config's data dir.
 pub fn build(config: &Config) -> Result<ServerSpec, SpecError> {
+    let data_dir = config.data_dir();
     let mut self_signed = None;
+    let clients = ClientSettings::new(config);
     Ok(ServerSpec {
-        c2s: c2s_listeners(config, &config.data_dir())?,
-        federation: crate::federation_spec::build(config, &config.data_dir(), &mut self_signed)?,
+        c2s: c2s_listeners_with(config, &data_dir, &clients, &mut self_signed)?,
+        http: http_listeners(config, &data_dir, &clients, &mut self_signed)?,
+        federation: crate::federation_spec::build(config, &data_dir, &mut self_signed)?,
         hub: hub_config(config),
         storage: storage::open(&config.storage)?,
         threads: config
@@ -78,43 +85,133 @@ pub fn build(config: &Config) -> Result<ServerSpec, SpecError> {
     })
 }
 
+/// What every client stream of one start shares, whatever its transport (TCP,
+/// WebSocket, BOSH).
+struct ClientSettings {
+    /// One secret per start (see `C2sConfig::sasl_secret`): an unknown user's fake
+    /// salt is the same on every listener.
+    sasl_secret: [u8; 32],
+    /// One count of failed authentications for the whole server.
+    auth_backoff: Option<Arc<SharedAuthBackoff>>,
+}
+
+impl ClientSettings {
+    fn new(config: &Config) -> Self {
+        let mut sasl_secret = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut sasl_secret);
+        Self {
+            sasl_secret,
+            auth_backoff: config.auth.backoff.map(|b| Arc::new(SharedAuthBackoff::new(b))),
+        }
+    }
+
+    /// The settings of a client stream: the server's SASL mechanisms and modules,
+    /// the listener's transport options.
+    fn c2s_config(&self, config: &Config, listener: ClientListener) -> C2sConfig {
+        C2sConfig {
+            hosts: config.hosts.clone(),
+            tls_mode: listener.tls_mode,
+            tls: listener.tls,
+            max_stanza_size: listener.max_stanza_size,
+            shaper_max_rate: listener.shaper_max_rate,
+            mechanisms: config.auth.sasl_mechanisms.clone(),
+            registration: config.modules.register,
+            auth_timeout: auth_timeout(listener.auth_timeout_ms),
+            keepalive_interval: KEEPALIVE_INTERVAL,
+            sasl_secret: self.sasl_secret,
+            sm: config.modules.stream_management.clone(),
+            carbons: config.modules.carbons,
+            csi: config.modules.csi.clone(),
+            fast: config.modules.fast_auth_token.clone(),
+            auth_backoff: self.auth_backoff.clone(),
+        }
+    }
+}
+
+/// A listener's own part of its client streams' settings.
+struct ClientListener {
+    tls_mode: TlsMode,
+    tls: Option<Arc<TlsIdentity>>,
+    max_stanza_size: usize,
+    shaper_max_rate: Option<u64>,
+    auth_timeout_ms: Option<u64>,
+}
+
 /// The C2S listeners of `config`; a self-signed pair, if needed, lives in `data_dir`.
+#[cfg(test)]
 pub fn c2s_listeners(config: &Config, data_dir: &Path) -> Result<Vec<C2sListener>, SpecError> {
-    let mut self_signed: Option<PemPair> = None;
+    c2s_listeners_with(config, data_dir, &ClientSettings::new(config), &mut None)
+}
+
+fn c2s_listeners_with(
+    config: &Config,
+    data_dir: &Path,
+    clients: &ClientSettings,
+    self_signed: &mut Option<PemPair>,
+) -> Result<Vec<C2sListener>, SpecError> {
     let mut out = Vec::new();
-    // One secret per start, shared by the listeners (see C2sConfig::sasl_secret).
-    let mut sasl_secret = [0u8; 32];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut sasl_secret);
-    // One count of failed authentications for the whole server.
-    let auth_backoff = config.auth.backoff.map(|b| Arc::new(SharedAuthBackoff::new(b)));
     for listener in &config.c2s {
         let (tls_mode, tls) = match &listener.tls {
             None => (TlsMode::None, None),
             Some(t) => {
-                let identity = identity(t, config, data_dir, &mut self_signed)?;
+                let identity = identity(t, config, data_dir, self_signed)?;
                 let identity = with_resumption(identity, t)?;
                 (t.mode, Some(Arc::new(identity)))
             }
         };
+        let own = ClientListener {
+            tls_mode,
+            tls,
+            max_stanza_size: listener.max_stanza_size,
+            shaper_max_rate: listener.shaper_max_rate,
+            auth_timeout_ms: listener.auth_timeout_ms,
+        };
         out.push(C2sListener {
             addr: listener.addr,
-            config: Arc::new(C2sConfig {
-                hosts: config.hosts.clone(),
-                tls_mode,
-                tls,
-                max_stanza_size: listener.max_stanza_size,
-                shaper_max_rate: listener.shaper_max_rate,
-                mechanisms: config.auth.sasl_mechanisms.clone(),
-                registration: config.modules.register,
-                auth_timeout: auth_timeout(listener.auth_timeout_ms),
-                keepalive_interval: KEEPALIVE_INTERVAL,
-                sasl_secret,
-                sm: config.modules.stream_management.clone(),
-                carbons: config.modules.carbons,
-                csi: config.modules.csi.clone(),
-                fast: config.modules.fast_auth_token.clone(),
-                auth_backoff: auth_backoff.clone(),
-            }),
+            config: Arc::new(clients.c2s_config(config, own)),
+            admission: Admission::new(listener.limits),
+        });
+    }
+    Ok(out)
+}
+
+/// The HTTP listeners of `config`. Their WebSocket and BOSH streams get the
+/// server's SASL mechanisms and modules, and no shaper; WebSocket handlers set
+/// their own `max_stanza_size`.
+fn http_listeners(
+    config: &Config,
+    data_dir: &Path,
+    clients: &ClientSettings,
+    self_signed: &mut Option<PemPair>,
+) -> Result<Vec<HttpListener>, SpecError> {
+    let mut out = Vec::new();
+    for listener in &config.http {
+        let own = ClientListener {
+            // The HTTP connection does TLS; the stream sees what it secures.
+            tls_mode: TlsMode::None,
+            tls: None,
+            max_stanza_size: crate::config::DEFAULT_MAX_STANZA_SIZE,
+            shaper_max_rate: None,
+            auth_timeout_ms: listener.auth_timeout_ms,
+        };
+        let tls = match &listener.tls {
+            None => None,
+            Some(cert) => {
+                let (cert, key, what) = pem_of(cert, config, data_dir, self_signed)?;
+                let identity = TlsIdentity::from_pem(&cert, &key, &[ALPN_HTTP1])
+                    .map_err(|source| SpecError::Tls { what, source })?;
+                Some(Arc::new(identity))
+            }
+        };
+        let mut http = HttpConfig::new(
+            Arc::new(clients.c2s_config(config, own)),
+            listener.handlers.clone(),
+        );
+        http.tls = tls;
+        http.bosh = Arc::new(config.modules.bosh.clone().unwrap_or_default());
+        out.push(HttpListener {
+            addr: listener.addr,
+            config: Arc::new(http),
             admission: Admission::new(listener.limits),
         });
     }

@@ -152,6 +152,14 @@ fn component_scenario(runtime: &str) {
     // Nothing else broke: the component still answers.
     alice.send("<message to='bot@echo.localhost' type='chat' id='m2'><body>again</body></message>");
     alice.read_until("echo: again</body>", Duration::from_secs(20));
+
+    // The metrics count the component traffic by connection type (issue 6): the
+    // three echoes came in from components, the three messages went out to them.
+    let page = support::metrics_page(&server);
+    for name in ["xmpp_element_in_message_count", "xmpp_element_out_message_count"] {
+        let counted = support::metric_sum(&page, name, "connection_type=\"component\"");
+        assert!(counted >= 3.0, "{name} for components is {counted}:\n{page}");
+    }
     drop(echo);
     drop(secure);
 }

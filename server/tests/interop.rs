@@ -345,6 +345,13 @@ fn federate(
             "SASL EXTERNAL was not used both ways"
         ),
     }
+    // The metrics count the S2S traffic by connection type (issue 6): at least the
+    // two chat messages each way, plus the stream negotiation.
+    let page = support::metrics_page(&server);
+    for (name, at_least) in [("xmpp_element_in_count", 2.0), ("xmpp_element_out_count", 2.0)] {
+        let counted = support::metric_sum(&page, name, "connection_type=\"s2s\"");
+        assert!(counted >= at_least, "{name} for s2s is {counted}:\n{page}");
+    }
     after(meerkat_s2s);
     eprintln!(
         "[interop] {name} passed in {:.1}s",

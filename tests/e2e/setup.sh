@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs what the end-to-end tests need: openssl, a Python venv with slixmpp
-# (tests/e2e/.venv, from requirements.txt) and @xmpp/client (tests/e2e/node,
-# `npm ci` from package-lock.json). Installs python3/venv/node/npm with
-# apt-get when they are missing (Debian, as root). Idempotent: when the
+# Installs what the end-to-end tests need: openssl, Debian's Chromium (the
+# browser test), a Python venv with slixmpp and prometheus_client
+# (tests/e2e/.venv, from requirements.txt), and @xmpp/client, strophe.js,
+# converse.js and playwright-core (tests/e2e/node, `npm ci` from
+# package-lock.json; no browser is ever downloaded through npm). Installs
+# python3/venv/node/npm/chromium with apt-get when they are missing (Debian, as
+# root). Idempotent: when the
 # requirements and the lock file have not changed since the last run it only
 # checks and returns. Safe to run concurrently (flock).
 set -euo pipefail
@@ -36,6 +39,12 @@ stamp_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 if ! command -v openssl >/dev/null; then
     apt_install openssl
 fi
+
+# --- Chromium: the browser test drives Debian's build with playwright-core ----
+if ! command -v chromium >/dev/null; then
+    apt_install chromium
+fi
+say "$(chromium --version 2>/dev/null || echo 'chromium: no version')"
 
 # --- Python ---------------------------------------------------------------
 if ! command -v python3 >/dev/null; then

@@ -35,6 +35,20 @@ impl Driver {
         }
     }
 
+    /// Connects a new client over a message-framed transport (WebSocket, BOSH):
+    /// every [`Driver::send`] is one message.
+    pub fn connect_framed(
+        sim: &mut Simulation,
+        security: Option<meerkat_engine::stream::c2s::TransportSecurity>,
+    ) -> Self {
+        let id = sim.connect_framed(security);
+        Self {
+            id,
+            tls: None,
+            transcript: Transcript::new(),
+        }
+    }
+
     /// Connects a new client to a direct-TLS listener and completes the handshake.
     pub fn connect_tls(sim: &mut Simulation, config: Arc<rustls::ClientConfig>) -> Self {
         let mut d = Self::connect(sim);

@@ -12,7 +12,7 @@ use meerkat_engine::hub::{shard_of, Hub, HubAction, HubConfig, HubInput, Request
 use meerkat_engine::instrument::Event;
 use meerkat_engine::sasl::{StoredCredentials, DEFAULT_ITERATIONS};
 use meerkat_engine::storage::{MemoryStorage, Storage, StorageReply, StorageRequest};
-use meerkat_engine::stream::c2s::{C2s, C2sConfig};
+use meerkat_engine::stream::c2s::{C2s, C2sConfig, TransportSecurity};
 use meerkat_engine::stream::component::{Component, ComponentConfig};
 use meerkat_engine::stream::s2s_in::{S2sIn, S2sInConfig};
 use meerkat_engine::stream::s2s_out::{DnsAnswer, DnsQuery, S2sOut, S2sOutConfig};
@@ -24,6 +24,8 @@ use rand_core::{RngCore, SeedableRng};
 struct Conn {
     c2s: Connection,
     output: Vec<u8>,
+    /// Every `Transmit` apart (a framed connection's messages).
+    messages: Vec<Vec<u8>>,
     closed: bool,
     timer: Option<Instant>,
     /// The hub shard of the bound user, known from the session's bind.
@@ -145,9 +147,23 @@ impl Simulation {
 
     /// Opens a connection and returns its id.
     pub fn connect(&mut self) -> SessionId {
+        self.connect_with(None)
+    }
+
+    /// Opens a message-framed connection (RFC 7395 WebSocket, XEP-0206 BOSH): each
+    /// [`Simulation::client_bytes`] is one message; `security` is what its TLS
+    /// transport provides.
+    pub fn connect_framed(&mut self, security: Option<TransportSecurity>) -> SessionId {
+        self.connect_with(Some(security))
+    }
+
+    fn connect_with(&mut self, framed: Option<Option<TransportSecurity>>) -> SessionId {
         let id = self.next_id;
         let rng = self.fork_rng();
-        let mut c2s = C2s::new(id, self.config.clone(), Box::new(rng), self.now);
+        let mut c2s = match framed {
+            None => C2s::new(id, self.config.clone(), Box::new(rng), self.now),
+            Some(security) => C2s::framed(id, self.config.clone(), Box::new(rng), self.now, security),
+        };
         c2s.set_wall_clock(self.now, self.wall);
         self.add(Connection::C2s(c2s))
     }
@@ -199,6 +215,7 @@ impl Simulation {
             Conn {
                 c2s: connection,
                 output: Vec::new(),
+                messages: Vec::new(),
                 closed: false,
                 timer: None,
                 shard: 0,
@@ -231,8 +248,24 @@ impl Simulation {
     pub fn take_output(&mut self, id: SessionId) -> Vec<u8> {
         self.conns
             .get_mut(&id)
-            .map(|c| std::mem::take(&mut c.output))
+            .map(|c| {
+                c.messages.clear();
+                std::mem::take(&mut c.output)
+            })
             .unwrap_or_default()
+    }
+
+    /// Each `Transmit` to connection `id` since the last call, as text: on a framed
+    /// connection, one message each.
+    pub fn take_messages(&mut self, id: SessionId) -> Vec<String> {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return Vec::new();
+        };
+        c.output.clear();
+        c.messages
+            .drain(..)
+            .map(|m| String::from_utf8_lossy(&m).into_owned())
+            .collect()
     }
 
     /// [`Simulation::take_output`] as text (for plain-text connections).
@@ -300,7 +333,10 @@ impl Simulation {
                 while let Some(action) = conn.c2s.poll_action() {
                     progressed = true;
                     match action {
-                        Action::Transmit(bytes) => conn.output.extend_from_slice(&bytes),
+                        Action::Transmit(bytes) => {
+                            conn.output.extend_from_slice(&bytes);
+                            conn.messages.push(bytes);
+                        }
                         Action::Hub(HubInput::External(stanza)) => {
                             let shard = stanza
                                 .attr("to")
@@ -399,6 +435,7 @@ impl Simulation {
                     Conn {
                         c2s: Connection::S2sOut(Box::new(out)),
                         output: Vec::new(),
+                        messages: Vec::new(),
                         closed: false,
                         timer: None,
                         shard: 0,

@@ -130,6 +130,27 @@ pub enum FastSlot {
     New,
 }
 
+impl StorageRequest {
+    /// The operation's name, a metrics label (`storage_request_duration_seconds`).
+    pub fn operation(&self) -> &'static str {
+        match self {
+            StorageRequest::GetCredentials { .. } => "get_credentials",
+            StorageRequest::CreateUser { .. } => "create_user",
+            StorageRequest::SetCredentials { .. } => "set_credentials",
+            StorageRequest::RemoveUser { .. } => "remove_user",
+            StorageRequest::ListUsers { .. } => "list_users",
+            StorageRequest::LoadUser { .. } => "load_user",
+            StorageRequest::PutRosterItem { .. } => "put_roster_item",
+            StorageRequest::DeleteRosterItem { .. } => "delete_roster_item",
+            StorageRequest::StoreOffline { .. } => "store_offline",
+            StorageRequest::TakeOffline { .. } => "take_offline",
+            StorageRequest::GetFastTokens { .. } => "get_fast_tokens",
+            StorageRequest::StoreFastToken { .. } => "store_fast_token",
+            StorageRequest::UseFastToken { .. } => "use_fast_token",
+        }
+    }
+}
+
 impl FastSlot {
     /// A stable name for storage.
     pub fn as_str(self) -> &'static str {

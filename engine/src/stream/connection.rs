@@ -14,7 +14,10 @@ use crate::hub::RequestId;
 use crate::storage::StorageReply;
 use crate::xml::Element;
 
-/// A connection of any type.
+/// A connection of any type. The variants are of similar size (2-2.5 KiB) and each
+/// connection holds exactly one, inline: boxing the largest would add an
+/// allocation and an indirection to every connection for a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 pub enum Connection {
     /// Client-to-server.
     C2s(C2s),
@@ -116,13 +119,7 @@ impl Connection {
         match (self, input) {
             (c, I::Shutdown) => each!(c, c => c.handle_shutdown(now)),
             (c, I::StreamError(error, text)) => each!(c, c => c.handle_stream_error(error, &text, now)),
-            (Connection::C2s(c), I::Routed(stanza)) => c.handle_routed(stanza, now),
-            (Connection::C2s(c), I::RoutedRaw(xml)) => c.handle_routed_raw(&xml, now),
-            (Connection::C2s(c), I::Replaced) => c.handle_replaced(now),
-            (Connection::C2s(c), I::Reply(id, reply)) => c.handle_reply(id, reply, now),
-            (Connection::C2s(c), I::Resumed(resumed)) => c.handle_resumed(*resumed, now),
-            (Connection::C2s(c), I::ResumeFailed) => c.handle_resume_failed(now),
-            (Connection::C2s(c), I::Takeover) => c.handle_takeover(now),
+            (Connection::C2s(c), input) => c.handle_input(input, now),
             (Connection::Component(c), I::Routed(stanza)) => c.handle_routed(stanza, now),
             (Connection::Component(c), I::Replaced) => c.handle_replaced(now),
             (Connection::Component(c), I::ComponentAnswer(accepted)) => {
@@ -137,6 +134,26 @@ impl Connection {
                 c.handle_dialback_verified(&request, valid, now)
             }
             (_, other) => tracing::debug!(input = ?other, "input not for this connection type"),
+        }
+    }
+}
+
+impl C2s {
+    /// An input from the rest of the server, whatever carries the stream (TCP,
+    /// WebSocket, BOSH). Inputs for other connection types are ignored (and logged).
+    pub fn handle_input(&mut self, input: ConnectionInput, now: Instant) {
+        use ConnectionInput as I;
+        match input {
+            I::Shutdown => self.handle_shutdown(now),
+            I::StreamError(error, text) => self.handle_stream_error(error, &text, now),
+            I::Routed(stanza) => self.handle_routed(stanza, now),
+            I::RoutedRaw(xml) => self.handle_routed_raw(&xml, now),
+            I::Replaced => self.handle_replaced(now),
+            I::Reply(id, reply) => self.handle_reply(id, reply, now),
+            I::Resumed(resumed) => self.handle_resumed(*resumed, now),
+            I::ResumeFailed => self.handle_resume_failed(now),
+            I::Takeover => self.handle_takeover(now),
+            other => tracing::debug!(input = ?other, "input not for a client stream"),
         }
     }
 }

@@ -27,6 +27,7 @@
 //! | `runtime` | `"tokio"`, `"smol"` or `"glommio"` (io_uring, Linux only); the `--runtime` flag overrides it | `"tokio"` |
 //! | `threads` | integer 1..=1024: worker threads (tokio, smol) or executors, one per core (glommio); also the number of hub shards | the number of CPUs |
 //! | `loglevel` | `"none"`, `"emergency"`, `"alert"`, `"critical"`, `"error"`, `"warning"`, `"notice"`, `"info"`, `"debug"`, `"all"` | `"info"` (the `RUST_LOG` environment variable overrides it) |
+//! | `log_format` | `"text"` or `"json"` (one object per line; Meerkat's own option) | `"text"` |
 //!
 //! ## `[[listen.c2s]]` (one table per client listener)
 //!
@@ -64,6 +65,24 @@
 //! certificate for `localhost`, the configured hosts and `127.0.0.1`, generated on the
 //! first start into `meerkat-data/cert.pem` and `meerkat-data/key.pem` (relative to the
 //! working directory) and reused afterwards; delete both files to get a new one.
+//!
+//! ## `[[listen.http]]` (one table per HTTP listener)
+//!
+//! | option | value | default |
+//! |---|---|---|
+//! | `port` | integer 1..=65535 | required |
+//! | `ip_address` | IPv4 or IPv6 address | `"0.0.0.0"` |
+//! | `tls.certfile`, `tls.keyfile` | PEM files (both, or neither for the self-signed pair): HTTPS | no `tls` table: plain HTTP |
+//! | `handlers.mongoose_prometheus_handler` | array of tables with `host` (`"_"` for any) and `path`: the metrics, Prometheus text format | none |
+//! | `handlers.mongoose_websocket_handler` | the same, plus `timeout` (ms or `"infinity"`, default `"infinity"`), `ping_rate` (ms, default none), `max_stanza_size` (bytes or `"infinity"`, default 65536): XMPP over WebSocket (RFC 7395) | none |
+//! | `handlers.mongoose_bosh_handler` | `host` and `path`: XMPP over BOSH (XEP-0206), sessions as `[modules.mod_bosh]` says | none |
+//!
+//! | `max_connections`, `max_connections_per_ip`, `backlog`, `max_send_queue_size` | as for `listen.c2s`; a connection past a limit gets `503 Service Unavailable` (plain HTTP) or is closed (HTTPS) | as for `listen.c2s` |
+//! | `auth_timeout` | ms or `"infinity"`: for the WebSocket and BOSH streams | as for `listen.c2s` |
+//!
+//! Every HTTP listener also answers `GET /health` (unless a handler has that path):
+//! `200 ok`, or `503 stopping` during shutdown. WebSocket and BOSH streams get the
+//! server's SASL mechanisms and modules; PLAIN only over HTTPS.
 //!
 //! ## `[[listen.s2s]]` (one table per server-to-server listener)
 //!
@@ -153,6 +172,7 @@
 //! | `mod_stream_management` | `buffer_max`: positive integer or `"infinity"`, default 100; `ack_freq`: positive integer or `"never"`, default 1; `resume_timeout`: seconds, default 600 | XEP-0198 stream management with resumption (also inline in SASL2 and Bind 2) |
 //! | `mod_carbons` | none | XEP-0280 message carbons |
 //! | `mod_csi` | `buffer_max`: non-negative integer, default 20 | XEP-0352: presence and chat states wait while the client is inactive |
+//! | `mod_bosh` | `inactivity`, `max_wait`, `max_pause`: seconds, defaults 30, 60, 120; `server_acks`: `false` only; `backend`: accepted | XEP-0124 BOSH session limits |
 //! | `mod_fast_auth_token` | `backend`: `"rdbms"`; `validity_period.access` and `validity_period.rotate_before_expire`: `{value = N, unit = "days" \| "hours" \| "minutes" \| "seconds"}`, defaults 3 days and 6 hours | XEP-0484 FAST tokens (HT-* mechanisms) with rotation |
 //!
 //! ## What else bounds memory
@@ -176,6 +196,7 @@
 
 mod error;
 mod federation;
+mod http;
 mod node;
 mod parse;
 #[cfg(test)]
@@ -221,8 +242,12 @@ pub struct Config {
     pub runtime: RuntimeKind,
     /// `general.threads`; `None`: one per CPU.
     pub threads: Option<usize>,
+    /// `general.log_format`.
+    pub log_format: LogFormat,
     /// `[[listen.c2s]]`, in file order.
     pub c2s: Vec<C2sListenerConfig>,
+    /// `[[listen.http]]`, in file order.
+    pub http: Vec<HttpListenerConfig>,
     /// `[auth]`.
     pub auth: AuthConfig,
     /// `[outgoing_pools.rdbms.default.connection]`.
@@ -361,6 +386,30 @@ impl RuntimeKind {
             RuntimeKind::Glommio => "glommio",
         }
     }
+}
+
+/// How log lines are written (`[general] log_format`, Meerkat's own option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line, with the connection's span fields.
+    Json,
+}
+
+/// One `[[listen.http]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpListenerConfig {
+    /// `ip_address` and `port`.
+    pub addr: SocketAddr,
+    /// `tls.certfile` and `tls.keyfile`; `None`: plain HTTP.
+    pub tls: Option<CertSource>,
+    /// The `[[listen.http.handlers.*]]`, in file order.
+    pub handlers: Vec<meerkat_engine::http::Route>,
+    /// `backlog`, `max_connections`, `max_connections_per_ip`, `max_send_queue_size`.
+    pub limits: ConnectionLimits,
+    /// `auth_timeout` (ms) of its WebSocket and BOSH streams; `None`: infinity.
+    pub auth_timeout_ms: Option<u64>,
 }
 
 /// MongooseIM's (syslog's) log levels.
@@ -509,6 +558,8 @@ pub struct ModulesConfig {
     pub csi: Option<CsiConfig>,
     /// `mod_fast_auth_token` (XEP-0484).
     pub fast_auth_token: Option<FastConfig>,
+    /// `mod_bosh` (XEP-0124 session settings).
+    pub bosh: Option<meerkat_engine::http::BoshConfig>,
 }
 
 /// `[modules.mod_offline]`.

@@ -16,8 +16,8 @@ use toml::de::{DeTable, DeValue};
 use super::error::{ConfigError, ConfigOrigin, Problem};
 use super::node::{Doc, Node, Result, Table};
 use super::{
-    AuthConfig, AuthMethod, C2sListenerConfig, CertSource, Config, ListenerTls, LogLevel, ModulesConfig,
-    OfflineConfig, RuntimeKind, SessionTickets, StorageConfig, VersionConfig, DATA_DIR,
+    AuthConfig, AuthMethod, C2sListenerConfig, CertSource, Config, ListenerTls, LogFormat, LogLevel,
+    ModulesConfig, OfflineConfig, RuntimeKind, SessionTickets, StorageConfig, VersionConfig, DATA_DIR,
     DEFAULT_AUTH_TIMEOUT_MS, DEFAULT_MAX_STANZA_SIZE, DEFAULT_OFFLINE_LIMIT,
 };
 
@@ -37,6 +37,7 @@ const fn scram(hash: ScramHash, plus: bool) -> Mechanism {
 }
 
 const MODULES: &[&str] = &[
+    "mod_bosh",
     "mod_carbons",
     "mod_csi",
     "mod_disco",
@@ -95,14 +96,17 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
             carbons: false,
             csi: None,
             fast_auth_token: None,
+            bosh: None,
         },
     };
-    let (c2s, (s2s_listeners, components)) = match root.get("listen") {
+    let (c2s, (s2s_listeners, components), http) = match root.get("listen") {
         Some(node) => {
-            let t = node.table(&["c2s", "s2s", "component"])?;
-            (listen(&t, &shapers)?, super::federation::listeners(&t, &shapers)?)
+            let t = node.table(&["c2s", "s2s", "component", "http"])?;
+            let c2s = listen(&t, &shapers)?;
+            let http = super::http::listen_http(&t, &c2s)?;
+            (c2s, super::federation::listeners(&t, &shapers)?, http)
         }
-        None => (Vec::new(), (Vec::new(), Vec::new())),
+        None => (Vec::new(), (Vec::new(), Vec::new()), Vec::new()),
     };
     let s2s = match root.get("s2s") {
         Some(node) => Some(super::federation::s2s(&node, &shapers)?),
@@ -114,7 +118,9 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
         loglevel: general.loglevel,
         runtime: general.runtime,
         threads: general.threads,
+        log_format: general.log_format,
         c2s,
+        http,
         auth,
         storage,
         modules,
@@ -126,6 +132,7 @@ pub(super) fn parse(text: &str, origin: ConfigOrigin) -> std::result::Result<Con
 
 /// The `[general]` section.
 struct General {
+    log_format: LogFormat,
     hosts: Vec<String>,
     loglevel: Option<LogLevel>,
     runtime: RuntimeKind,
@@ -133,7 +140,7 @@ struct General {
 }
 
 fn general(node: &Node) -> Result<General> {
-    let t = node.table(&["hosts", "loglevel", "runtime", "threads"])?;
+    let t = node.table(&["hosts", "loglevel", "runtime", "threads", "log_format"])?;
     let expected = "a non-empty array of domain names, e.g. [\"example.com\"]";
     let hosts_node = t.required("hosts", expected)?;
     let items = hosts_node.array(expected)?;
@@ -190,7 +197,15 @@ fn general(node: &Node) -> Result<General> {
         None => None,
         Some(n) => Some(n.integer(1..=1024, "a number of threads from 1 to 1024")? as usize),
     };
+    let log_format = match t.get("log_format") {
+        None => LogFormat::Text,
+        Some(n) => match n.one_of(&["text", "json"])? {
+            "json" => LogFormat::Json,
+            _ => LogFormat::Text,
+        },
+    };
     Ok(General {
+        log_format,
         hosts,
         loglevel,
         runtime,
@@ -671,6 +686,10 @@ fn modules(node: &Node) -> Result<ModulesConfig> {
         fast_auth_token: match t.get("mod_fast_auth_token") {
             None => None,
             Some(n) => Some(fast_auth_token(&n)?),
+        },
+        bosh: match t.get("mod_bosh") {
+            None => None,
+            Some(n) => Some(super::http::mod_bosh(&n)?),
         },
     })
 }

@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use meerkat_engine::sasl::{Mechanism, ScramHash};
 use std::time::Duration;
 
+use meerkat_engine::http::{BoshConfig, Handler, Route, WebSocketOptions};
 use meerkat_engine::stream::c2s::{CsiConfig, FastConfig, SmConfig, TlsMode};
 
 use super::*;
@@ -95,6 +96,25 @@ fn embedded_default_serves_localhost_with_starttls_and_direct_tls() {
     );
     assert!(!c.modules.register);
     assert_eq!(c.modules.version, Some(VersionConfig { os_info: false }));
+    let http: Vec<(String, Vec<&str>)> = c
+        .http
+        .iter()
+        .map(|l| {
+            (
+                l.addr.to_string(),
+                l.handlers.iter().map(|h| h.path.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        http,
+        vec![
+            ("127.0.0.1:5280".to_string(), vec!["/http-bind", "/ws-xmpp"]),
+            ("127.0.0.1:9091".to_string(), vec!["/metrics"]),
+        ]
+    );
+    assert!(c.http.iter().all(|l| l.tls.is_none()));
+    assert_eq!(c.modules.bosh, Some(BoshConfig::default()));
 }
 
 #[test]
@@ -119,6 +139,42 @@ fn example_config_parses_to_the_expected_structures() {
         loglevel: Some(LogLevel::Warning),
         runtime: RuntimeKind::Tokio,
         threads: Some(4),
+        log_format: LogFormat::Text,
+        http: vec![
+            HttpListenerConfig {
+                addr: "0.0.0.0:5280".parse().unwrap(),
+                tls: Some(files.clone()),
+                handlers: vec![
+                    Route {
+                        host: None,
+                        path: "/http-bind".into(),
+                        handler: Handler::Bosh,
+                    },
+                    Route {
+                        host: None,
+                        path: "/ws-xmpp".into(),
+                        handler: Handler::WebSocket(WebSocketOptions {
+                            timeout: Some(Duration::from_secs(600)),
+                            ping_rate: Some(Duration::from_secs(30)),
+                            max_stanza_size: 65536,
+                        }),
+                    },
+                ],
+                limits: ConnectionLimits::default(),
+                auth_timeout_ms: Some(crate::config::DEFAULT_AUTH_TIMEOUT_MS),
+            },
+            HttpListenerConfig {
+                addr: "127.0.0.1:9091".parse().unwrap(),
+                tls: None,
+                handlers: vec![Route {
+                    host: None,
+                    path: "/metrics".into(),
+                    handler: Handler::Prometheus,
+                }],
+                limits: ConnectionLimits::default(),
+                auth_timeout_ms: Some(crate::config::DEFAULT_AUTH_TIMEOUT_MS),
+            },
+        ],
         c2s: vec![
             C2sListenerConfig {
                 addr: "0.0.0.0:5222".parse().unwrap(),
@@ -195,6 +251,11 @@ fn example_config_parses_to_the_expected_structures() {
             fast_auth_token: Some(FastConfig {
                 access: Duration::from_secs(3 * 86_400),
                 rotate_before_expire: Duration::from_secs(6 * 3600),
+            }),
+            bosh: Some(BoshConfig {
+                inactivity: Duration::from_secs(30),
+                max_wait: Duration::from_secs(60),
+                max_pause: Duration::from_secs(120),
             }),
         },
         s2s_listeners: vec![S2sListenerConfig {
@@ -711,7 +772,7 @@ fn modules_are_known_and_strict() {
     assert_eq!(
         error(&with("[modules.mod_mam]\n")),
         "config error in /etc/meerkat.toml:3: modules.mod_mam: unknown option (expected one of: \
-         mod_carbons, mod_csi, mod_disco, mod_fast_auth_token, mod_offline, mod_ping, mod_register, \
+         mod_bosh, mod_carbons, mod_csi, mod_disco, mod_fast_auth_token, mod_offline, mod_ping, mod_register, \
          mod_roster, mod_stream_management, mod_version)"
     );
     assert_eq!(
@@ -825,6 +886,56 @@ fn early_data_needs_tickets_and_direct_tls() {
     let tls = c.c2s[0].tls.clone().unwrap();
     assert!(tls.early_data);
     assert_eq!(tls.session_tickets, Some(SessionTickets::Stateful));
+}
+
+#[test]
+fn http_listener_handlers_take_mongooseim_options() {
+    let c = parse(&with(
+        "[[listen.http]]\nport = 5280\n\
+         [[listen.http.handlers.mongoose_websocket_handler]]\nhost = \"Example.com\"\npath = \"/ws\"\n\
+         timeout = \"infinity\"\nmax_stanza_size = \"infinity\"\n\
+         [[listen.http.handlers.mongoose_prometheus_handler]]\nhost = \"_\"\npath = \"/metrics\"\n",
+    ))
+    .unwrap();
+    assert_eq!(c.http.len(), 1);
+    assert_eq!(c.http[0].addr, "0.0.0.0:5280".parse().unwrap());
+    assert_eq!(c.http[0].tls, None);
+    let ws = c.http[0].handlers.iter().find(|r| r.path == "/ws").unwrap();
+    assert_eq!(ws.host.as_deref(), Some("example.com"));
+    assert_eq!(
+        ws.handler,
+        Handler::WebSocket(WebSocketOptions {
+            timeout: None,
+            ping_rate: None,
+            max_stanza_size: usize::MAX,
+        })
+    );
+    assert_eq!(c.log_format, LogFormat::Text);
+    assert_eq!(c.modules.bosh, None);
+}
+
+#[test]
+fn http_listener_errors_name_the_option() {
+    assert_eq!(
+        error(&with(
+            "[[listen.http]]\nport = 5280\n[[listen.http.handlers.mod_foo]]\nhost = \"_\"\npath = \"/\"\n"
+        )),
+        "config error in /etc/meerkat.toml:5: listen.http[0].handlers.mod_foo: unknown option \
+         (expected one of: mongoose_bosh_handler, mongoose_prometheus_handler, mongoose_websocket_handler)"
+    );
+    assert_eq!(
+        error(&with(
+            "[[listen.http]]\nport = 5280\n[[listen.http.handlers.mongoose_bosh_handler]]\nhost = \"_\"\n"
+        )),
+        "config error in /etc/meerkat.toml:5: listen.http[0].handlers.mongoose_bosh_handler[0].path: \
+         required option is missing (expected a path starting with \"/\", e.g. \"/ws-xmpp\")"
+    );
+    assert!(error(&with(
+        "[[listen.c2s]]\nport = 5222\n[[listen.http]]\nport = 5222\n"
+    ))
+    .contains("address 0.0.0.0:5222 is already used"));
+    assert!(error(&with("[modules.mod_bosh]\nserver_acks = true\n")).contains("server acknowledgements"));
+    assert!(error("[general]\nhosts = [\"a\"]\nlog_format = \"xml\"\n").contains("one of \"text\", \"json\""));
 }
 
 #[test]

@@ -112,6 +112,11 @@ pub struct Server {
     pub starttls_port: u16,
     /// The direct-TLS listener's port.
     pub tls_port: u16,
+    /// The plain HTTP listener's port: metrics at `/metrics`, WebSocket at
+    /// `/ws-xmpp`, BOSH at `/http-bind`, health at `/health`.
+    pub http_port: u16,
+    /// The HTTPS listener's port: WebSocket at `/ws-xmpp`, BOSH at `/http-bind`.
+    pub https_port: u16,
     /// The certificate clients must trust.
     pub cert: PathBuf,
     /// The config file.
@@ -146,11 +151,9 @@ impl Server {
             &names,
             extra.ca.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
         );
-        let starttls_port = free_port();
-        let mut tls_port = free_port();
-        while tls_port == starttls_port {
-            tls_port = free_port();
-        }
+        // free_port never hands out the same port twice.
+        let (starttls_port, tls_port) = (free_port(), free_port());
+        let (http_port, https_port) = (free_port(), free_port());
         let config = dir.0.join("meerkat.toml");
         let db = dir.0.join("meerkat.db");
         let tls = format!(
@@ -164,6 +167,7 @@ hosts = ["{domain}"]
 runtime = "{runtime}"
 # Two threads, so two hub shards: users on different shards talk across them.
 threads = 2
+{general}
 
 [[listen.c2s]]
 port = {starttls_port}
@@ -177,6 +181,34 @@ tls.mode = "tls"
 tls.session_tickets = "stateless"
 tls.early_data = true
 {tls}
+[[listen.http]]
+port = {http_port}
+ip_address = "127.0.0.1"
+
+[[listen.http.handlers.mongoose_prometheus_handler]]
+host = "_"
+path = "/metrics"
+
+[[listen.http.handlers.mongoose_websocket_handler]]
+host = "_"
+path = "/ws-xmpp"
+
+[[listen.http.handlers.mongoose_bosh_handler]]
+host = "_"
+path = "/http-bind"
+
+[[listen.http]]
+port = {https_port}
+ip_address = "127.0.0.1"
+{tls}
+[[listen.http.handlers.mongoose_websocket_handler]]
+host = "_"
+path = "/ws-xmpp"
+
+[[listen.http.handlers.mongoose_bosh_handler]]
+host = "_"
+path = "/http-bind"
+
 [auth]
 methods = ["rdbms"]
 sasl_mechanisms = ["scram_sha256", "scram_sha1", "plain"]
@@ -197,10 +229,13 @@ resume_timeout = 30
 [modules.mod_csi]
 
 [modules.mod_fast_auth_token]
+
+[modules.mod_bosh]
 {extra_toml}
 "#,
             db = toml_str(&db.to_string_lossy()),
             extra_toml = extra.toml.replace("{tls}", &tls),
+            general = extra.general,
         );
         fs::write(&config, text).expect("write the config");
 
@@ -210,6 +245,8 @@ resume_timeout = 30
             stderr: dir.0.join("meerkat.stderr"),
             starttls_port,
             tls_port,
+            http_port,
+            https_port,
             cert,
             config,
             extra_ports: Vec::new(),
@@ -279,7 +316,7 @@ resume_timeout = 30
 
     fn wait_listening(&mut self) {
         let deadline = Instant::now() + SERVER_START;
-        let mut pending = vec![self.starttls_port, self.tls_port];
+        let mut pending = vec![self.starttls_port, self.tls_port, self.http_port, self.https_port];
         pending.extend(self.extra_ports.iter().copied());
         while !pending.is_empty() {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
@@ -347,6 +384,8 @@ pub struct Extra {
     pub ca: Option<(PathBuf, PathBuf)>,
     /// More ports to wait for.
     pub ports: Vec<u16>,
+    /// Added to the `[general]` section.
+    pub general: String,
 }
 
 /// A self-signed P-256 end-entity certificate for DOMAIN; the clients trust exactly
@@ -462,13 +501,45 @@ pub fn read_until_closed(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
-/// tests/e2e, where the client scripts and setup scripts live.
-pub fn e2e_dir() -> PathBuf {
+/// The metrics page of `server` (plain HTTP listener, `/metrics`), fetched with a
+/// raw HTTP/1.1 GET.
+pub fn metrics_page(server: &Server) -> String {
+    use std::io::Write;
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, server.http_port)).expect("connect to /metrics");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("send GET /metrics");
+    let response = read_until_closed(&mut s);
+    assert!(response.starts_with("HTTP/1.1 200"), "GET /metrics: {response}");
+    response
+}
+
+/// The sum of every sample of `name` whose labels include `label` (e.g.
+/// `connection_type="s2s"`) on a metrics page.
+pub fn metric_sum(page: &str, name: &str, label: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("server/ has a parent")
-        .join("tests")
-        .join("e2e")
+        .to_path_buf()
+}
+
+/// tests/e2e, where the client scripts and setup scripts live.
+pub fn e2e_dir() -> PathBuf {
+    repo_root().join("tests").join("e2e")
+}
+
+/// Installs the end-to-end clients (tests/e2e/setup.sh) once per test process.
+pub fn e2e_setup() {
+    run_setup_once("setup.sh")
 }
 
 /// Runs the setup script tests/e2e/`script` once per test process; every caller

@@ -12,6 +12,10 @@
 //     down B sends three messages. The library reconnects, resumes the stream
 //     inline in SASL2 with the token, and must receive all three, once each.
 //
+// --service picks the transport: direct TLS by default (xmpps://DOMAIN:TLS-PORT),
+// or a WebSocket URL (ws:// or wss://, RFC 7395), where the cut is a WebSocket
+// closed without the stream's <close/> (Node 20: run with --experimental-websocket).
+//
 // Prints one line per step; the last line is "E2E-PEER PASS ..." or
 // "E2E-PEER FAIL ..."; exits 0 on success, 1 on failure, 2 on bad arguments.
 
@@ -38,6 +42,7 @@ function parse() {
       "password-b": { type: "string" },
       domain: { type: "string", default: "localhost" },
       "tls-port": { type: "string" },
+      service: { type: "string" },
       token: { type: "string" },
       timeout: { type: "string", default: "20" },
     },
@@ -61,7 +66,7 @@ function make(args, jid, password, resource) {
   if (!AGENTS.has(jid)) AGENTS.set(jid, crypto.randomUUID());
   const x = client({
     userAgent: xml("user-agent", { id: AGENTS.get(jid) }, xml("software", {}, "meerkat-e2e")),
-    service: `xmpps://${args.domain}:${args["tls-port"]}`,
+    service: args.service ?? `xmpps://${args.domain}:${args["tls-port"]}`,
     domain: args.domain,
     username: jid.split("@")[0],
     password,
@@ -163,8 +168,10 @@ async function run(args) {
     resumed = true;
   });
   const full = a.jid.toString();
-  a.socket.socket.destroy();
-  log("cut A's TCP connection");
+  const raw = a.socket.socket;
+  if (typeof raw.destroy === "function") raw.destroy();
+  else raw.close();
+  log("cut A's connection");
   await sleep(300);
   const words = [1, 2, 3].map((i) => `while-cut-${i} ${t}`);
   for (const w of words) {

@@ -86,6 +86,7 @@ impl C2s {
         tracing::info!(session = self.id, jid = %jid, "bound");
         self.jid = Some(jid.clone());
         self.phase = Phase::Bound;
+        self.session_event(true);
         self.actions.push_back(Action::Hub(HubInput::Bind {
             session: self.id,
             jid,

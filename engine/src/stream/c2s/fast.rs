@@ -258,7 +258,9 @@ impl C2s {
             (Some((_, responder)), StorageReply::Done) => {
                 if let (Some(t), Some(x)) = (token, self.sasl2.as_mut()) {
                     x.extra.push(t);
+                    self.fast_event(true);
                 }
+                self.fast_event(false);
                 self.auth_event("FAST", true);
                 tracing::info!(session = self.id, user = %user, "authenticated with a FAST token");
                 self.sasl = None;
@@ -279,6 +281,7 @@ impl C2s {
                         if let Some(x) = self.sasl2.as_mut() {
                             x.extra.push(t);
                         }
+                        self.fast_event(true);
                     }
                     (_, other) => {
                         tracing::warn!(session = self.id, reply = ?other, "storing a FAST token failed")
@@ -287,5 +290,16 @@ impl C2s {
                 self.sasl2_continue(now);
             }
         }
+    }
+
+    /// A token issued (`true`) or used to authenticate (`false`).
+    fn fast_event(&mut self, issued: bool) {
+        let host_type = self.domain.clone().unwrap_or_default();
+        let event = if issued {
+            crate::instrument::Event::FastTokenIssued { host_type }
+        } else {
+            crate::instrument::Event::FastTokenUsed { host_type }
+        };
+        self.actions.push_back(super::Action::Instrument(event));
     }
 }

@@ -120,6 +120,30 @@ impl C2sConfig {
     }
 }
 
+/// How XML crosses the connection's transport: the framing seam that lets one C2S
+/// state machine serve TCP, WebSocket and BOSH clients alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// RFC 6120 §4: one XML stream, opened by `<stream:stream>` and closed by
+    /// `</stream:stream>`; output is gathered into one `Transmit` per input.
+    Stream,
+    /// RFC 7395 §3.3 (WebSocket) and XEP-0206 (BOSH): every input message is one
+    /// complete element, the stream is opened by `<open/>` and closed by `<close/>`
+    /// of the framing namespace, and every element written is its own `Transmit`,
+    /// a standalone document (namespaces and the `stream:` prefix declared).
+    Message,
+}
+
+/// What the transport below a framed C2S stream (WebSocket or BOSH) already secures:
+/// the stream is then encrypted for SASL's purposes (PLAIN may be offered), and the
+/// TLS connection's channel bindings, if any, allow the `-PLUS` mechanisms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransportSecurity {
+    /// Channel bindings of the TLS connection carrying the stream (none for BOSH,
+    /// whose requests may each arrive on another connection).
+    pub channel_bindings: crate::sasl::ChannelBindings,
+}
+
 /// Where the stream is in its negotiation (RFC 6120 §4.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
@@ -200,10 +224,19 @@ pub struct C2s {
     /// The `from` of the client's stream header (XEP-0388 §2.3: the identity it
     /// means to authenticate as).
     header_from: Option<Box<Jid>>,
+    /// TCP stream or message framing (WebSocket, BOSH).
+    framing: Framing,
+    /// For a framed stream over TLS: what the transport secures.
+    transport_security: Option<Box<TransportSecurity>>,
     /// The client's address, for the authentication backoff and logs (boxed: the
     /// connection stays as small as it was without it).
     peer: Option<Box<IpAddr>>,
 }
+
+/// The stream header a framed stream's parser is primed with: messages then parse as
+/// its top-level elements, in `jabber:client` unless they say otherwise.
+const FRAMED_PRELUDE: &str =
+    "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
 
 /// RFC 6120 §6.4.5: retries allowed before the stream is closed.
 const MAX_SASL_FAILURES: u32 = 3;
@@ -247,6 +280,8 @@ impl C2s {
             wall: (now, SystemTime::UNIX_EPOCH),
             in_early_data: false,
             header_from: None,
+            framing: Framing::Stream,
+            transport_security: None,
             peer: None,
         };
         if c2s.config.tls_mode == TlsMode::Tls && c2s.tls.is_none() {
@@ -257,6 +292,38 @@ impl C2s {
             c2s.actions.push_back(Action::SetTimer(c2s.auth_deadline));
         }
         c2s
+    }
+
+    /// A C2S stream carried by a message-framed transport (RFC 7395 WebSocket,
+    /// XEP-0206 BOSH): every `handle_bytes` input is one complete element, every
+    /// `Transmit` one element to send as one message. `security` is what the
+    /// transport's TLS provides (`None` over plain HTTP). The listener's own TLS mode
+    /// does not apply: the transport below does TLS.
+    pub fn framed(
+        id: SessionId,
+        config: Arc<C2sConfig>,
+        rng: Box<dyn RngCore + Send>,
+        now: Instant,
+        security: Option<TransportSecurity>,
+    ) -> Self {
+        let mut c2s = Self::new(id, config, rng, now);
+        c2s.tls = None;
+        c2s.framing = Framing::Message;
+        c2s.transport_security = security.map(Box::new);
+        if c2s.phase == Phase::Closed {
+            // `new` refused a direct-TLS config without identity; framed streams
+            // never do TLS themselves.
+            c2s.phase = Phase::AwaitingHeader;
+            c2s.actions.clear();
+            c2s.actions.push_back(Action::SetTimer(c2s.auth_deadline));
+        }
+        c2s.restart_parser();
+        c2s
+    }
+
+    /// The framing of this stream.
+    pub fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// The connection id given at creation.
@@ -357,6 +424,11 @@ impl C2s {
             match self.parser.next_event() {
                 Ok(None) => break,
                 Ok(Some(StreamEvent::Header(h))) => self.on_header(&h),
+                Ok(Some(StreamEvent::Element(el, _)))
+                    if self.framing == Framing::Message && el.ns() == ns::FRAMING =>
+                {
+                    self.on_framing_element(&el)
+                }
                 Ok(Some(StreamEvent::Element(el, size))) => {
                     self.instrument(Direction::In, el.name(), size);
                     self.on_element(el, now);
@@ -382,8 +454,11 @@ impl C2s {
             );
         } else if let Some(due) = self.keepalive_due {
             if now >= due {
-                // RFC 6120 §4.6.1: a whitespace keepalive.
-                self.write_raw(b" ");
+                // RFC 6120 §4.6.1: a whitespace keepalive. RFC 7395 §3.6 forbids
+                // them on WebSocket, whose transport pings instead (so does BOSH's).
+                if self.framing == Framing::Stream {
+                    self.write_raw(b" ");
+                }
                 self.keepalive_due = Some(now + self.config.keepalive_interval);
             }
             self.arm_timer();
@@ -419,7 +494,9 @@ impl C2s {
         match &out {
             Outbound::Stanza(el) => self.send(el),
             Outbound::Raw(xml) => {
-                self.write_raw(xml.as_bytes());
+                // Stored with its namespace declared (`Element::to_xml`), so it is a
+                // standalone document for framed transports too.
+                self.write_element_bytes(xml.as_bytes().to_vec());
                 self.instrument(Direction::Out, "message", xml.len());
             }
         }
@@ -547,6 +624,20 @@ impl C2s {
 
     fn send_header(&mut self, from: &str) {
         let id = self.random_token(16);
+        if self.framing == Framing::Message {
+            // RFC 7395 §3.4: the server's `<open/>` answers the client's.
+            let mut open = String::with_capacity(200);
+            open.push_str("<open xmlns='");
+            open.push_str(ns::FRAMING);
+            open.push_str("' id='");
+            open.push_str(&id);
+            open.push_str("' from='");
+            crate::xml::escape_attr(&mut open, from);
+            open.push_str("' version='1.0' xml:lang='en'/>");
+            self.write_element_bytes(open.into_bytes());
+            self.header_sent = true;
+            return;
+        }
         let mut header = String::with_capacity(200);
         header.push_str("<?xml version='1.0'?><stream:stream xmlns='");
         header.push_str(self.content_ns());
@@ -563,8 +654,53 @@ impl C2s {
 
     fn on_stream_close(&mut self) {
         // RFC 6120 §4.4: answer the closing tag with ours, then close.
-        self.write_raw(b"</stream:stream>");
+        self.write_close_tag();
         self.close();
+    }
+
+    /// The end of the stream: `</stream:stream>`, or RFC 7395 §3.6's `<close/>`.
+    pub(super) fn write_close_tag(&mut self) {
+        match self.framing {
+            Framing::Stream => self.write_raw(b"</stream:stream>"),
+            Framing::Message => {
+                let close = format!("<close xmlns='{}'/>", ns::FRAMING);
+                self.write_element_bytes(close.into_bytes());
+            }
+        }
+    }
+
+    /// RFC 7395 §3.4 and §3.6: a framed stream's `<open/>` (the stream header and
+    /// every restart) and `<close/>`.
+    fn on_framing_element(&mut self, el: &Element) {
+        match el.name() {
+            "open" => {
+                let header = crate::xml::StreamHeader {
+                    name_ns: ns::STREAMS.to_string(),
+                    name: "stream".to_string(),
+                    default_ns: Some(ns::CLIENT.to_string()),
+                    attrs: el.attrs().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+                    ns_decls: Vec::new(),
+                };
+                self.on_header(&header);
+            }
+            "close" => self.on_stream_close(),
+            _ => self.stream_error(
+                StreamError::UnsupportedStanzaType,
+                Some("unknown framing element"),
+            ),
+        }
+    }
+
+    /// Forgets the parsed stream for a restart (RFC 6120 §4.3.3). A framed stream's
+    /// parser is primed with a stream header of its own, so that each message is
+    /// parsed as a top-level element of `jabber:client`.
+    pub(super) fn restart_parser(&mut self) {
+        self.parser.reset();
+        if self.framing == Framing::Message {
+            self.parser.feed(FRAMED_PRELUDE.as_bytes());
+            let primed = self.parser.next_event();
+            debug_assert!(matches!(primed, Ok(Some(StreamEvent::Header(_)))));
+        }
     }
 
     /// Sends a stream error and closes (RFC 6120 §4.9.1.1); the session is over.
@@ -584,7 +720,7 @@ impl C2s {
             self.send_header(&from);
         }
         self.send(&error.to_element(text));
-        self.write_raw(b"</stream:stream>");
+        self.write_close_tag();
         self.close_with(resumable);
     }
 
@@ -608,6 +744,9 @@ impl C2s {
     /// detached (for a resumption when `resumable`, XEP-0198 §5) and takes care of
     /// the stanzas the client did not acknowledge.
     fn unbind(&mut self, resumable: bool) {
+        if self.jid.is_some() {
+            self.session_event(false);
+        }
         if let Some(jid) = self.jid.take() {
             let input = match self.sm_snapshot(resumable) {
                 Some(snapshot) => HubInput::Detach {
@@ -626,9 +765,37 @@ impl C2s {
     /// Serialises and writes an element, with its `xmpp_element_out` event.
     fn send(&mut self, el: &Element) {
         let mut s = String::with_capacity(128);
+        if self.framing == Framing::Message {
+            // A standalone document: its namespace, and the `stream:` prefix of
+            // features and errors, declared on the element itself (RFC 7395 §3.3.3).
+            el.write_xml(&mut s, None);
+            if el.ns() == ns::STREAMS {
+                let at = "<stream:".len() + el.name().len();
+                s.insert_str(at, &format!(" xmlns:stream='{}'", ns::STREAMS));
+            }
+            self.instrument(Direction::Out, el.name(), s.len());
+            return self.write_element_bytes(s.into_bytes());
+        }
         el.write_xml(&mut s, Some(self.content_ns()));
         self.instrument(Direction::Out, el.name(), s.len());
         self.write_raw(s.as_bytes());
+    }
+
+    /// Writes one complete element: on a framed stream, its own `Transmit` (one
+    /// WebSocket message, one child of a BOSH body).
+    fn write_element_bytes(&mut self, bytes: Vec<u8>) {
+        match self.framing {
+            Framing::Stream => self.write_raw(&bytes),
+            Framing::Message => self.push_transmit(bytes),
+        }
+    }
+
+    /// Queues a `Transmit`, before the `Close` that ends the stream if there is one.
+    fn push_transmit(&mut self, bytes: Vec<u8>) {
+        match self.actions.iter().position(|a| matches!(a, Action::Close)) {
+            Some(i) => self.actions.insert(i, Action::Transmit(bytes)),
+            None => self.actions.push_back(Action::Transmit(bytes)),
+        }
     }
 
     fn write_raw(&mut self, bytes: &[u8]) {
@@ -650,10 +817,7 @@ impl C2s {
         if !self.out.is_empty() {
             let bytes = std::mem::take(&mut self.out);
             // Keep Close last: a Transmit must precede the Close that ends the stream.
-            match self.actions.iter().position(|a| matches!(a, Action::Close)) {
-                Some(i) => self.actions.insert(i, Action::Transmit(bytes)),
-                None => self.actions.push_back(Action::Transmit(bytes)),
-            }
+            self.push_transmit(bytes);
         }
     }
 
@@ -665,6 +829,13 @@ impl C2s {
             kind: ElementKind::of(name),
             bytes,
         }));
+    }
+
+    /// The session was bound (or resumed), or ended.
+    pub(super) fn session_event(&mut self, opened: bool) {
+        let host_type = self.domain.clone().unwrap_or_default();
+        self.actions
+            .push_back(Action::Instrument(Event::Session { host_type, opened }));
     }
 
     /// Pushes the keepalive deadline after traffic.

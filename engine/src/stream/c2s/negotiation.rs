@@ -21,15 +21,16 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 impl C2s {
     /// TLS is negotiated (or direct TLS), so secrets may cross the stream.
     pub(super) fn is_encrypted(&self) -> bool {
-        self.tls.is_some()
+        self.tls.is_some() || self.transport_security.is_some()
     }
 
     /// Channel bindings of this connection (none without TLS, or mid-handshake).
     pub(super) fn channel_bindings(&self) -> crate::sasl::ChannelBindings {
-        self.tls
-            .as_ref()
-            .map(|t| t.channel_bindings())
-            .unwrap_or_default()
+        match (&self.tls, &self.transport_security) {
+            (Some(tls), _) => tls.channel_bindings(),
+            (None, Some(transport)) => transport.channel_bindings.clone(),
+            (None, None) => Default::default(),
+        }
     }
 
     /// STARTTLS is still to be done before authentication.
@@ -40,11 +41,7 @@ impl C2s {
     /// Mechanisms this stream offers: `-PLUS` only with channel bindings, PLAIN only
     /// over TLS (RFC 6120 §6.4.1 / RFC 4616 §1).
     pub(super) fn offered_mechanisms(&self) -> Vec<Mechanism> {
-        let cb = self
-            .tls
-            .as_ref()
-            .map(|t| t.channel_bindings())
-            .unwrap_or_default();
+        let cb = self.channel_bindings();
         let has_cb = !cb.types().is_empty();
         self.config
             .mechanisms
@@ -104,8 +101,8 @@ impl C2s {
         if let Some(sasl2) = self.sasl2_feature() {
             f.push_child(sasl2);
         }
-        if let Some(tls) = &self.tls {
-            let types = tls.channel_bindings().types();
+        if self.is_encrypted() {
+            let types = self.channel_bindings().types();
             if !types.is_empty() {
                 // XEP-0440: tell the client which channel bindings we can verify.
                 let mut cb = Element::new("sasl-channel-binding", ns::SASL_CB);
@@ -172,7 +169,7 @@ impl C2s {
             (Some(identity), false, TlsMode::StartTls | TlsMode::StartTlsRequired) => identity.clone(),
             _ => {
                 self.send(&Element::new("failure", ns::TLS));
-                self.write_raw(b"</stream:stream>");
+                self.write_close_tag();
                 return self.close();
             }
         };
@@ -182,13 +179,13 @@ impl C2s {
                 // <proceed/> goes out in clear; everything after it is encrypted.
                 self.flush();
                 self.tls = Some(tls);
-                self.parser.reset();
+                self.restart_parser();
                 self.phase = Phase::AwaitingHeader;
             }
             Err(e) => {
                 tracing::warn!(session = self.id, error = %e, "cannot start TLS");
                 self.send(&Element::new("failure", ns::TLS));
-                self.write_raw(b"</stream:stream>");
+                self.write_close_tag();
                 self.close();
             }
         }
@@ -309,7 +306,7 @@ impl C2s {
                 tracing::info!(session = self.id, user = %user, mechanism, "authenticated");
                 self.user = Some(user);
                 // RFC 6120 §6.4.6: the stream restarts.
-                self.parser.reset();
+                self.restart_parser();
                 self.phase = Phase::AwaitingHeader;
             }
             SaslStep::Failure(f) => self.sasl_failure(f, now),

@@ -55,6 +55,12 @@ impl C2s {
             if self.is_own_account_iq(&el) {
                 return self.on_account_iq(el);
             }
+            if self.is_session_establishment(&el) {
+                // RFC 3921 §3 session establishment, which clients send after binding
+                // when `<session/>` is advertised (optional, RFC 6121 Appendix E):
+                // the session already exists.
+                return self.send(&iq_result(&el, None));
+            }
         }
         self.touch(now);
         self.actions.push_back(Action::Hub(HubInput::Stanza {
@@ -88,6 +94,14 @@ impl C2s {
         to_server
             && iq.attr("type") == Some("set")
             && iq.first_child().is_some_and(|q| q.is("query", ns::REGISTER))
+    }
+
+    /// An iq set of `<session/>` to the server (RFC 3921 §3).
+    fn is_session_establishment(&self, iq: &Element) -> bool {
+        let to_server = iq.attr("to").is_none_or(|to| Some(to) == self.domain.as_deref());
+        to_server
+            && iq.attr("type") == Some("set")
+            && iq.first_child().is_some_and(|c| c.is("session", ns::SESSION))
     }
 
     fn on_account_iq(&mut self, iq: Element) {

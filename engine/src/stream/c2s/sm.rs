@@ -246,6 +246,7 @@ impl C2s {
         let resend: Vec<Outbound> = std::mem::take(&mut sm.unacked).into();
         self.sm = Some(Box::new(sm));
         self.jid = Some(resumed.jid.clone());
+        self.session_event(true);
         tracing::info!(session = self.id, jid = %resumed.jid, resent = resend.len(), "resumed");
         self.phase = Phase::Bound;
         self.keepalive_due = Some(now + self.config.keepalive_interval);
