@@ -32,11 +32,20 @@ pub enum JidError {
 
 /// A prepared JID (RFC 7622 §3). Equality and hashing compare the prepared forms, so
 /// two JIDs that differ only in case of the localpart are the same JID (§3.3).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Held as its prepared text in one allocation, with the part boundaries: a server
+/// keeps several JIDs per session (the session's own, the hub's maps), and three
+/// strings each would cost three allocations and 72 bytes inline. The text decides
+/// the parts (a localpart or domainpart never holds `@` or `/`), so comparing texts
+/// compares parts.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Jid {
-    local: Option<String>,
-    domain: String,
-    resource: Option<String>,
+    /// `[local@]domain[/resource]`, prepared.
+    text: Box<str>,
+    /// Length of the localpart; 0 when there is none (a localpart is never empty).
+    local_len: u16,
+    /// Where the domainpart ends: the `/` before the resourcepart, or the text's end.
+    domain_end: u16,
 }
 
 impl Jid {
@@ -60,11 +69,29 @@ impl Jid {
         let domain = prepare_domainpart(domain)?;
         let local = local.map(prepare_localpart).transpose()?;
         let resource = resource.map(prepare_resourcepart).transpose()?;
-        Ok(Self {
-            local,
-            domain,
-            resource,
-        })
+        Ok(Self::from_parts(local.as_deref(), &domain, resource.as_deref()))
+    }
+
+    /// Joins prepared parts (each at most [`MAX_PART_LEN`] octets, so every boundary
+    /// fits a `u16`).
+    fn from_parts(local: Option<&str>, domain: &str, resource: Option<&str>) -> Self {
+        let len = local.map_or(0, |l| l.len() + 1) + domain.len() + resource.map_or(0, |r| r.len() + 1);
+        let mut text = String::with_capacity(len);
+        if let Some(l) = local {
+            text.push_str(l);
+            text.push('@');
+        }
+        text.push_str(domain);
+        let domain_end = text.len();
+        if let Some(r) = resource {
+            text.push('/');
+            text.push_str(r);
+        }
+        Self {
+            text: text.into_boxed_str(),
+            local_len: local.map_or(0, str::len) as u16,
+            domain_end: domain_end as u16,
+        }
     }
 
     /// A domain-only JID (a server or component address, RFC 7622 §3.2).
@@ -74,53 +101,72 @@ impl Jid {
 
     /// The prepared localpart, if any.
     pub fn local(&self) -> Option<&str> {
-        self.local.as_deref()
+        (self.local_len > 0).then(|| &self.text[..usize::from(self.local_len)])
     }
 
     /// The prepared domainpart.
     pub fn domain(&self) -> &str {
-        &self.domain
+        let start = match self.local_len {
+            0 => 0,
+            n => usize::from(n) + 1,
+        };
+        &self.text[start..usize::from(self.domain_end)]
     }
 
     /// The prepared resourcepart, if any.
     pub fn resource(&self) -> Option<&str> {
-        self.resource.as_deref()
+        self.text.get(usize::from(self.domain_end) + 1..)
     }
 
     /// True when there is no resourcepart (a "bare JID", RFC 6120 §1.4).
     pub fn is_bare(&self) -> bool {
-        self.resource.is_none()
+        usize::from(self.domain_end) == self.text.len()
     }
 
     /// This JID without its resourcepart.
     pub fn bare(&self) -> Jid {
         Jid {
-            local: self.local.clone(),
-            domain: self.domain.clone(),
-            resource: None,
+            text: self.text[..usize::from(self.domain_end)].into(),
+            local_len: self.local_len,
+            domain_end: self.domain_end,
         }
     }
 
     /// This JID's bare form with resourcepart `resource`, prepared.
     pub fn with_resource(&self, resource: &str) -> Result<Jid, JidError> {
-        Ok(Jid {
-            local: self.local.clone(),
-            domain: self.domain.clone(),
-            resource: Some(prepare_resourcepart(resource)?),
-        })
+        let resource = prepare_resourcepart(resource)?;
+        Ok(Self::from_parts(self.local(), self.domain(), Some(&resource)))
     }
 }
 
 impl fmt::Display for Jid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(l) = &self.local {
-            write!(f, "{l}@")?;
-        }
-        f.write_str(&self.domain)?;
-        if let Some(r) = &self.resource {
-            write!(f, "/{r}")?;
-        }
-        Ok(())
+        f.write_str(&self.text)
+    }
+}
+
+/// The parts, as when they were three fields.
+impl fmt::Debug for Jid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Jid")
+            .field("local", &self.local())
+            .field("domain", &self.domain())
+            .field("resource", &self.resource())
+            .finish()
+    }
+}
+
+/// Part by part, as when they were three fields (localpart, domainpart, resourcepart;
+/// a missing part first), so ordered collections keep their order.
+impl Ord for Jid {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.local(), self.domain(), self.resource()).cmp(&(other.local(), other.domain(), other.resource()))
+    }
+}
+
+impl PartialOrd for Jid {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -260,6 +306,71 @@ pub fn prepare_resourcepart(s: &str) -> Result<String, JidError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_come_back_from_the_joined_text() {
+        for (text, local, domain, resource) in [
+            ("example.com", None, "example.com", None),
+            ("example.com/r", None, "example.com", Some("r")),
+            ("a@example.com", Some("a"), "example.com", None),
+            ("a@example.com/r@s/t", Some("a"), "example.com", Some("r@s/t")),
+            ("[::1]/x", None, "[::1]", Some("x")),
+        ] {
+            let j = Jid::parse(text).unwrap();
+            assert_eq!(
+                (j.local(), j.domain(), j.resource()),
+                (local, domain, resource),
+                "{text}"
+            );
+            assert_eq!(j.is_bare(), resource.is_none());
+            assert_eq!(j.to_string(), text);
+            let bare = j.bare();
+            assert_eq!(
+                (bare.local(), bare.domain(), bare.resource()),
+                (local, domain, None)
+            );
+            assert_eq!(bare.with_resource("Ü r").unwrap().resource(), Some("Ü r"));
+            assert_eq!(bare.with_resource("Ü r").unwrap().bare(), bare);
+        }
+        let long = Jid::new(
+            Some(&"l".repeat(MAX_PART_LEN)),
+            "example.com",
+            Some(&"r".repeat(MAX_PART_LEN)),
+        )
+        .unwrap();
+        assert_eq!(long.local().unwrap().len(), MAX_PART_LEN);
+        assert_eq!(long.resource().unwrap().len(), MAX_PART_LEN);
+    }
+
+    #[test]
+    fn order_is_part_by_part_with_missing_parts_first() {
+        let mut jids: Vec<Jid> = [
+            "b@a.example",
+            "a.example/r",
+            "a@b.example",
+            "a.example",
+            "a@b.example/r",
+        ]
+        .iter()
+        .map(|s| Jid::parse(s).unwrap())
+        .collect();
+        jids.sort();
+        let sorted: Vec<String> = jids.iter().map(Jid::to_string).collect();
+        assert_eq!(
+            sorted,
+            [
+                "a.example",
+                "a.example/r",
+                "a@b.example",
+                "a@b.example/r",
+                "b@a.example"
+            ]
+        );
+        assert_eq!(
+            format!("{:?}", Jid::parse("a@b/c").unwrap()),
+            r#"Jid { local: Some("a"), domain: "b", resource: Some("c") }"#
+        );
+    }
 
     #[test]
     fn parses_parts_and_case_maps_localpart() {

@@ -11,6 +11,7 @@
 //!   for Prometheus;
 //! - [`BoshSessions`]: the live BOSH sessions by `sid`;
 //! - [`Liveness`]: counts open connections, for graceful shutdown;
+//! - [`mailbox`]: a session's mailbox, light while empty;
 //! - [`ShutdownFlag`]: SIGTERM/SIGINT for runtimes without signal support.
 //!
 //! Nothing here knows a runtime: no sockets, no timers, no tasks. The only thread is
@@ -22,6 +23,7 @@ mod federation;
 mod hub_shard;
 mod listen;
 mod liveness;
+mod mailbox;
 pub mod metrics;
 mod outbox;
 mod resolver;
@@ -39,6 +41,7 @@ pub use federation::{FedMsg, FederationRouter};
 pub use hub_shard::{HubMsg, HubOut, HubShard, Shards, Sink};
 pub use listen::{listen_socket, refusal_bytes, Listener};
 pub use liveness::{Liveness, LivenessGuard};
+pub use mailbox::{mailbox, MailboxReceiver, MailboxSender, Recv};
 pub use metrics::{Metrics, Transport};
 pub use outbox::{Outbox, CLOSE_FLUSH, DEFAULT_MAX_SEND_QUEUE};
 pub use resolver::{configure_dns, resolve_blocking, DnsOptions, Resolver, Spawner};

@@ -189,8 +189,9 @@ pub struct Session {
     machine: Machine,
     shards: usize,
     shard: Option<usize>,
-    /// The bind that follows an [`Effect::Attach`].
-    pending: Option<Effect>,
+    /// The bind that follows an [`Effect::Attach`] (boxed: an effect is large, and
+    /// this is empty but for an instant per session).
+    pending: Option<Box<Effect>>,
     metrics: Arc<Metrics>,
     /// The federation router knows this session's mailbox.
     federation_attached: bool,
@@ -314,7 +315,7 @@ impl Session {
         metrics: Arc<Metrics>,
         now: Instant,
     ) -> Self {
-        let machine = Connection::S2sOut(S2sOut::new(id, pair, config, Box::new(OsRng), now));
+        let machine = Connection::S2sOut(Box::new(S2sOut::new(id, pair, config, Box::new(OsRng), now)));
         let mut session = Self::with_machine(id, Machine::Stream(machine), shards, metrics);
         session.count(ConnectionType::S2s, None);
         // The router registered its mailbox when it opened it.
@@ -384,6 +385,12 @@ impl Session {
     /// incoming and outgoing S2S).
     pub fn is_federated(&self) -> bool {
         matches!(&self.machine, Machine::Stream(c) if c.is_federated())
+    }
+
+    /// True for an HTTP connection, the only kind that yields [`Io::StartBosh`]: its
+    /// task keeps what a new BOSH session's task needs, the others do not.
+    pub fn may_start_bosh(&self) -> bool {
+        matches!(&self.machine, Machine::Http(_))
     }
 
     /// The peer's address (accepted connections), for the checks made per
@@ -495,7 +502,7 @@ impl Session {
     /// The next thing to do; instrumentation is recorded here, not passed on.
     pub fn next_effect(&mut self) -> Option<Effect> {
         if let Some(effect) = self.pending.take() {
-            return Some(effect);
+            return Some(*effect);
         }
         loop {
             let action = match &mut self.machine {
@@ -568,7 +575,7 @@ impl Session {
                         if self.shard.is_none() {
                             let shard = shard_of(&user, self.shards);
                             self.shard = Some(shard);
-                            self.pending = Some(Effect::Hub { shard, input });
+                            self.pending = Some(Box::new(Effect::Hub { shard, input }));
                             return Some(Effect::Attach { shard });
                         }
                     }

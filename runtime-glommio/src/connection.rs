@@ -4,7 +4,7 @@
 //! session asks.
 
 use std::cell::RefCell;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -12,15 +12,15 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use meerkat_engine::federation::DomainPair;
 use meerkat_engine::stream::s2s_out::S2sOutConfig;
 use meerkat_runtime_common::{
-    resolve_blocking, Admitted, BoshSessions, BoshStart, Io, Links, ListenerKind, Liveness, Metrics, Outbox,
-    Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH, REFUSAL_LINGER,
+    mailbox, resolve_blocking, Admitted, BoshSessions, BoshStart, Io, Links, ListenerKind, Liveness,
+    MailboxReceiver, Metrics, Outbox, Refused, Resolver, Session, Shards, ToSession, CLOSE_FLUSH,
+    REFUSAL_LINGER,
 };
-use tracing::Instrument as _;
+use tracing::Instrument;
 
 use crate::router::{self, Addr, FedAddr, ShardAddr};
 use crate::storage::BlockingStorage;
@@ -53,7 +53,7 @@ enum Wake {
     Connected(std::io::Result<TcpStream>),
     Resume,
     Timeout,
-    Message(Option<ToSession>),
+    Message(ToSession),
 }
 
 /// DNS on this executor's blocking thread; the answer comes back on the executor.
@@ -69,24 +69,24 @@ fn resolver() -> Resolver {
     }))
 }
 
-/// An accepted connection; it counts on its listener until it ends.
-pub(crate) async fn run(
+/// An accepted connection; it counts on its listener until it ends. The session is
+/// built here and the task's future holds it once: an `async fn` would keep a second
+/// copy of every argument it moves into its body (and this future is most of an idle
+/// connection's memory).
+pub(crate) fn run(
     stream: TcpStream,
     peer: std::net::SocketAddr,
     kind: ListenerKind,
     ctx: Rc<ConnCtx>,
     admitted: Admitted,
     max_send_queue: Option<usize>,
-) {
+) -> impl Future<Output = ()> {
     let metrics = ctx.metrics.clone();
     let (session, span) = kind.accepted(peer, ctx.shards.len(), metrics, &ctx.bosh, Instant::now());
     let id = session.id();
-    let (tx, rx) = local_channel::new_unbounded();
+    let (tx, rx) = mailbox();
     router::register(id, tx);
-    drive(Some(stream), session, id, rx, ctx, max_send_queue)
-        .instrument(span)
-        .await;
-    drop(admitted);
+    drive(Some(stream), session, id, rx, ctx, max_send_queue, Some(admitted)).instrument(span)
 }
 
 /// A connection refused by its listener's limits: it gets the stream error (when
@@ -137,18 +137,18 @@ pub(crate) fn spawn_outgoing(
     max_send_queue: Option<usize>,
     ctx: Rc<ConnCtx>,
 ) -> Addr {
-    let (tx, rx) = local_channel::new_unbounded();
+    let (tx, rx) = mailbox();
     router::register(id, tx);
+    let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
     let session = Session::s2s_out(
         id,
-        pair.clone(),
+        pair,
         config,
         ctx.shards.len(),
         ctx.metrics.clone(),
         Instant::now(),
     );
-    let span = tracing::info_span!("conn", kind = "s2s_out", id, remote = %pair.remote);
-    glommio::spawn_local(drive(None, session, id, rx, ctx, max_send_queue).instrument(span)).detach();
+    glommio::spawn_local(drive(None, session, id, rx, ctx, max_send_queue, None).instrument(span)).detach();
     Addr {
         executor: router::index(),
         session: id,
@@ -157,16 +157,18 @@ pub(crate) fn spawn_outgoing(
 
 type Connecting = Pin<Box<dyn std::future::Future<Output = std::io::Result<TcpStream>>>>;
 
-async fn drive(
+/// The connection's task. A plain `async` block rather than an `async fn`, so that
+/// the arguments are not stored twice.
+fn drive(
     mut stream: Option<TcpStream>,
     mut session: Session,
     id: u64,
-    rx: local_channel::LocalReceiver<ToSession>,
+    mut rx: MailboxReceiver<ToSession>,
     ctx: Rc<ConnCtx>,
     max_send_queue: Option<usize>,
-) {
-    let _live = ctx.live.enter();
-    tracing::debug!("started");
+    admitted: Option<Admitted>,
+) -> impl Future<Output = ()> {
+    let live = ctx.live.enter();
     let links = Links {
         shards: ctx.shards.clone(),
         storage: ctx.storage.clone(),
@@ -176,162 +178,174 @@ async fn drive(
         },
         federation: ctx.federation.then(|| (FedAddr, resolver())),
     };
-    let mut timer: Option<Instant> = None;
-    let mut pause: Option<Instant> = None;
-    let mut connecting: Option<Connecting> = None;
-    let mut outbox = Outbox::new(max_send_queue);
+    // Only an HTTP connection starts BOSH sessions, which need the executor's
+    // context; the others keep just their links.
+    let spawner = session.may_start_bosh().then_some(ctx);
+    async move {
+        let _live = live;
+        // Counts on the listener until the connection ends.
+        let _admitted = admitted;
+        tracing::debug!("started");
+        let mut timer: Option<Instant> = None;
+        let mut pause: Option<Instant> = None;
+        let mut connecting: Option<Connecting> = None;
+        let mut outbox = Outbox::new(max_send_queue);
 
-    'session: loop {
-        while let Some(io) = session.next_io(&links) {
-            match io {
-                Io::Write(bytes) => match &mut stream {
-                    // Written now as far as the socket takes it; the rest waits in
-                    // the outbox (bounded) while the session goes on.
-                    Some(s) => {
-                        session.queue_write(&mut outbox, bytes, Instant::now());
-                        if outbox.write_with(|b| try_send(s, b)).is_err() {
-                            session.on_closed(Instant::now());
+        'session: loop {
+            while let Some(io) = session.next_io(&links) {
+                match io {
+                    Io::Write(bytes) => match &mut stream {
+                        // Written now as far as the socket takes it; the rest waits in
+                        // the outbox (bounded) while the session goes on.
+                        Some(s) => {
+                            session.queue_write(&mut outbox, bytes, Instant::now());
+                            if outbox.write_with(|b| try_send(s, b)).is_err() {
+                                session.on_closed(Instant::now());
+                            }
+                        }
+                        None => session.on_closed(Instant::now()),
+                    },
+                    Io::Timer(at) => timer = Some(at),
+                    Io::PauseReading(until) => pause = Some(until),
+                    Io::StartBosh(start) => {
+                        if let Some(ctx) = &spawner {
+                            start_bosh(*start, ctx);
                         }
                     }
-                    None => session.on_closed(Instant::now()),
-                },
-                Io::Timer(at) => timer = Some(at),
-                Io::PauseReading(until) => pause = Some(until),
-                Io::StartBosh(start) => start_bosh(*start, &ctx),
-                Io::Connect(addr) => {
-                    stream = None;
-                    connecting = Some(Box::pin(async move {
-                        TcpStream::connect(addr).await.map_err(std::io::Error::from)
-                    }));
-                }
-                Io::Close => {
-                    if let Some(s) = &mut stream {
-                        // What is still queued (a stream error at least) gets a
-                        // bounded time to leave.
-                        let flushed = async {
-                            while !outbox.is_empty() {
-                                let n = s.write(outbox.front()).await?;
-                                outbox.consume(n);
-                            }
-                            Ok::<_, std::io::Error>(())
-                        };
-                        let limit = async {
-                            glommio::timer::sleep(CLOSE_FLUSH).await;
-                            Ok(())
-                        };
-                        let _ = future::or(flushed, limit).await;
-                        let _ = s.shutdown(std::net::Shutdown::Both).await;
+                    Io::Connect(addr) => {
+                        stream = None;
+                        connecting = Some(Box::pin(async move {
+                            TcpStream::connect(addr).await.map_err(std::io::Error::from)
+                        }));
                     }
-                    break 'session;
+                    Io::Close => {
+                        if let Some(s) = &mut stream {
+                            // What is still queued (a stream error at least) gets a
+                            // bounded time to leave.
+                            let flushed = async {
+                                while !outbox.is_empty() {
+                                    let n = s.write(outbox.front()).await?;
+                                    outbox.consume(n);
+                                }
+                                Ok::<_, std::io::Error>(())
+                            };
+                            let limit = async {
+                                glommio::timer::sleep(CLOSE_FLUSH).await;
+                                Ok(())
+                            };
+                            let _ = future::or(flushed, limit).await;
+                            let _ = s.shutdown(std::net::Shutdown::Both).await;
+                        }
+                        break 'session;
+                    }
                 }
             }
-        }
 
-        let read = async {
-            if let Some(c) = connecting.as_mut() {
-                return Wake::Connected(c.await);
-            }
-            let Some(s) = stream.as_mut() else {
-                return future::pending().await;
+            let read = async {
+                if let Some(c) = connecting.as_mut() {
+                    return Wake::Connected(c.await);
+                }
+                let Some(s) = stream.as_mut() else {
+                    return future::pending().await;
+                };
+                let resume = async {
+                    match pause {
+                        Some(until) => {
+                            glommio::timer::sleep(until.saturating_duration_since(Instant::now())).await;
+                            Wake::Resume
+                        }
+                        None => future::pending().await,
+                    }
+                };
+                // One poll for both directions (they share the socket): queued output
+                // leaves as the socket takes it, input is read unless the shaper paused.
+                let io = poll_fn(|cx| {
+                    if !outbox.is_empty() {
+                        match Pin::new(&mut *s).poll_write(cx, outbox.front()) {
+                            Poll::Ready(Ok(n)) if n > 0 => {
+                                outbox.consume(n);
+                                return Poll::Ready(Wake::Wrote);
+                            }
+                            Poll::Ready(_) => {
+                                session.on_closed(Instant::now());
+                                return Poll::Ready(Wake::Wrote);
+                            }
+                            Poll::Pending => {}
+                        }
+                    }
+                    if pause.is_some() {
+                        return Poll::Pending;
+                    }
+                    READ_BUFFER.with(|buf| {
+                        let mut buf = buf.borrow_mut();
+                        match Pin::new(&mut *s).poll_read(cx, &mut buf[..]) {
+                            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                                session.on_closed(Instant::now());
+                                Poll::Ready(Wake::Read)
+                            }
+                            Poll::Ready(Ok(n)) => {
+                                session.on_bytes(&buf[..n], Instant::now());
+                                Poll::Ready(Wake::Read)
+                            }
+                            Poll::Pending => Poll::Pending,
+                        }
+                    })
+                });
+                future::or(io, resume).await
             };
-            let resume = async {
-                match pause {
-                    Some(until) => {
-                        glommio::timer::sleep(until.saturating_duration_since(Instant::now())).await;
-                        Wake::Resume
+            let tick = async {
+                match timer {
+                    Some(at) => {
+                        glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await;
+                        Wake::Timeout
                     }
                     None => future::pending().await,
                 }
             };
-            // One poll for both directions (they share the socket): queued output
-            // leaves as the socket takes it, input is read unless the shaper paused.
-            let io = poll_fn(|cx| {
-                if !outbox.is_empty() {
-                    match Pin::new(&mut *s).poll_write(cx, outbox.front()) {
-                        Poll::Ready(Ok(n)) if n > 0 => {
-                            outbox.consume(n);
-                            return Poll::Ready(Wake::Wrote);
+            let message = async { Wake::Message(rx.recv().await) };
+            let wake = future::or(read, future::or(tick, message)).await;
+            let now = Instant::now();
+            match wake {
+                Wake::Read | Wake::Wrote => {}
+                Wake::Connected(result) => {
+                    connecting = None;
+                    let connected = match result {
+                        Ok(s) => {
+                            let _ = s.set_nodelay(true);
+                            stream = Some(s);
+                            true
                         }
-                        Poll::Ready(_) => {
-                            session.on_closed(Instant::now());
-                            return Poll::Ready(Wake::Wrote);
+                        Err(e) => {
+                            tracing::debug!(error = %e, "connect failed");
+                            false
                         }
-                        Poll::Pending => {}
-                    }
+                    };
+                    session.on_connected(connected, now);
                 }
-                if pause.is_some() {
-                    return Poll::Pending;
+                Wake::Resume => pause = None,
+                Wake::Timeout => {
+                    timer = None;
+                    // A connect still under way when its deadline passes is abandoned.
+                    connecting = None;
+                    session.on_timeout(now);
                 }
-                READ_BUFFER.with(|buf| {
-                    let mut buf = buf.borrow_mut();
-                    match Pin::new(&mut *s).poll_read(cx, &mut buf[..]) {
-                        Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
-                            session.on_closed(Instant::now());
-                            Poll::Ready(Wake::Read)
-                        }
-                        Poll::Ready(Ok(n)) => {
-                            session.on_bytes(&buf[..n], Instant::now());
-                            Poll::Ready(Wake::Read)
-                        }
-                        Poll::Pending => Poll::Pending,
-                    }
-                })
-            });
-            future::or(io, resume).await
-        };
-        let tick = async {
-            match timer {
-                Some(at) => {
-                    glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await;
-                    Wake::Timeout
-                }
-                None => future::pending().await,
+                Wake::Message(msg) => session.on_message(msg, now),
             }
-        };
-        let message = async { Wake::Message(rx.recv().await) };
-        let wake = future::or(read, future::or(tick, message)).await;
-        let now = Instant::now();
-        match wake {
-            Wake::Read | Wake::Wrote => {}
-            Wake::Connected(result) => {
-                connecting = None;
-                let connected = match result {
-                    Ok(s) => {
-                        let _ = s.set_nodelay(true);
-                        stream = Some(s);
-                        true
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "connect failed");
-                        false
-                    }
-                };
-                session.on_connected(connected, now);
-            }
-            Wake::Resume => pause = None,
-            Wake::Timeout => {
-                timer = None;
-                // A connect still under way when its deadline passes is abandoned.
-                connecting = None;
-                session.on_timeout(now);
-            }
-            Wake::Message(Some(msg)) => session.on_message(msg, now),
-            Wake::Message(None) => session.on_closed(now),
         }
+        session.finish(&links, Instant::now());
+        while let Some(msg) = rx.try_recv() {
+            session.leftover(msg, &links);
+        }
+        router::unregister(id);
+        tracing::debug!("disconnected");
     }
-    session.finish(&links, Instant::now());
-    while let Some(Some(msg)) = future::poll_once(rx.recv()).await {
-        session.leftover(msg, &links);
-    }
-    router::unregister(id);
-    tracing::debug!("disconnected");
 }
 
 /// Starts a BOSH session in a task of its own on this executor, reachable by its
 /// `sid` from every executor.
 fn start_bosh(start: BoshStart, ctx: &Rc<ConnCtx>) {
-    let (tx, rx) = local_channel::new_unbounded();
-    let mailbox = |id| {
+    let (tx, rx) = mailbox();
+    let sender = |id| {
         router::register(id, tx);
         Addr {
             executor: router::index(),
@@ -339,8 +353,8 @@ fn start_bosh(start: BoshStart, ctx: &Rc<ConnCtx>) {
         }
     };
     let metrics = ctx.metrics.clone();
-    let (session, span) = start.start(ctx.shards.len(), metrics, &ctx.bosh, mailbox, Instant::now());
+    let (session, span) = start.start(ctx.shards.len(), metrics, &ctx.bosh, sender, Instant::now());
     let id = session.id();
     // No socket and no send queue: its HTTP requests carry its bytes.
-    glommio::spawn_local(drive(None, session, id, rx, ctx.clone(), None).instrument(span)).detach();
+    glommio::spawn_local(drive(None, session, id, rx, ctx.clone(), None, None).instrument(span)).detach();
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use glommio::channels::local_channel::LocalSender;
 use meerkat_engine::hub::SessionId;
-use meerkat_runtime_common::{FedMsg, HubMsg, Sink, ToSession};
+use meerkat_runtime_common::{FedMsg, HubMsg, MailboxSender, Sink, ToSession};
 
 /// What crosses the mesh between executors.
 pub(crate) enum Mesh {
@@ -42,7 +42,7 @@ pub(crate) struct ShardAddr(pub usize);
 pub(crate) struct Router {
     /// This executor's index (and shard).
     index: usize,
-    sessions: HashMap<SessionId, LocalSender<ToSession>>,
+    sessions: HashMap<SessionId, MailboxSender<ToSession>>,
     hub: LocalSender<HubMsg<Addr>>,
     /// To the task that feeds the mesh (sending on it may wait; we may not).
     mesh: LocalSender<(usize, Mesh)>,
@@ -86,7 +86,7 @@ pub(crate) fn index() -> usize {
 }
 
 /// A new connection's mailbox.
-pub(crate) fn register(session: SessionId, tx: LocalSender<ToSession>) {
+pub(crate) fn register(session: SessionId, tx: MailboxSender<ToSession>) {
     with(|r| r.sessions.insert(session, tx));
 }
 
@@ -98,7 +98,7 @@ pub(crate) fn unregister(session: SessionId) {
 pub(crate) fn broadcast(msg: impl Fn() -> ToSession) {
     with(|r| {
         for tx in r.sessions.values() {
-            let _ = tx.try_send(msg());
+            tx.send(msg());
         }
     });
 }
@@ -121,7 +121,7 @@ pub(crate) fn from_mesh(msg: Mesh) {
 impl Router {
     fn to_local(&self, session: SessionId, msg: ToSession) {
         if let Some(tx) = self.sessions.get(&session) {
-            let _ = tx.try_send(msg);
+            tx.send(msg);
         }
     }
 }

@@ -3,7 +3,7 @@
 use async_channel::{Receiver, Sender};
 use meerkat_engine::hub::HubConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
-use meerkat_runtime_common::{FedMsg, HubMsg, HubShard, Shards, Sink, ToSession};
+use meerkat_runtime_common::{FedMsg, HubMsg, HubShard, MailboxSender, Shards, Sink, ToSession};
 
 /// An unbounded async-channel's sending end as a [`Sink`].
 pub(crate) struct Tx<T>(pub Sender<T>);
@@ -20,8 +20,8 @@ impl<T: Send + 'static> Sink<T> for Tx<T> {
     }
 }
 
-/// A session's mailbox.
-pub(crate) type Mailbox = Tx<ToSession>;
+/// A session's mailbox (runtime-common's, light while empty).
+pub(crate) type Mailbox = MailboxSender<ToSession>;
 /// A hub shard's inbox.
 pub(crate) type ShardTx = Tx<HubMsg<Mailbox>>;
 /// The federation router's inbox.

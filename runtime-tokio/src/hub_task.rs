@@ -2,7 +2,7 @@
 
 use meerkat_engine::hub::HubConfig;
 use meerkat_runtime_common::storage::StorageExecutor;
-use meerkat_runtime_common::{FedMsg, HubMsg, HubShard, Sink, ToSession};
+use meerkat_runtime_common::{FedMsg, HubMsg, HubShard, MailboxSender, Sink, ToSession};
 use tokio::sync::mpsc;
 
 /// A tokio channel's sending end as a [`Sink`].
@@ -20,8 +20,8 @@ impl<T: Send + 'static> Sink<T> for Tx<T> {
     }
 }
 
-/// A session's mailbox.
-pub(crate) type Mailbox = Tx<ToSession>;
+/// A session's mailbox (runtime-common's, light while empty).
+pub(crate) type Mailbox = MailboxSender<ToSession>;
 /// A hub shard's inbox.
 pub(crate) type ShardTx = Tx<HubMsg<Mailbox>>;
 /// The federation router's inbox.

@@ -433,7 +433,7 @@ impl Simulation {
                 self.conns.insert(
                     conn,
                     Conn {
-                        c2s: Connection::S2sOut(out),
+                        c2s: Connection::S2sOut(Box::new(out)),
                         output: Vec::new(),
                         messages: Vec::new(),
                         closed: false,

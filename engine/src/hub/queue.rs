@@ -97,6 +97,8 @@ impl Hub {
                 if let RosterState::Loaded(r @ None) = &mut state.roster {
                     *r = Some(Roster::default());
                 }
+                // Most users have one session: no room for four.
+                state.sessions.reserve_exact(1);
                 state.sessions.push(user::Session::new(session, jid));
             }
             Work::Unbind { session } => self.unbind_session(user, session),

@@ -23,8 +23,9 @@ pub enum Connection {
     C2s(C2s),
     /// Incoming server-to-server.
     S2sIn(S2sIn),
-    /// Outgoing server-to-server.
-    S2sOut(S2sOut),
+    /// Outgoing server-to-server (boxed: these are few, and the largest machine, so
+    /// inline they would make every client connection pay for their size).
+    S2sOut(Box<S2sOut>),
     /// External component (XEP-0114).
     Component(Component),
 }

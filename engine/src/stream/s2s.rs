@@ -194,13 +194,8 @@ pub fn server_config_asking_certificates(
 ) -> Result<crate::tls::TlsIdentity, crate::tls::TlsError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::PrivateKeyDer;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| crate::tls::TlsError::Certificate(e.to_string()))?;
-    let leaf = chain
-        .first()
-        .ok_or_else(|| crate::tls::TlsError::Certificate("no CERTIFICATE block".into()))?;
-    let end_point_hash = crate::tls::end_point_hash(leaf.as_ref());
+    let chain = crate::tls::certificate_chain(cert_pem)?;
+    let end_point_hash = crate::tls::end_point_hash(chain[0].as_ref());
     let key = PrivateKeyDer::from_pem_slice(key_pem)
         .map_err(|e| crate::tls::TlsError::PrivateKey(e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -209,11 +204,7 @@ pub fn server_config_asking_certificates(
         .with_client_cert_verifier(Arc::new(AnyCertificate(provider)))
         .with_single_cert(chain, key)?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(crate::tls::TlsIdentity {
-        server_config: Arc::new(config),
-        end_point_hash,
-        early_data: false,
-    })
+    Ok(crate::tls::TlsIdentity::from_config(config, end_point_hash))
 }
 
 /// Accepts any certificate chain, checking only the handshake signatures: for

@@ -165,9 +165,9 @@ enum Pending {
     /// SASL asked for credentials.
     Credentials,
     /// In-band registration (XEP-0077) of a new account; answers the iq `id`.
-    Register { iq: Element },
+    Register { iq: Box<Element> },
     /// Password change or account removal by an authenticated user (XEP-0077 §3.2–3.3).
-    AccountChange { iq: Element, remove: bool },
+    AccountChange { iq: Box<Element>, remove: bool },
     /// XEP-0484: the client's FAST tokens, to check an HT initial response.
     FastTokens(Box<fast::FastAttempt>),
     /// XEP-0484: writing a token use, rotation or issue before `<success/>`.
@@ -191,7 +191,8 @@ pub struct C2s {
     user: Option<Jid>,
     /// The bound full JID.
     jid: Option<Jid>,
-    sasl: Option<SaslServer>,
+    /// The SASL exchange under way (boxed: a bound session has none).
+    sasl: Option<Box<SaslServer>>,
     sasl_failures: u32,
     pending: Option<(RequestId, Pending)>,
     next_request: RequestId,

@@ -254,7 +254,7 @@ impl C2s {
             &self.config.sasl_secret,
             &mut *self.rng,
         );
-        self.sasl = Some(server);
+        self.sasl = Some(Box::new(server));
         self.on_sasl_step(step, now);
     }
 
@@ -404,7 +404,7 @@ impl C2s {
                 }
                 let credentials = StoredCredentials::derive(&password, DEFAULT_ITERATIONS, &mut *self.rng);
                 self.request(
-                    Pending::Register { iq },
+                    Pending::Register { iq: Box::new(iq) },
                     StorageRequest::CreateUser { user, credentials },
                 );
             }

@@ -115,7 +115,10 @@ impl C2s {
             .unwrap_or_else(|| Element::new("query", ns::REGISTER));
         if query.get_child("remove", ns::REGISTER).is_some() {
             return self.request(
-                Pending::AccountChange { iq, remove: true },
+                Pending::AccountChange {
+                    iq: Box::new(iq),
+                    remove: true,
+                },
                 StorageRequest::RemoveUser { user },
             );
         }
@@ -128,7 +131,10 @@ impl C2s {
             (Some(u), Some(p)) if Jid::new(Some(&u), user.domain(), None).ok().as_ref() == Some(&user) => {
                 let credentials = StoredCredentials::derive(&p, DEFAULT_ITERATIONS, &mut *self.rng);
                 self.request(
-                    Pending::AccountChange { iq, remove: false },
+                    Pending::AccountChange {
+                        iq: Box::new(iq),
+                        remove: false,
+                    },
                     StorageRequest::SetCredentials { user, credentials },
                 );
             }

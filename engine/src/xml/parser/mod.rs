@@ -252,6 +252,10 @@ impl StreamParser {
             return Ok(Some(StreamEvent::Close));
         }
         match self.advance() {
+            Ok(None) => {
+                self.release_idle_buffers();
+                Ok(None)
+            }
             Ok(event) => Ok(event),
             Err(e) => {
                 self.failed = Some(e.clone());
@@ -261,6 +265,21 @@ impl StreamParser {
                 Err(e)
             }
         }
+    }
+
+    /// Everything fed has been parsed: buffers that hold nothing still needed are
+    /// given back, so that a session waiting for its next stanza (most sessions, most
+    /// of the time) keeps none. Allocating them again for the next input costs less
+    /// than keeping the largest stanza's buffers per idle session.
+    fn release_idle_buffers(&mut self) {
+        let input = self.reader.get_mut();
+        let dropped = input.drop_read();
+        self.scanner.shift(dropped);
+        // What is left is the start of a token (or whitespace before one).
+        input.buf.shrink_to_fit();
+        // Only the event being read lives there.
+        self.event_buf = Vec::new();
+        self.tree.release_idle_buffers();
     }
 
     /// Lets quick-xml read the complete tokens, then has the scanner find the next one,
@@ -306,9 +325,10 @@ impl StreamParser {
         self.failed = None;
     }
 
-    /// Bytes of buffer held, for the tests of memory use.
+    /// Bytes of buffer held (and elements the open-element stack has room for), for
+    /// the tests of memory use.
     #[cfg(test)]
     fn buffer_capacity(&self) -> usize {
-        self.reader.get_ref().buf.capacity() + self.event_buf.capacity()
+        self.reader.get_ref().buf.capacity() + self.event_buf.capacity() + self.tree.stack_capacity()
     }
 }

@@ -560,6 +560,61 @@ fn an_element_over_the_limit_is_a_policy_violation() {
     );
 }
 
+/// A session waiting for its next stanza keeps no parse buffers; one in the middle
+/// of a stanza keeps just what it still needs.
+#[test]
+fn a_drained_parser_holds_no_buffers() {
+    let mut p = StreamParser::new(ParseLimits::default());
+    p.feed(HEADER.as_bytes());
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Header(_)))));
+    p.feed(b"<message to='romeo@localhost'><body>a longer text, to need some room</body></message> ");
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Element(..)))));
+    assert_eq!(p.next_event(), Ok(None));
+    assert_eq!(p.buffer_capacity(), 1, "the whitespace, until the next token");
+    p.feed(b"<iq type='get' id='1'><query xmlns='jabber:iq:roster'/></i");
+    assert_eq!(p.next_event(), Ok(None));
+    assert!(p.buffer_capacity() > 0, "the unfinished end tag stays");
+    p.feed(b"q>");
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Element(el, _))) if el.name() == "iq"));
+    assert_eq!(p.next_event(), Ok(None));
+    assert_eq!(p.buffer_capacity(), 0);
+}
+
+/// Giving buffers back between stanzas keeps the namespaces right: the header's
+/// declarations stay in scope for every stanza, a stanza's own ones end with it.
+#[test]
+fn namespaces_stay_right_across_drained_stanzas() {
+    let mut p = StreamParser::new(ParseLimits::default());
+    p.feed(
+        b"<stream:stream xmlns='jabber:client' xmlns:db='jabber:server:dialback' \
+        xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>",
+    );
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Header(_)))));
+    assert_eq!(p.next_event(), Ok(None));
+    for _ in 0..3 {
+        p.feed(b"<iq xmlns:x='urn:x' type='get' id='1'><x:query/></iq>");
+        match p.next_event() {
+            Ok(Some(StreamEvent::Element(iq, _))) => {
+                assert_eq!(iq.ns(), "jabber:client");
+                assert!(iq.get_child("query", "urn:x").is_some(), "{iq:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(p.next_event(), Ok(None));
+        p.feed(b"<db:result from='a' to='b'/>");
+        match p.next_event() {
+            Ok(Some(StreamEvent::Element(result, _))) => assert_eq!(result.ns(), "jabber:server:dialback"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(p.next_event(), Ok(None));
+    }
+    p.feed(b"<x:query/>");
+    assert!(
+        matches!(p.next_event(), Err(XmlError::NotWellFormed(_))),
+        "x: ended with its iq"
+    );
+}
+
 #[test]
 fn policy_violation_is_reported_before_the_element_ends() {
     let mut p = StreamParser::new(limit(200));

@@ -38,12 +38,39 @@ pub(super) struct Tree {
     declared: Vec<usize>,
     /// Namespace declarations in scope: the sum of `declared`.
     in_scope: usize,
+    /// A declaration was added since the resolver was last compacted: its buffers may
+    /// have room for more than the declarations still in scope.
+    resolver_grew: bool,
 }
 
 impl Tree {
     /// Forgets the stream.
     pub(super) fn reset(&mut self) {
         *self = Self::default();
+    }
+
+    /// Between top-level elements nothing is open below the root: the stack keeps
+    /// no room for the next stanza's elements.
+    ///
+    /// Namespace declarations of the last stanza are out of scope by then, but
+    /// quick-xml's resolver keeps the room they took (and the header's declarations
+    /// sit in buffers grown for more): a copy holds just the declarations in scope.
+    pub(super) fn release_idle_buffers(&mut self) {
+        if !self.stack.is_empty() {
+            return;
+        }
+        self.stack = Vec::new();
+        self.declared.shrink_to_fit();
+        if self.resolver_grew {
+            self.resolver = self.resolver.clone();
+            self.resolver_grew = false;
+        }
+    }
+
+    /// Elements the stack has room for, for the tests of memory use.
+    #[cfg(test)]
+    pub(super) fn stack_capacity(&self) -> usize {
+        self.stack.capacity()
     }
 
     /// True once the stream header has been read.
@@ -174,6 +201,7 @@ impl Tree {
             self.resolver
                 .add(declaration, Namespace(uri.as_bytes()))
                 .map_err(not_well_formed)?;
+            self.resolver_grew = true;
             self.in_scope += 1;
             if let Some(d) = self.declared.last_mut() {
                 *d += 1;
