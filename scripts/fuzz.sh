@@ -15,7 +15,7 @@ shift || true
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@0.13.2
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(xml_stream c2s_stream sasl_server)
+[ "${#targets[@]}" -gt 0 ] || targets=(xml_stream c2s_stream s2s_stream sasl_server config_parser)
 (cd fuzz && cargo fuzz build)
 for t in "${targets[@]}"; do
     corpus=$(mktemp -d)

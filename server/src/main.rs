@@ -1,9 +1,7 @@
 //! The `meerkat` binary: reads the config, then either manages users
 //! (`meerkat user ...`) or serves with the tokio runtime.
 
-mod cert;
 mod cli;
-mod config;
 mod federation_spec;
 mod limits;
 mod runtime;
@@ -14,6 +12,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use meerkat::{cert, config};
 use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command};

@@ -6,10 +6,14 @@
 //! Each check takes the raw fuzzer input and panics when the behaviour is wrong.
 
 mod c2s_stream;
+mod config_parser;
+mod s2s_stream;
 mod sasl_server;
 mod xml_stream;
 
 pub use c2s_stream::c2s_stream;
+pub use config_parser::config_parser;
+pub use s2s_stream::s2s_stream;
 pub use sasl_server::sasl_server;
 pub use xml_stream::xml_stream;
 
@@ -17,8 +21,10 @@ pub use xml_stream::xml_stream;
 pub type Check = fn(&[u8]);
 
 /// The checks by target name, as the fuzz targets and the regression folders are named.
-pub const TARGETS: [(&str, Check); 3] = [
+pub const TARGETS: [(&str, Check); 5] = [
     ("xml_stream", xml_stream),
     ("c2s_stream", c2s_stream),
+    ("s2s_stream", s2s_stream),
     ("sasl_server", sasl_server),
+    ("config_parser", config_parser),
 ];
