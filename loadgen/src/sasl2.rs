@@ -22,8 +22,8 @@ pub const HT_MECHANISM: &str = "HT-SHA-256-NONE";
 /// count of its last use (§3.4: each use carries a higher count, so a replay fails).
 pub struct Device {
     pub agent_id: String,
-    pub token: Option<String>,
-    pub count: u64,
+    token: Option<String>,
+    count: u64,
 }
 
 impl Device {
@@ -33,6 +33,30 @@ impl Device {
             token: None,
             count: 0,
         }
+    }
+
+    /// The token and the count for a login with it, if the device holds one. The count
+    /// goes up on every call, so a login never repeats one.
+    pub fn fast_login(&mut self) -> Option<(String, u64)> {
+        let token = self.token.clone()?;
+        self.count += 1;
+        Some((token, self.count))
+    }
+
+    /// A `<success/>` arrived: the token in it, if any (issued on request, or rotated,
+    /// §3.3), replaces the one held. Returns whether there was one.
+    pub fn take_token(&mut self, token: Option<String>) -> bool {
+        let new = token.is_some();
+        if new {
+            self.token = token;
+        }
+        new
+    }
+
+    /// The server refused the token (§4.2: expired or invalidated): the next login uses
+    /// the password and asks for a new one.
+    pub fn forget_token(&mut self) {
+        self.token = None;
     }
 }
 
@@ -266,6 +290,22 @@ mod tests {
         assert_eq!(&id[14..15], "4");
         assert!("89ab".contains(&id[19..20]));
         assert_ne!(id, &Device::new().agent_id);
-        assert_eq!((d.token, d.count), (None, 0));
+    }
+
+    #[test]
+    fn device_uses_the_newest_token_with_a_rising_count() {
+        let mut d = Device::new();
+        assert_eq!(d.fast_login(), None, "no token yet: the password");
+        assert!(!d.take_token(None));
+        assert!(d.take_token(Some("first".into())));
+        assert_eq!(d.fast_login(), Some(("first".into(), 1)));
+        assert!(!d.take_token(None), "no rotation: the token stays");
+        assert_eq!(d.fast_login(), Some(("first".into(), 2)));
+        assert!(d.take_token(Some("rotated".into())));
+        assert_eq!(d.fast_login(), Some(("rotated".into(), 3)));
+        d.forget_token();
+        assert_eq!(d.fast_login(), None);
+        assert!(d.take_token(Some("again".into())));
+        assert_eq!(d.fast_login(), Some(("again".into(), 4)), "counts never repeat");
     }
 }

@@ -825,19 +825,16 @@ async fn login_sasl2(
 ) -> Result<(String, LoginPath), Fail> {
     let a = &sh.args;
     let fast = a.auth == Auth::Fast;
-    let (mech, path) = match &device.token {
-        Some(token) if fast => {
-            device.count += 1;
-            (ClientMech::Ht(token.clone()), LoginPath::Fast)
-        }
-        _ => (ClientMech::Password(a.mechanism), LoginPath::Sasl2),
+    let (mech, count, path) = match device.fast_login().filter(|_| fast) {
+        Some((token, count)) => (ClientMech::Ht(token), Some(count), LoginPath::Fast),
+        None => (ClientMech::Password(a.mechanism), None, LoginPath::Sasl2),
     };
     step(stage, x, if path == LoginPath::Fast { "fast" } else { "sasl2" });
     let inline = Inline {
         agent_id: &device.agent_id,
         bind_tag: &a.resource,
         request_token: fast && path == LoginPath::Sasl2,
-        fast_count: (path == LoginPath::Fast).then_some(device.count),
+        fast_count: count,
     };
     let success = match authenticate(sh, x, features, user, &mech, Profile::Sasl2(&inline)).await? {
         Answer::Success(s) => Success::parse(&s),
@@ -845,15 +842,14 @@ async fn login_sasl2(
             if path == LoginPath::Fast {
                 // §4.2: a refused token (expired, invalidated) is forgotten; the next login
                 // uses the password and asks for a new one.
-                device.token = None;
+                device.forget_token();
             }
             return Err(f);
         }
     };
-    if let Some(token) = success.token {
-        device.token = Some(token);
+    if device.take_token(success.token) {
         sh.stats.fast_tokens.fetch_add(1, Relaxed);
-    } else if fast && device.token.is_none() {
+    } else if fast && path == LoginPath::Sasl2 {
         return Err(Fail::new("sasl2: no FAST token in success"));
     }
     step(stage, x, "bind2");
@@ -995,11 +991,12 @@ async fn authenticate(
                     Some(decode(data)?)
                 };
                 match (mech, &scram, data) {
-                    (ClientMech::Ht(token), _, d) => {
-                        if d.as_deref() != Some(&sasl2::ht_responder(token)[..]) {
-                            return Err(Fail(format!("{stage}: server proof missing or wrong")));
-                        }
+                    (ClientMech::Ht(token), _, d)
+                        if d.as_deref() != Some(&sasl2::ht_responder(token)[..]) =>
+                    {
+                        return Err(Fail(format!("{stage}: server proof missing or wrong")));
                     }
+                    (ClientMech::Ht(_), _, _) => {}
                     (_, Some((sc, _)), Some(d)) => sc
                         .verify_server_final(&d)
                         .map_err(|e| Fail(format!("{stage}: {e}")))?,
