@@ -755,6 +755,22 @@ mod tests {
         assert!(j.contains(r#""rss_per_session_kib":20"#), "{j}");
         assert!(j.contains(r#""cpu_percent_scenario":0.1"#), "{j}");
         assert!(s.to_human().contains("RSS per session       20.00 KiB"));
+        s.auth = "fast".into();
+        s.logins = Logins {
+            sasl1: 0,
+            sasl2: 100,
+            fast: 250,
+            fast_tokens: 100,
+        };
+        let j = s.to_json();
+        assert!(j.contains(r#""auth":"fast""#), "{j}");
+        assert!(
+            j.contains(r#""logins":{"sasl1":0,"sasl2":100,"fast":250,"fast_tokens":100}"#),
+            "{j}"
+        );
+        assert!(s
+            .to_human()
+            .contains("logins by path        sasl1 0, sasl2 100, fast 250 (100 FAST tokens received)"));
         s.sessions.failed = 1;
         assert!(!s.clean());
     }
