@@ -23,6 +23,20 @@ impl Mechanism {
     }
 }
 
+/// How a session logs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Auth {
+    /// SASL (RFC 6120 §6) with --mechanism, stream restart, resource binding (RFC 6120 §7).
+    Sasl1,
+    /// SASL2 (XEP-0388) with --mechanism and Bind 2 (XEP-0386) inline: no stream restart,
+    /// no separate bind.
+    Sasl2,
+    /// FAST (XEP-0484): a session's first login is SASL2 with --mechanism and Bind 2 and asks
+    /// for a token; every later login (reconnect scenario) is SASL2 with the token
+    /// (HT-SHA-256-NONE) and Bind 2, taking a rotated token when the server sends one.
+    Fast,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TlsMode {
     /// Plain TCP, then STARTTLS (RFC 6120), the usual port 5222 setup.
@@ -76,9 +90,14 @@ pub struct Args {
     /// already registered.
     #[arg(long)]
     pub register: bool,
-    /// SASL mechanism.
+    /// SASL mechanism (with --auth fast: of each session's first login; later ones use the
+    /// FAST token).
     #[arg(long, value_enum, ignore_case = true, default_value_t = Mechanism::ScramSha1)]
     pub mechanism: Mechanism,
+    /// Login path: sasl1 (RFC 6120 SASL, restart, bind), sasl2 (XEP-0388 with Bind 2), or
+    /// fast (sasl2 first, then XEP-0484 FAST tokens on every reconnect).
+    #[arg(long, value_enum, default_value_t = Auth::Sasl1)]
+    pub auth: Auth,
     /// How TLS is set up.
     #[arg(long, value_enum, default_value_t = TlsMode::Starttls)]
     pub tls: TlsMode,
@@ -201,6 +220,11 @@ impl Args {
         check_secs("reconnect-hold", self.reconnect_hold, true)?;
         check_secs("setup-timeout", self.setup_timeout, false)?;
         check_secs("timeout", self.timeout, false)?;
+        if self.auth == Auth::Fast && self.tls == TlsMode::None {
+            return Err(
+                "--auth fast needs TLS: servers offer FAST only on encrypted streams (XEP-0484 §6)".into(),
+            );
+        }
         if self.threads == Some(0) {
             return Err("--threads must be at least 1".into());
         }
@@ -229,6 +253,7 @@ mod tests {
         assert_eq!(a.addr, "127.0.0.1:5222");
         assert_eq!(a.mechanism, Mechanism::ScramSha1);
         assert_eq!(a.tls, TlsMode::Starttls);
+        assert_eq!(a.auth, Auth::Sasl1);
         assert_eq!(a.scenario, Scenario::Idle);
         assert_eq!(a.timeout, 600.0);
         assert_eq!(a.username(3), "user3");
@@ -267,5 +292,10 @@ mod tests {
         );
         let other = Args::try_parse_from(["x", "--scenario", "chat", "-n", "10"]).unwrap();
         other.validate().unwrap();
+        let fast = Args::try_parse_from(["x", "--auth", "fast", "--scenario", "reconnect"]).unwrap();
+        fast.validate().unwrap();
+        assert_eq!(fast.auth, Auth::Fast);
+        let plain = Args::try_parse_from(["x", "--auth", "fast", "--tls", "none"]).unwrap();
+        assert!(plain.validate().unwrap_err().contains("needs TLS"));
     }
 }

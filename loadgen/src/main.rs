@@ -3,6 +3,7 @@
 mod cli;
 mod presence;
 mod report;
+mod sasl2;
 mod scram;
 mod session;
 mod stats;
@@ -14,7 +15,8 @@ mod xml;
 use clap::Parser;
 use cli::{Args, Scenario, TlsMode};
 use report::{
-    Chat, Client, Delivery, Latency, Presence, ProcPoint, Reconnect, RosterSetup, Server, Sessions, Summary,
+    Chat, Client, Delivery, Latency, Logins, Presence, ProcPoint, Reconnect, RosterSetup, Server, Sessions,
+    Summary,
 };
 use rustls::pki_types::ServerName;
 use session::{Phase, RateLimiter, Shared};
@@ -172,10 +174,11 @@ async fn run(args: Args, threads: usize) -> ExitCode {
     });
     if !args.quiet {
         eprintln!(
-            "meerkat-loadgen: {n} sessions to {addr} (domain {}, {}, tls {:?}, scenario {:?}), \
+            "meerkat-loadgen: {n} sessions to {addr} (domain {}, {}, auth {:?}, tls {:?}, scenario {:?}), \
              concurrency {}, rate {}",
             args.domain,
             args.mechanism.sasl_name(),
+            args.auth,
             args.tls,
             args.scenario,
             args.concurrency,
@@ -479,10 +482,17 @@ fn summarize(
         domain: a.domain.clone(),
         scenario: format!("{:?}", a.scenario).to_lowercase(),
         mechanism: a.mechanism.sasl_name().to_string(),
+        auth: format!("{:?}", a.auth).to_lowercase(),
         tls: format!("{:?}", a.tls).to_lowercase(),
         outcome: outcome.to_string(),
         elapsed_secs: t_begin.elapsed().as_secs_f64(),
         sessions,
+        logins: Logins {
+            sasl1: g(&st.logins_sasl1),
+            sasl2: g(&st.logins_sasl2),
+            fast: g(&st.logins_fast),
+            fast_tokens: g(&st.fast_tokens),
+        },
         chat,
         presence,
         reconnect,

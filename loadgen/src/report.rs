@@ -135,6 +135,19 @@ pub struct Reconnect {
     pub latency: Latency,
 }
 
+/// Successful logins (initial setups and reconnects) by the path they took.
+#[derive(Debug, Clone, Default)]
+pub struct Logins {
+    /// RFC 6120 SASL, restart, bind.
+    pub sasl1: u64,
+    /// SASL2 with the password mechanism, Bind 2.
+    pub sasl2: u64,
+    /// SASL2 with a FAST token (HT-SHA-256-NONE), Bind 2.
+    pub fast: u64,
+    /// FAST tokens received (asked for on a password login, or rotated).
+    pub fast_tokens: u64,
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcPoint {
     pub rss_kib: u64,
@@ -171,11 +184,14 @@ pub struct Summary {
     pub domain: String,
     pub scenario: String,
     pub mechanism: String,
+    /// The login path asked for (`--auth`).
+    pub auth: String,
     pub tls: String,
     /// "completed", "timed out" or "interrupted".
     pub outcome: String,
     pub elapsed_secs: f64,
     pub sessions: Sessions,
+    pub logins: Logins,
     pub chat: Option<Chat>,
     pub presence: Option<Presence>,
     pub reconnect: Option<Reconnect>,
@@ -248,6 +264,7 @@ impl Summary {
             ("domain", J::str(&self.domain)),
             ("scenario", J::str(&self.scenario)),
             ("mechanism", J::str(&self.mechanism)),
+            ("auth", J::str(&self.auth)),
             ("tls", J::str(&self.tls)),
             ("outcome", J::str(&self.outcome)),
             ("clean", J::Bool(self.clean())),
@@ -264,6 +281,15 @@ impl Summary {
                     ("setup_latency", s.setup_latency.json()),
                     ("dropped", J::Int(s.dropped)),
                     ("drop_reasons", J::counts(&s.drop_reasons)),
+                ]),
+            ),
+            (
+                "logins",
+                J::obj([
+                    ("sasl1", J::Int(self.logins.sasl1)),
+                    ("sasl2", J::Int(self.logins.sasl2)),
+                    ("fast", J::Int(self.logins.fast)),
+                    ("fast_tokens", J::Int(self.logins.fast_tokens)),
                 ]),
             ),
         ];
@@ -418,8 +444,8 @@ impl Summary {
         let f2 = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
         let _ = writeln!(
             o,
-            "meerkat-loadgen: {} scenario, {} sessions against {} (domain {}, {}, tls {})",
-            self.scenario, s.requested, self.addr, self.domain, self.mechanism, self.tls
+            "meerkat-loadgen: {} scenario, {} sessions against {} (domain {}, {}, auth {}, tls {})",
+            self.scenario, s.requested, self.addr, self.domain, self.mechanism, self.auth, self.tls
         );
         let _ = writeln!(
             o,
@@ -443,6 +469,12 @@ impl Summary {
         for (r, n) in &s.drop_reasons {
             let _ = writeln!(o, "    {n:>8}  {r}");
         }
+        let l = &self.logins;
+        let _ = writeln!(
+            o,
+            "  logins by path        sasl1 {}, sasl2 {}, fast {} ({} FAST tokens received)",
+            l.sasl1, l.sasl2, l.fast, l.fast_tokens
+        );
         let delivery = |o: &mut String, d: &Delivery, unit: &str| {
             let _ = writeln!(
                 o,
@@ -723,6 +755,22 @@ mod tests {
         assert!(j.contains(r#""rss_per_session_kib":20"#), "{j}");
         assert!(j.contains(r#""cpu_percent_scenario":0.1"#), "{j}");
         assert!(s.to_human().contains("RSS per session       20.00 KiB"));
+        s.auth = "fast".into();
+        s.logins = Logins {
+            sasl1: 0,
+            sasl2: 100,
+            fast: 250,
+            fast_tokens: 100,
+        };
+        let j = s.to_json();
+        assert!(j.contains(r#""auth":"fast""#), "{j}");
+        assert!(
+            j.contains(r#""logins":{"sasl1":0,"sasl2":100,"fast":250,"fast_tokens":100}"#),
+            "{j}"
+        );
+        assert!(s
+            .to_human()
+            .contains("logins by path        sasl1 0, sasl2 100, fast 250 (100 FAST tokens received)"));
         s.sessions.failed = 1;
         assert!(!s.clean());
     }

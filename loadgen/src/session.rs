@@ -3,8 +3,9 @@
 //! sending and checking chat messages or presence updates, reconnecting), driven by the
 //! run's [`Phase`].
 
-use crate::cli::{Args, Mechanism, Scenario, TlsMode};
+use crate::cli::{Args, Auth, Mechanism, Scenario, TlsMode};
 use crate::presence::{self, bare, ring_contacts, RosterBook};
+use crate::sasl2::{self, Device, Inline, Offer, Success, HT_MECHANISM};
 use crate::scram::{self, SaltCache, ScramClient, ScramHash};
 use crate::stats::Stats;
 use crate::track::{Receipt, Receiver, Tag};
@@ -325,6 +326,17 @@ impl Xmpp {
                 self.send(&reply).await?;
             }
         }
+    }
+
+    /// [`Xmpp::await_iq`] for a request that must succeed: an error answer fails the setup
+    /// at its current stage, with the error's condition.
+    async fn await_result(&mut self, id: &str) -> Result<Element, Fail> {
+        let r = self.await_iq(id).await?;
+        if r.attr("type") != Some("result") {
+            let cond = r.child("error").and_then(|e| e.condition()).unwrap_or("unknown");
+            return Err(Fail(format!("{}: {cond}", self.stage)));
+        }
+        Ok(r)
     }
 
     /// Close politely: `</stream:stream>`, wait briefly for the server's close, shut down.
@@ -663,24 +675,45 @@ fn io_fail(stage: &'static str) -> impl Fn(io::Error) -> Fail {
     move |e| Fail::io(stage, &e)
 }
 
-/// Everything from TCP connect to initial presence. Returns the stream and the bound JID.
-async fn establish(sh: &Shared, idx: usize, stage: &mut &'static str) -> Result<(Xmpp, String), Fail> {
+/// The login path a setup took (see [`Auth`]), for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginPath {
+    /// RFC 6120 SASL, stream restart, resource binding.
+    Sasl1,
+    /// SASL2 with the password mechanism and Bind 2.
+    Sasl2,
+    /// SASL2 with a FAST token and Bind 2.
+    Fast,
+}
+
+/// Moves the setup to its next step: `stage` names it in the failure reason of a timeout,
+/// `x.stage` in the others.
+fn step(stage: &mut &'static str, x: &mut Xmpp, name: &'static str) {
+    *stage = name;
+    x.stage = name;
+}
+
+/// Everything from TCP connect to initial presence. Returns the stream, the bound JID and
+/// the login path.
+async fn establish(
+    sh: &Shared,
+    idx: usize,
+    device: &mut Device,
+    stage: &mut &'static str,
+) -> Result<(Xmpp, String, LoginPath), Fail> {
     let a = &sh.args;
     *stage = "connect";
     let tcp = TcpStream::connect(sh.addr).await.map_err(io_fail("connect"))?;
     let _ = tcp.set_nodelay(true);
     let mut x = Xmpp::new(Io::Plain(tcp), a.max_stanza_kib * 1024);
     if a.tls == TlsMode::Direct {
-        *stage = "tls";
-        x.stage = "tls";
+        step(stage, &mut x, "tls");
         x.start_tls(&sh.tls).await?;
     }
-    *stage = "stream";
-    x.stage = "stream";
+    step(stage, &mut x, "stream");
     let mut features = x.open_stream(&a.domain).await?;
     if a.tls == TlsMode::Starttls {
-        *stage = "starttls";
-        x.stage = "starttls";
+        step(stage, &mut x, "starttls");
         if features.child("starttls").is_none() {
             return Err(Fail::new("starttls: not offered"));
         }
@@ -690,17 +723,14 @@ async fn establish(sh: &Shared, idx: usize, stage: &mut &'static str) -> Result<
         if r.local() != "proceed" {
             return Err(Fail(format!("starttls: server answered <{}>", r.local())));
         }
-        *stage = "tls";
-        x.stage = "tls";
+        step(stage, &mut x, "tls");
         x.start_tls(&sh.tls).await?;
-        *stage = "stream";
-        x.stage = "stream";
+        step(stage, &mut x, "stream");
         features = x.open_stream(&a.domain).await?;
     }
     let user = a.username(idx);
     if a.register {
-        *stage = "register";
-        x.stage = "register";
+        step(stage, &mut x, "register");
         x.send(&format!(
             "<iq type='set' id='reg1'><query xmlns='jabber:iq:register'><username>{}</username>\
              <password>{}</password></query></iq>",
@@ -716,14 +746,43 @@ async fn establish(sh: &Shared, idx: usize, stage: &mut &'static str) -> Result<
             }
         }
     }
-    *stage = "sasl";
-    x.stage = "sasl";
-    authenticate(sh, &mut x, &features, &user).await?;
-    *stage = "stream";
-    x.stage = "stream";
+    let (jid, path) = match a.auth {
+        Auth::Sasl1 => (
+            login_sasl1(sh, &mut x, &features, &user, stage).await?,
+            LoginPath::Sasl1,
+        ),
+        Auth::Sasl2 | Auth::Fast => login_sasl2(sh, &mut x, &features, &user, device, stage).await?,
+    };
+    if a.roster {
+        step(stage, &mut x, "roster");
+        x.send("<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>")
+            .await?;
+        x.await_result("roster1").await?;
+    }
+    step(stage, &mut x, "presence");
+    x.send("<presence/>").await?;
+    x.stage = "live";
+    Ok((x, jid, path))
+}
+
+/// RFC 6120: SASL (§6), stream restart, resource binding (§7), and the RFC 3921 session
+/// for servers that still require it. Returns the bound JID.
+async fn login_sasl1(
+    sh: &Shared,
+    x: &mut Xmpp,
+    features: &Element,
+    user: &str,
+    stage: &mut &'static str,
+) -> Result<String, Fail> {
+    let a = &sh.args;
+    step(stage, x, "sasl");
+    let mech = ClientMech::Password(a.mechanism);
+    if let Answer::Refused(f) = authenticate(sh, x, features, user, &mech, Profile::Sasl1).await? {
+        return Err(f);
+    }
+    step(stage, x, "stream");
     let features = x.open_stream(&a.domain).await?;
-    *stage = "bind";
-    x.stage = "bind";
+    step(stage, x, "bind");
     if features.child("bind").is_none() {
         return Err(Fail::new("bind: not offered"));
     }
@@ -733,11 +792,7 @@ async fn establish(sh: &Shared, idx: usize, stage: &mut &'static str) -> Result<
         escape(&a.resource)
     ))
     .await?;
-    let r = x.await_iq("bind1").await?;
-    if r.attr("type") != Some("result") {
-        let cond = r.child("error").and_then(|e| e.condition()).unwrap_or("unknown");
-        return Err(Fail(format!("bind: {cond}")));
-    }
+    let r = x.await_result("bind1").await?;
     let jid = r
         .child("bind")
         .and_then(|b| b.child("jid"))
@@ -747,134 +802,256 @@ async fn establish(sh: &Shared, idx: usize, stage: &mut &'static str) -> Result<
     // RFC 3921 session establishment, for servers that still require it.
     if let Some(s) = features.child("session") {
         if s.child("optional").is_none() {
-            *stage = "session";
-            x.stage = "session";
+            step(stage, x, "session");
             x.send("<iq type='set' id='sess1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
                 .await?;
-            let r = x.await_iq("sess1").await?;
-            if r.attr("type") != Some("result") {
-                let cond = r.child("error").and_then(|e| e.condition()).unwrap_or("unknown");
-                return Err(Fail(format!("session: {cond}")));
-            }
+            x.await_result("sess1").await?;
         }
     }
-    if a.roster {
-        *stage = "roster";
-        x.stage = "roster";
-        x.send("<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>")
-            .await?;
-        let r = x.await_iq("roster1").await?;
-        if r.attr("type") != Some("result") {
-            let cond = r.child("error").and_then(|e| e.condition()).unwrap_or("unknown");
-            return Err(Fail(format!("roster: {cond}")));
-        }
-    }
-    *stage = "presence";
-    x.stage = "presence";
-    x.send("<presence/>").await?;
-    x.stage = "live";
-    Ok((x, jid))
+    Ok(jid)
 }
 
-async fn authenticate(sh: &Shared, x: &mut Xmpp, features: &Element, user: &str) -> Result<(), Fail> {
+/// XEP-0388 SASL2 with Bind 2 (XEP-0386) inline: no stream restart, the session is bound
+/// when `<success/>` arrives, the stream's features follow it. With `--auth fast`, a
+/// session that holds a FAST token authenticates with it (XEP-0484 §3.4); one that does not
+/// uses the password and asks for a token (§3.2). Returns the bound JID and the path.
+async fn login_sasl2(
+    sh: &Shared,
+    x: &mut Xmpp,
+    features: &Element,
+    user: &str,
+    device: &mut Device,
+    stage: &mut &'static str,
+) -> Result<(String, LoginPath), Fail> {
     let a = &sh.args;
-    let want = a.mechanism.sasl_name();
-    let offered = features.child("mechanisms").is_some_and(|m| {
-        m.children
-            .iter()
-            .any(|c| c.local() == "mechanism" && c.text.trim() == want)
-    });
-    if !offered {
-        return Err(Fail(format!("sasl: {want} not offered")));
+    let fast = a.auth == Auth::Fast;
+    let (mech, count, path) = match device.fast_login().filter(|_| fast) {
+        Some((token, count)) => (ClientMech::Ht(token), Some(count), LoginPath::Fast),
+        None => (ClientMech::Password(a.mechanism), None, LoginPath::Sasl2),
+    };
+    step(stage, x, if path == LoginPath::Fast { "fast" } else { "sasl2" });
+    let inline = Inline {
+        agent_id: &device.agent_id,
+        bind_tag: &a.resource,
+        request_token: fast && path == LoginPath::Sasl2,
+        fast_count: count,
+    };
+    let success = match authenticate(sh, x, features, user, &mech, Profile::Sasl2(&inline)).await? {
+        Answer::Success(s) => Success::parse(&s),
+        Answer::Refused(f) => {
+            if path == LoginPath::Fast {
+                // §4.2: a refused token (expired, invalidated) is forgotten; the next login
+                // uses the password and asks for a new one.
+                device.forget_token();
+            }
+            return Err(f);
+        }
+    };
+    if device.take_token(success.token) {
+        sh.stats.fast_tokens.fetch_add(1, Relaxed);
+    } else if fast && path == LoginPath::Sasl2 {
+        return Err(Fail::new("sasl2: no FAST token in success"));
     }
-    let sasl_fail = |e: &Element| -> Fail {
-        if e.local() == "failure" {
-            Fail(format!("sasl: {}", e.condition().unwrap_or("unknown")))
-        } else {
-            Fail(format!("sasl: unexpected <{}>", e.local()))
+    step(stage, x, "bind2");
+    if !success.bound || !success.jid.contains('/') {
+        return Err(Fail::new("bind2: not bound"));
+    }
+    let f = x.next_element().await?;
+    if f.local() != "features" {
+        return Err(Fail(format!(
+            "bind2: expected stream features, got <{}>",
+            f.local()
+        )));
+    }
+    Ok((success.jid, path))
+}
+
+/// The client side of one SASL mechanism.
+enum ClientMech {
+    /// --mechanism with --password.
+    Password(Mechanism),
+    /// HT-SHA-256-NONE with this FAST token.
+    Ht(String),
+}
+
+impl ClientMech {
+    fn name(&self) -> &'static str {
+        match self {
+            ClientMech::Password(m) => m.sasl_name(),
+            ClientMech::Ht(_) => HT_MECHANISM,
         }
-    };
-    let hash = match a.mechanism {
-        Mechanism::Plain => {
-            let msg = B64.encode(scram::plain_message(user, &a.password));
-            x.send(&format!(
-                "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{msg}</auth>"
-            ))
-            .await?;
-            let r = x.next_element().await?;
-            return if r.local() == "success" {
-                Ok(())
-            } else {
-                Err(sasl_fail(&r))
-            };
+    }
+}
+
+/// The SASL profile an exchange runs in.
+enum Profile<'a> {
+    /// RFC 6120 §6: `<auth/>`, `<challenge/>`, `<response/>`, `<success/>` whose text is the
+    /// additional data.
+    Sasl1,
+    /// XEP-0388: `<authenticate/>` with these inline requests, `<challenge/>`,
+    /// `<response/>`, `<success/>` with an `<additional-data/>` child.
+    Sasl2(&'a Inline<'a>),
+}
+
+impl Profile<'_> {
+    fn ns(&self) -> &'static str {
+        match self {
+            Profile::Sasl1 => "urn:ietf:params:xml:ns:xmpp-sasl",
+            Profile::Sasl2(_) => sasl2::NS_SASL2,
         }
-        Mechanism::ScramSha1 => ScramHash::Sha1,
-        Mechanism::ScramSha256 => ScramHash::Sha256,
-    };
-    let mut sc = ScramClient::new(hash, user, &ScramClient::random_nonce());
-    x.send(&format!(
-        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{want}'>{}</auth>",
-        B64.encode(sc.client_first())
-    ))
-    .await?;
-    let r = x.next_element().await?;
-    if r.local() != "challenge" {
-        return Err(sasl_fail(&r));
+    }
+
+    fn offers(&self, features: &Element, mech: &ClientMech) -> bool {
+        let name = mech.name();
+        match (self, mech) {
+            (Profile::Sasl1, ClientMech::Password(_)) => features.child("mechanisms").is_some_and(|m| {
+                m.children
+                    .iter()
+                    .any(|c| c.local() == "mechanism" && c.text.trim() == name)
+            }),
+            (Profile::Sasl1, ClientMech::Ht(_)) => false,
+            (Profile::Sasl2(_), ClientMech::Password(_)) => sasl2::offers(features, name, Offer::Sasl),
+            (Profile::Sasl2(_), ClientMech::Ht(_)) => sasl2::offers(features, name, Offer::Fast),
+        }
+    }
+
+    fn initiate(&self, mechanism: &str, initial_response: &[u8]) -> String {
+        match self {
+            Profile::Sasl1 => format!(
+                "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{mechanism}'>{}</auth>",
+                B64.encode(initial_response)
+            ),
+            Profile::Sasl2(inline) => inline.authenticate(mechanism, initial_response),
+        }
+    }
+
+    fn additional_data<'e>(&self, success: &'e Element) -> &'e str {
+        match self {
+            Profile::Sasl1 => success.text.trim(),
+            Profile::Sasl2(_) => success.child("additional-data").map_or("", |d| d.text.trim()),
+        }
+    }
+}
+
+/// How the server answered a complete exchange.
+enum Answer {
+    /// `<success/>`, its additional data verified.
+    Success(Element),
+    /// `<failure/>`, as a failure reason.
+    Refused(Fail),
+}
+
+/// One SASL exchange: PLAIN, SCRAM (the server signature is verified) or HT (the
+/// server's proof is verified). Errors are for what is not a SASL answer.
+async fn authenticate(
+    sh: &Shared,
+    x: &mut Xmpp,
+    features: &Element,
+    user: &str,
+    mech: &ClientMech,
+    profile: Profile<'_>,
+) -> Result<Answer, Fail> {
+    let a = &sh.args;
+    let stage = x.stage;
+    let name = mech.name();
+    if !profile.offers(features, mech) {
+        return Err(Fail(format!("{stage}: {name} not offered")));
     }
     let decode = |s: &str| {
-        B64.decode(s.trim())
-            .map_err(|_| Fail::new("sasl: server sent bad base64"))
+        B64.decode(s)
+            .map_err(|_| Fail(format!("{stage}: server sent bad base64")))
     };
-    let sf = sc
-        .parse_server_first(&decode(&r.text)?)
-        .map_err(|e| Fail(format!("sasl: {e}")))?;
-    let salted = match sh.salt_cache.get(hash, &a.password, &sf.salt, sf.iterations) {
-        Some(s) => {
-            sh.stats.pbkdf2_cached.fetch_add(1, Relaxed);
-            s
+    let mut scram = None;
+    let initial = match mech {
+        ClientMech::Password(Mechanism::Plain) => scram::plain_message(user, &a.password),
+        ClientMech::Password(m) => {
+            let hash = match m {
+                Mechanism::ScramSha256 => ScramHash::Sha256,
+                _ => ScramHash::Sha1,
+            };
+            let sc = ScramClient::new(hash, user, &ScramClient::random_nonce());
+            let first = sc.client_first().into_bytes();
+            scram = Some((sc, hash));
+            first
         }
-        None => {
-            let (pw, salt, i) = (a.password.clone(), sf.salt.clone(), sf.iterations);
-            let s = tokio::task::spawn_blocking(move || scram::salted_password(hash, &pw, &salt, i))
-                .await
-                .map_err(|_| Fail::new("sasl: PBKDF2 task failed"))?;
-            sh.stats.pbkdf2_runs.fetch_add(1, Relaxed);
-            sh.salt_cache
-                .put(hash, &a.password, &sf.salt, sf.iterations, s.clone());
-            s
-        }
+        ClientMech::Ht(token) => sasl2::ht_initial_response(user, token),
     };
-    let fin = sc.client_final(&sf, &salted);
-    x.send(&format!(
-        "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
-        B64.encode(fin)
-    ))
-    .await?;
+    x.send(&profile.initiate(name, &initial)).await?;
+    let ns = profile.ns();
+    let mut answered = false;
     let mut verified = false;
     loop {
         let r = x.next_element().await?;
-        match r.local() {
-            "success" => {
-                let data = r.text.trim();
-                if !data.is_empty() && data != "=" {
-                    sc.verify_server_final(&decode(data)?)
-                        .map_err(|e| Fail(format!("sasl: {e}")))?;
-                } else if !verified {
-                    return Err(Fail::new("sasl: success without server signature"));
+        match (r.local(), &mut scram) {
+            ("success", _) => {
+                let data = profile.additional_data(&r);
+                let data = if data.is_empty() || data == "=" {
+                    None
+                } else {
+                    Some(decode(data)?)
+                };
+                match (mech, &scram, data) {
+                    (ClientMech::Ht(token), _, d)
+                        if d.as_deref() != Some(&sasl2::ht_responder(token)[..]) =>
+                    {
+                        return Err(Fail(format!("{stage}: server proof missing or wrong")));
+                    }
+                    (ClientMech::Ht(_), _, _) => {}
+                    (_, Some((sc, _)), Some(d)) => sc
+                        .verify_server_final(&d)
+                        .map_err(|e| Fail(format!("{stage}: {e}")))?,
+                    (_, Some(_), None) if !verified => {
+                        return Err(Fail(format!("{stage}: success without server signature")))
+                    }
+                    _ => {}
                 }
-                return Ok(());
+                return Ok(Answer::Success(r));
             }
-            "challenge" if !verified => {
-                // Older servers send the server-final as a challenge and expect an empty response.
-                sc.verify_server_final(&decode(&r.text)?)
-                    .map_err(|e| Fail(format!("sasl: {e}")))?;
-                verified = true;
-                x.send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+            ("challenge", Some((sc, hash))) if !answered => {
+                let sf = sc
+                    .parse_server_first(&decode(r.text.trim())?)
+                    .map_err(|e| Fail(format!("{stage}: {e}")))?;
+                let salted = salted_password(sh, *hash, &sf.salt, sf.iterations).await?;
+                let fin = sc.client_final(&sf, &salted);
+                x.send(&format!("<response xmlns='{ns}'>{}</response>", B64.encode(fin)))
                     .await?;
+                answered = true;
             }
-            _ => return Err(sasl_fail(&r)),
+            ("challenge", Some((sc, _))) if !verified => {
+                // Older servers send the server-final as a challenge and expect an empty response.
+                sc.verify_server_final(&decode(r.text.trim())?)
+                    .map_err(|e| Fail(format!("{stage}: {e}")))?;
+                verified = true;
+                x.send(&format!("<response xmlns='{ns}'/>")).await?;
+            }
+            ("failure", _) => {
+                let cond = r.condition().unwrap_or("unknown");
+                return Ok(Answer::Refused(Fail(format!("{stage}: {cond}"))));
+            }
+            (other, _) => return Err(Fail(format!("{stage}: unexpected <{other}>"))),
         }
     }
+}
+
+/// Hi(password, salt, i), from the cache or computed on the blocking pool.
+async fn salted_password(
+    sh: &Shared,
+    hash: ScramHash,
+    salt: &[u8],
+    iterations: u32,
+) -> Result<Vec<u8>, Fail> {
+    let a = &sh.args;
+    if let Some(s) = sh.salt_cache.get(hash, &a.password, salt, iterations) {
+        sh.stats.pbkdf2_cached.fetch_add(1, Relaxed);
+        return Ok(s);
+    }
+    let (pw, salt_owned) = (a.password.clone(), salt.to_vec());
+    let s = tokio::task::spawn_blocking(move || scram::salted_password(hash, &pw, &salt_owned, iterations))
+        .await
+        .map_err(|_| Fail::new("sasl: PBKDF2 task failed"))?;
+    sh.stats.pbkdf2_runs.fetch_add(1, Relaxed);
+    sh.salt_cache.put(hash, &a.password, salt, iterations, s.clone());
+    Ok(s)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -884,7 +1061,7 @@ enum Attempt {
 }
 
 /// One setup attempt under the concurrency and rate limits, with its outcome recorded.
-async fn connect_counted(sh: &Shared, idx: usize, kind: Attempt) -> Option<Xmpp> {
+async fn connect_counted(sh: &Shared, idx: usize, device: &mut Device, kind: Attempt) -> Option<Xmpp> {
     let _permit = sh.connect_slots.acquire().await.ok()?;
     if let Some(l) = &sh.limiter {
         l.wait().await;
@@ -898,7 +1075,7 @@ async fn connect_counted(sh: &Shared, idx: usize, kind: Attempt) -> Option<Xmpp>
     let mut stage = "connect";
     let r = timeout(
         Duration::from_secs_f64(sh.args.setup_timeout),
-        establish(sh, idx, &mut stage),
+        establish(sh, idx, device, &mut stage),
     )
     .await;
     st.in_flight.fetch_sub(1, Relaxed);
@@ -916,9 +1093,15 @@ async fn connect_counted(sh: &Shared, idx: usize, kind: Attempt) -> Option<Xmpp>
         ),
     };
     match r {
-        Ok((x, jid)) => {
+        Ok((x, jid, path)) => {
             hist.record(t0.elapsed().as_micros() as u64);
             ok.fetch_add(1, Relaxed);
+            let logins = match path {
+                LoginPath::Sasl1 => &st.logins_sasl1,
+                LoginPath::Sasl2 => &st.logins_sasl2,
+                LoginPath::Fast => &st.logins_fast,
+            };
+            logins.fetch_add(1, Relaxed);
             let _ = sh.jids[idx].set(escape(&jid).into());
             sh.alive[idx].store(true, Relaxed);
             Some(x)
@@ -943,7 +1126,9 @@ async fn wait_for_stop(phase: &mut watch::Receiver<Phase>) {
 /// The whole life of session `idx`.
 pub async fn run_session(sh: Arc<Shared>, idx: usize) {
     let mut phase = sh.phase.clone();
-    let first = connect_counted(&sh, idx, Attempt::Initial).await;
+    // The same device logs in again and again: its FAST token carries over (--auth fast).
+    let mut device = Device::new();
+    let first = connect_counted(&sh, idx, &mut device, Attempt::Initial).await;
     sh.setup_done.fetch_add(1, Relaxed);
     sh.setup_notify.notify_one();
     let Some(mut x) = first else { return };
@@ -982,7 +1167,7 @@ pub async fn run_session(sh: Arc<Shared>, idx: usize) {
                         Ok(Wake::Deadline) if Instant::now() < until => {
                             sh.alive[idx].store(false, Relaxed);
                             x.close().await;
-                            match reconnect(&sh, idx, &mut phase, until).await {
+                            match reconnect(&sh, idx, &mut device, &mut phase, until).await {
                                 Some(nx) => {
                                     x = nx;
                                     continue;
@@ -994,7 +1179,7 @@ pub async fn run_session(sh: Arc<Shared>, idx: usize) {
                         Err(f) => {
                             // Lost the connection: count it and reconnect.
                             lost(&f);
-                            match reconnect(&sh, idx, &mut phase, until).await {
+                            match reconnect(&sh, idx, &mut device, &mut phase, until).await {
                                 Some(nx) => {
                                     x = nx;
                                     continue;
@@ -1022,11 +1207,12 @@ pub async fn run_session(sh: Arc<Shared>, idx: usize) {
 async fn reconnect(
     sh: &Shared,
     idx: usize,
+    device: &mut Device,
     phase: &mut watch::Receiver<Phase>,
     until: Instant,
 ) -> Option<Xmpp> {
     loop {
-        if let Some(x) = connect_counted(sh, idx, Attempt::Reconnect).await {
+        if let Some(x) = connect_counted(sh, idx, device, Attempt::Reconnect).await {
             return Some(x);
         }
         let retry = Instant::now() + Duration::from_secs(1);

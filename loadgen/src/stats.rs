@@ -168,6 +168,13 @@ pub struct Stats {
     pub reconnect_failures: Reasons,
     pub reconnect_us: Histogram,
 
+    // login paths of the successful setups, initial and reconnects (see cli::Auth)
+    pub logins_sasl1: AtomicU64,
+    pub logins_sasl2: AtomicU64,
+    pub logins_fast: AtomicU64,
+    /// FAST tokens received in `<success/>`: asked for, or rotated by the server.
+    pub fast_tokens: AtomicU64,
+
     // client internals
     pub pbkdf2_runs: AtomicU64,
     pub pbkdf2_cached: AtomicU64,

@@ -19,6 +19,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
+mod common;
+use common::num;
+
 const PASSWORD: &str = "secret";
 const ITERATIONS: u32 = 256;
 
@@ -576,27 +579,6 @@ async fn loadgen(mock: &Mock, extra: &[&str]) -> Run {
         code: out.status.code().unwrap_or(-1),
         json,
     }
-}
-
-/// The number after `"key":` inside the object that follows `"section":` (or the top level).
-fn num(json: &str, section: &str, key: &str) -> f64 {
-    let from = if section.is_empty() {
-        0
-    } else {
-        json.find(&format!("\"{section}\":")).unwrap()
-    };
-    let pat = format!("\"{key}\":");
-    let p = from
-        + json[from..]
-            .find(&pat)
-            .unwrap_or_else(|| panic!("{key} in {section}"))
-        + pat.len();
-    let v: String = json[p..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
-        .collect();
-    v.parse()
-        .unwrap_or_else(|_| panic!("{key} in {section} is not a number"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
