@@ -195,9 +195,42 @@ fn scram_server(c: &mut Criterion) {
     group.finish();
 }
 
+/// The server side of a FAST login (XEP-0484, HT-SHA-256-EXPR): the initial
+/// response parsed, the initiator's HMAC checked against the stored token key
+/// (constant time), the responder's HMAC made. Storage lookups are not included.
+fn ht_verify(c: &mut Criterion) {
+    use meerkat_engine::sasl::ht::{HtBinding, HtHash, HtMechanism};
+    use meerkat_engine::sasl::ChannelBindings;
+    let mechanism = HtMechanism {
+        hash: HtHash::Sha256,
+        binding: HtBinding::Exporter,
+    };
+    let cb = ChannelBindings {
+        tls_exporter: Some(vec![7; 32]),
+        tls_server_end_point: None,
+    };
+    let token = "t".repeat(160);
+    let key = mechanism.token_key(&token);
+    let response = mechanism
+        .client_initial_response("alice", &token, &cb)
+        .expect("EXPR binding present");
+
+    let mut group = c.benchmark_group("sasl");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("ht_sha256_expr_server", |b| {
+        b.iter(|| {
+            let (authcid, mac) =
+                HtMechanism::parse_initial_response(black_box(&response)).expect("well formed");
+            assert!(mechanism.verify_initiator(&key, &mac, &cb).expect("binding"));
+            black_box((authcid, mechanism.responder(&key, &cb).expect("binding")));
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = hot_paths;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = server_chat_message, hub_route_message, tls_record, scram_server
+    targets = server_chat_message, hub_route_message, tls_record, scram_server, ht_verify
 }
 criterion_main!(hot_paths);

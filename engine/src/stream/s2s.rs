@@ -106,7 +106,7 @@ impl S2sConfig {
         let Ok(name) = ServerName::try_from(domain.to_string()) else {
             return false;
         };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crate::tls::crypto_provider();
         let verifier =
             match rustls::client::WebPkiServerVerifier::builder_with_provider(self.roots.clone(), provider)
                 .build()
@@ -148,7 +148,7 @@ impl S2sClientTls {
     ) -> Result<Self, crate::tls::TlsError> {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::PrivateKeyDer;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crate::tls::crypto_provider();
         let build = |alpn: Option<&[u8]>| -> Result<Arc<rustls::ClientConfig>, crate::tls::TlsError> {
             let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
                 .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
@@ -198,7 +198,7 @@ pub fn server_config_asking_certificates(
     let end_point_hash = crate::tls::end_point_hash(chain[0].as_ref());
     let key = PrivateKeyDer::from_pem_slice(key_pem)
         .map_err(|e| crate::tls::TlsError::PrivateKey(e.to_string()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::tls::crypto_provider();
     let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(Arc::new(AnyCertificate(provider)))

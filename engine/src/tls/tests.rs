@@ -84,6 +84,20 @@ fn buffered(server: &TlsSession) -> usize {
     }
 }
 
+/// A client offering rustls' default order (AES-256 first) gets AES-128-GCM-SHA256:
+/// the server's preference decides (see [`crypto_provider`]).
+#[test]
+fn the_server_prefers_aes_128_gcm_sha256() {
+    let identity = identity();
+    let mut server = TlsSession::new(&identity).unwrap();
+    let mut client = client(client_config(None, &rustls::version::TLS13));
+    handshake(&mut server, &mut client);
+    assert_eq!(
+        client.negotiated_cipher_suite().map(|s| s.suite()),
+        Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+    );
+}
+
 /// RFC 9266: both ends compute the same `tls-exporter` data, whatever the TLS 1.3
 /// suite (and so the hash, SHA-256 or SHA-384) negotiated.
 #[test]
