@@ -356,7 +356,7 @@ fn run(conn: &mut Connection, request: StorageRequest) -> Result<StorageReply> {
         }
         StorageRequest::DeleteRosterItem { owner, contact } => {
             exec(
-                &conn,
+                conn,
                 "DELETE FROM roster_items WHERE owner = ?1 AND contact = ?2",
                 params![owner.bare().to_string(), contact.bare().to_string()],
             )?;
@@ -560,7 +560,7 @@ fn put_roster_item(tx: &Transaction, owner: &str, item: &RosterItem) -> Result<(
     }
     let contact = item.jid.bare().to_string();
     exec(
-        &tx,
+        tx,
         "INSERT INTO roster_items
              (owner, contact, name, subscription, ask_out, pending_in, approved, in_roster)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -580,7 +580,7 @@ fn put_roster_item(tx: &Transaction, owner: &str, item: &RosterItem) -> Result<(
         ],
     )?;
     exec(
-        &tx,
+        tx,
         "DELETE FROM roster_groups WHERE owner = ?1 AND contact = ?2",
         params![owner, contact],
     )?;
