@@ -204,13 +204,19 @@ on_every_runtime! {
     /// the server go on.
     fn a_client_that_never_reads_is_closed(runtime) {
         let port = free_port();
-        let server = server_with(
+        // At debug level the log shows where the messages went if this ever fails
+        // again (it failed once, in a fresh-clone CI run: nothing logged for 30 s
+        // after both logins, on smol; not reproduced since).
+        let server = Server::start_with(
             runtime,
             "slowreader",
             &[("alice", "a-pass"), ("bob", "b-pass")],
-            port,
-            "max_send_queue_size = 65536",
-            "",
+            Extra {
+                toml: format!("[[listen.c2s]]\nport = {port}\nip_address = \"127.0.0.1\"\nmax_send_queue_size = 65536\n"),
+                ports: vec![port],
+                general: "loglevel = \"debug\"".into(),
+                ..Extra::default()
+            },
         );
         let alice = PlainClient::login(port, DOMAIN, "alice", "a-pass", "r");
         let mut bob = PlainClient::login(port, DOMAIN, "bob", "b-pass", "r");
