@@ -703,11 +703,8 @@ impl Session {
     fn route_bosh<M: Sink<ToSession>>(&mut self, body: BoshBody, mailbox: M) -> Option<BoshStart> {
         let reply_to: BoshReplyTo =
             Box::new(move |reply| mailbox.send(ToSession::BoshReply(Box::new(reply))));
-        self.metrics.transport_bytes(
-            Transport::Bosh,
-            true,
-            body.children.iter().map(|c| c.to_xml().len()).sum(),
-        );
+        self.metrics
+            .transport_bytes(Transport::Bosh, true, body.payload_bytes);
         let delivery = BoshDelivery { body, reply_to };
         let (Machine::Http(http), Some(links)) = (&self.machine, &self.bosh) else {
             (delivery.reply_to)(BoshReply::terminate("item-not-found"));

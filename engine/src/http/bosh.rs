@@ -56,6 +56,8 @@ pub struct BoshBody {
     ns_decls: Vec<(String, String)>,
     /// The stanzas and other elements it carries.
     pub children: Vec<Element>,
+    /// Bytes of those elements as received (for the transport's byte counters).
+    pub payload_bytes: usize,
     /// Whether it came over TLS.
     pub secure: bool,
 }
@@ -83,9 +85,13 @@ impl BoshBody {
             _ => return Err(BoshBodyError::Xml("no body element".into())),
         };
         let mut children = Vec::new();
+        let mut payload_bytes = 0;
         loop {
             match parser.next_event().map_err(xml)? {
-                Some(StreamEvent::Element(el, _)) => children.push(el),
+                Some(StreamEvent::Element(el, size)) => {
+                    payload_bytes += size;
+                    children.push(el);
+                }
                 Some(StreamEvent::Close) => break,
                 Some(StreamEvent::Header(_)) => return Err(BoshBodyError::NotABody),
                 None => return Err(BoshBodyError::Xml("incomplete body".into())),
@@ -95,6 +101,7 @@ impl BoshBody {
             attrs: header.attrs,
             ns_decls: header.ns_decls,
             children,
+            payload_bytes,
             secure: false,
         })
     }
